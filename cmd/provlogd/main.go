@@ -1,0 +1,228 @@
+// Command provlogd is the provlog log server: gRPC and REST appends, signed
+// checkpoints, proofs, and the C2SP tlog-tiles read API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/ledger"
+	"github.com/provlog/provlog/log/server"
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
+)
+
+// config is every setting of provlogd; the flags fill it.
+type config struct {
+	DataDir            string
+	GRPCAddr           string
+	HTTPAddr           string
+	Origin             string
+	Storage            string
+	WitnessPolicy      string
+	WitnessFailOpen    bool
+	WitnessTimeout     time.Duration
+	CheckpointInterval time.Duration
+	BatchMaxSize       uint
+	BatchMaxAge        time.Duration
+	PublishTimeout     time.Duration
+	ShutdownTimeout    time.Duration
+	LogFormat          string
+	LogLevel           string
+}
+
+// defaultOrigin names a new log when --origin is not given.
+const defaultOrigin = "localhost/provlog"
+
+func newFlagSet(cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("provlogd", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data-dir", "./provlog-data", "directory for the log, its keys (log.key, log.pub), the admin token and indexes")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8090", "gRPC listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (/log/ tiles, /v1/ REST, /metrics, /healthz)")
+	fs.StringVar(&cfg.Origin, "origin", "", "checkpoint origin of a new log (default \""+defaultOrigin+"\"); must match log.key's name for an existing log")
+	fs.StringVar(&cfg.Storage, "storage", "posix", "storage backend: posix (embedded, on --data-dir)")
+	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", "", "witness policy file (tessera policy format); checkpoints are published only once its quorum has cosigned")
+	fs.BoolVar(&cfg.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints even when the witness quorum is not met (default: fail closed)")
+	fs.DurationVar(&cfg.WitnessTimeout, "witness-timeout", 5*time.Second, "how long publication waits for witness cosignatures")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", time.Second, "how often a new checkpoint is published (at least 100ms)")
+	fs.UintVar(&cfg.BatchMaxSize, "batch-max-size", tessera.DefaultBatchMaxSize, "most entries sequenced in one storage batch")
+	fs.DurationVar(&cfg.BatchMaxAge, "batch-max-age", 100*time.Millisecond, "longest an entry waits for its storage batch to fill")
+	fs.DurationVar(&cfg.PublishTimeout, "publish-timeout", 30*time.Second, "longest an append asking to wait for publication waits")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return fs
+}
+
+func main() {
+	var cfg config
+	fs := newFlagSet(&cfg)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "provlogd: unexpected arguments: %q\n", fs.Args())
+		os.Exit(2)
+	}
+	logger, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "provlogd:", err)
+		os.Exit(2)
+	}
+	klog.SetSlogLogger(logger) // tessera logs through klog
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("provlogd failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q: want text or json", format)
+}
+
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	if cfg.Storage != "posix" {
+		return fmt.Errorf("--storage %q is not supported (yet): only posix", cfg.Storage)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create data dir: %w", err)
+	}
+	signer, vkey, err := ledger.LoadOrCreateKeys(cfg.DataDir, cfg.Origin, defaultOrigin)
+	if err != nil {
+		return err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fmt.Errorf("couldn't parse log verifier key: %w", err)
+	}
+	adminToken, err := auth.LoadOrCreateBootstrapToken(filepath.Join(cfg.DataDir, "admin.token"), ledger.WriteSecretFile)
+	if err != nil {
+		return err
+	}
+	tokens := &auth.Tokens{}
+	tokens.Add(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
+
+	lcfg := ledger.Config{
+		Dir:                cfg.DataDir,
+		Signer:             signer,
+		Verifier:           verifier,
+		CheckpointInterval: cfg.CheckpointInterval,
+		BatchMaxSize:       cfg.BatchMaxSize,
+		BatchMaxAge:        cfg.BatchMaxAge,
+		WitnessFailOpen:    cfg.WitnessFailOpen,
+		WitnessTimeout:     cfg.WitnessTimeout,
+		Logger:             log,
+	}
+	if cfg.WitnessPolicy != "" {
+		p, err := os.ReadFile(cfg.WitnessPolicy)
+		if err != nil {
+			return fmt.Errorf("couldn't read witness policy: %w", err)
+		}
+		wg, err := tessera.NewWitnessGroupFromPolicy(p)
+		if err != nil {
+			return fmt.Errorf("couldn't parse witness policy %s: %w", cfg.WitnessPolicy, err)
+		}
+		lcfg.Witnesses = &wg
+	}
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("couldn't listen for gRPC: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("couldn't listen for HTTP: %w", err)
+	}
+
+	l, err := ledger.Open(ctx, lcfg)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return fmt.Errorf("couldn't open the log: %w", err)
+	}
+	srv, err := server.New(ctx, server.Config{Ledger: l, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout})
+	if err != nil {
+		l.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	log.Info("provlogd serving", "origin", l.Origin(), "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil)
+	srv.SetServing(true)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.GRPC.Serve(grpcLis); err != nil {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := hs.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		srv.SetServing(false)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		if err := hs.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
+		}
+		stopped := make(chan struct{})
+		go func() { srv.GRPC.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			srv.GRPC.Stop()
+			errs = append(errs, errors.New("gRPC graceful stop timed out"))
+		}
+		srv.Close()
+		// Every acknowledged entry is already durable; Close also waits for
+		// it to be integrated and published, and indexes it.
+		if err := l.Close(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("closing the log: %w", err))
+		}
+		return errors.Join(errs...)
+	})
+	err = g.Wait()
+	if ctx.Err() != nil && err == nil {
+		log.Info("stopped cleanly")
+	}
+	return err
+}

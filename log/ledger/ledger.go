@@ -1,0 +1,666 @@
+// Package ledger wires the provlog leaf format to a tessera log: appending
+// with idempotency on (tenant, event id), publishing signed checkpoints,
+// reading entries back and building proofs.
+//
+// Idempotency works in two layers. In memory, every (tenant, event id) being
+// appended or appended recently sits in a sharded map, so concurrent and
+// repeated submissions see each other. On disk, a follower reads every
+// integrated leaf back from the log and records (tenant, event id) -> (index,
+// leaf hash, event digest) with its watermark in one transaction. The disk
+// record is a pure function of the log: after a crash the follower rescans
+// from its watermark before any append is accepted, so an acknowledged event
+// is never appended twice, even if the process died between sequencing it
+// and answering.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/provlog/provlog/log/event"
+	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/client"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Errors returned by the ledger. The service edge maps them to gRPC codes.
+var (
+	// ErrPushback means the log has too many entries outstanding; retry later.
+	ErrPushback = errors.New("log is busy, retry later")
+	// ErrNotFound means the entry or leaf is not in the published log.
+	ErrNotFound = errors.New("not found in the published log")
+	// ErrTreeSize means a tree size beyond the published checkpoint was asked for.
+	ErrTreeSize = errors.New("tree size is beyond the published checkpoint")
+	// ErrNoCheckpoint means nothing has been published yet.
+	ErrNoCheckpoint = errors.New("no checkpoint published yet")
+	// ErrClosed means the ledger is shutting down.
+	ErrClosed = errors.New("log is shutting down")
+)
+
+// ConflictError says the (tenant, event id) is already in the log with
+// different content.
+type ConflictError struct {
+	Tenant, EventID string
+	Index           uint64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("event_id %q of tenant %q is already in the log at index %d with different content", e.EventID, e.Tenant, e.Index)
+}
+
+// Config configures a Ledger.
+type Config struct {
+	// Dir holds the tile log (Dir/log) and the index store (Dir/index.db).
+	Dir string
+	// Signer signs checkpoints; its name is the log's origin.
+	Signer note.Signer
+	// Verifier checks our own checkpoints when reading them back.
+	Verifier note.Verifier
+	// CheckpointInterval is how often a new checkpoint is published (>= 100ms).
+	CheckpointInterval time.Duration
+	// BatchMaxSize and BatchMaxAge bound tessera's sequencing batches.
+	BatchMaxSize uint
+	BatchMaxAge  time.Duration
+	// Witnesses, when non-nil, must cosign a checkpoint before it is published.
+	Witnesses *tessera.WitnessGroup
+	// WitnessFailOpen publishes a checkpoint even when the quorum was not met.
+	WitnessFailOpen bool
+	// WitnessTimeout bounds how long publication waits for witnesses.
+	WitnessTimeout time.Duration
+	// FollowInterval is how often the follower indexes newly integrated leaves.
+	FollowInterval time.Duration
+	// Logger receives operational messages; never event contents.
+	Logger *slog.Logger
+	// Now is the clock for received times; time.Now when nil.
+	Now func() time.Time
+}
+
+// Ledger is a provlog log on tessera. It is safe for concurrent use.
+type Ledger struct {
+	cfg      Config
+	origin   string
+	add      tessera.AddFn
+	shutdown func(context.Context) error
+	reader   tessera.LogReader
+	awaiter  *tessera.PublicationAwaiter
+	store    indexStore
+	log      *slog.Logger
+
+	seed   maphash.Seed
+	shards [64]shard
+
+	leafMu     sync.Mutex
+	recentLeaf map[[32]byte]uint64 // leaf hash -> index, until the follower records it
+
+	cpMu     sync.Mutex
+	cpRaw    []byte
+	cpParsed *log.Checkpoint
+
+	followMu  sync.Mutex // serialises follow passes
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+type shard struct {
+	mu       sync.Mutex
+	inflight map[string]*pending
+	recent   map[string]record // acknowledged, not yet recorded by the follower
+}
+
+type pending struct {
+	digest [32]byte
+	done   chan struct{}
+	rec    record
+	err    error
+}
+
+// Open opens (or creates) the log in cfg.Dir and brings its index up to date
+// with every leaf already in the log before returning.
+func Open(ctx context.Context, cfg Config) (*Ledger, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.FollowInterval <= 0 {
+		cfg.FollowInterval = 500 * time.Millisecond
+	}
+	if cfg.Signer == nil || cfg.Verifier == nil {
+		return nil, errors.New("ledger: Signer and Verifier are required")
+	}
+	logDir := filepath.Join(cfg.Dir, "log")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create log directory: %w", err)
+	}
+	store, err := openBoltStore(filepath.Join(cfg.Dir, "index.db"))
+	if err != nil {
+		return nil, err
+	}
+	bgctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &Ledger{
+		cfg:        cfg,
+		origin:     cfg.Signer.Name(),
+		store:      store,
+		log:        cfg.Logger,
+		seed:       maphash.MakeSeed(),
+		recentLeaf: make(map[[32]byte]uint64),
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		closed:     make(chan struct{}),
+	}
+	for i := range l.shards {
+		l.shards[i].inflight = make(map[string]*pending)
+		l.shards[i].recent = make(map[string]record)
+	}
+	fail := func(err error) (*Ledger, error) {
+		cancel()
+		store.Close()
+		return nil, err
+	}
+
+	driver, err := posix.New(bgctx, posix.Config{Path: logDir})
+	if err != nil {
+		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge)
+	if cfg.Witnesses != nil {
+		opts = opts.WithWitnesses(*cfg.Witnesses, &tessera.WitnessOptions{
+			Timeout:  cfg.WitnessTimeout,
+			FailOpen: cfg.WitnessFailOpen,
+		})
+	}
+	appender, shutdown, reader, err := tessera.NewAppender(bgctx, driver, opts)
+	if err != nil {
+		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
+	}
+	l.add, l.shutdown, l.reader = appender.Add, shutdown, reader
+	l.awaiter = tessera.NewPublicationAwaiter(bgctx, reader.ReadCheckpoint, 50*time.Millisecond)
+
+	// Catch the index up with the log before accepting any append.
+	if err := l.follow(ctx); err != nil {
+		shutdown(ctx)
+		return fail(fmt.Errorf("couldn't index the existing log: %w", err))
+	}
+	go l.followLoop(bgctx)
+	return l, nil
+}
+
+// Origin is the log's checkpoint origin.
+func (l *Ledger) Origin() string { return l.origin }
+
+// Reader gives read access to the tiles, entry bundles and checkpoint, as
+// served under /log/.
+func (l *Ledger) Reader() tessera.LogReader { return l.reader }
+
+// Close stops accepting appends, waits until every acknowledged entry is
+// integrated and covered by a published checkpoint, indexes it, and closes
+// the store.
+func (l *Ledger) Close(ctx context.Context) error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		if e := l.shutdown(ctx); e != nil {
+			err = fmt.Errorf("tessera shutdown: %w", e)
+		}
+		l.cancel()
+		<-l.done
+		if e := l.follow(ctx); e != nil && err == nil {
+			err = fmt.Errorf("final index pass: %w", e)
+		}
+		if e := l.store.Close(); e != nil && err == nil {
+			err = fmt.Errorf("closing index store: %w", e)
+		}
+	})
+	return err
+}
+
+// Submission is one event to append, already validated and authorised.
+type Submission struct {
+	Event     *pb.ProvenanceEvent
+	Submitter string
+}
+
+// Result is the outcome of appending one Submission.
+type Result struct {
+	Index     uint64
+	LeafHash  [32]byte
+	Duplicate bool
+	// Leaf is the leaf bytes, set for new entries only.
+	Leaf []byte
+	Err  error
+}
+
+// Append appends the submissions and waits until each is durably sequenced.
+// Each submission gets its own Result; the returned error is for failures
+// of the whole call only.
+func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
+	res := make([]Result, len(subs))
+	type job struct {
+		i      int
+		key    string
+		sh     *shard
+		p      *pending
+		wait   *pending // someone else is appending this key
+		future tessera.IndexFuture
+		leaf   []byte
+		hash   [32]byte
+	}
+	jobs := make([]job, 0, len(subs))
+	select {
+	case <-l.closed:
+		for i := range res {
+			res[i].Err = ErrClosed
+		}
+		return res
+	default:
+	}
+	// Phase 1: reserve each key, or find it already there.
+	for i, s := range subs {
+		digest, err := event.Digest(s.Event)
+		if err != nil {
+			res[i].Err = fmt.Errorf("encoding event: %w", err)
+			continue
+		}
+		key := dedupeKey(s.Event.GetTenant(), s.Event.GetEventId())
+		sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+		found, p, wait, err := l.reserve(sh, key, digest)
+		switch {
+		case err != nil:
+			res[i].Err = err
+			continue
+		case found != nil:
+			res[i] = l.duplicateResult(s.Event, *found, digest)
+			continue
+		case wait != nil:
+			jobs = append(jobs, job{i: i, key: key, sh: sh, wait: wait})
+			continue
+		}
+		_, leaf, err := event.NewLeaf(s.Event, l.cfg.Now(), s.Submitter)
+		if err != nil {
+			l.release(sh, key, p, record{}, fmt.Errorf("building leaf: %w", err))
+			res[i].Err = fmt.Errorf("building leaf: %w", err)
+			continue
+		}
+		p.digest = digest
+		jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, hash: event.LeafHash(leaf)})
+	}
+	// Phase 2: hand every new leaf to tessera before waiting on any, so a
+	// batch is sequenced together.
+	for j := range jobs {
+		if jobs[j].p != nil {
+			jobs[j].future = l.add(ctx, tessera.NewEntry(jobs[j].leaf))
+		}
+	}
+	// Phase 3: resolve futures.
+	for _, jb := range jobs {
+		if jb.p == nil {
+			continue
+		}
+		idx, err := jb.future()
+		if err != nil {
+			err = mapTesseraErr(err)
+			l.release(jb.sh, jb.key, jb.p, record{}, err)
+			res[jb.i].Err = err
+			continue
+		}
+		rec := record{Key: jb.key, Index: idx.Index, LeafHash: jb.hash, Digest: jb.p.digest}
+		l.release(jb.sh, jb.key, jb.p, rec, nil)
+		res[jb.i] = Result{Index: idx.Index, LeafHash: jb.hash, Leaf: jb.leaf}
+	}
+	// Phase 4: submissions that raced with another append of the same key.
+	for _, jb := range jobs {
+		if jb.wait == nil {
+			continue
+		}
+		s := subs[jb.i]
+		digest, _ := event.Digest(s.Event)
+		select {
+		case <-jb.wait.done:
+		case <-ctx.Done():
+			res[jb.i].Err = ctx.Err()
+			continue
+		}
+		if jb.wait.err != nil {
+			// The other append failed; this one was never tried. Let the
+			// caller retry rather than looping here.
+			res[jb.i].Err = jb.wait.err
+			continue
+		}
+		res[jb.i] = l.duplicateResult(s.Event, jb.wait.rec, digest)
+	}
+	return res
+}
+
+func (l *Ledger) duplicateResult(ev *pb.ProvenanceEvent, r record, digest [32]byte) Result {
+	if r.Digest != digest {
+		return Result{Err: &ConflictError{Tenant: ev.GetTenant(), EventID: ev.GetEventId(), Index: r.Index}}
+	}
+	return Result{Index: r.Index, LeafHash: r.LeafHash, Duplicate: true}
+}
+
+// reserve looks key up in flight, in the recent map and in the store, in that
+// order (the follower commits to the store before evicting from recent, and
+// release fills recent before clearing inflight, so nothing falls between).
+// It returns the existing record, or a pending append to wait for, or a new
+// reservation p that the caller must release.
+func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record, p, wait *pending, err error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if w, ok := sh.inflight[key]; ok {
+		return nil, nil, w, nil
+	}
+	if r, ok := sh.recent[key]; ok {
+		return &r, nil, nil, nil
+	}
+	r, ok, err := l.store.Lookup(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if ok {
+		return &r, nil, nil, nil
+	}
+	p = &pending{digest: digest, done: make(chan struct{})}
+	sh.inflight[key] = p
+	return nil, p, nil, nil
+}
+
+func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err error) {
+	if err == nil {
+		l.leafMu.Lock()
+		l.recentLeaf[rec.LeafHash] = rec.Index
+		l.leafMu.Unlock()
+	}
+	sh.mu.Lock()
+	if err == nil {
+		sh.recent[key] = rec
+	}
+	delete(sh.inflight, key)
+	sh.mu.Unlock()
+	p.rec, p.err = rec, err
+	close(p.done)
+}
+
+func mapTesseraErr(err error) error {
+	switch {
+	case errors.Is(err, tessera.ErrPushback):
+		return fmt.Errorf("%w: %v", ErrPushback, err)
+	default:
+		return fmt.Errorf("sequencing entry: %w", err)
+	}
+}
+
+// AwaitPublished blocks until a published checkpoint covers index, and returns
+// that checkpoint.
+func (l *Ledger) AwaitPublished(ctx context.Context, index uint64) ([]byte, error) {
+	_, cp, err := l.awaiter.Await(ctx, func() (tessera.Index, error) { return tessera.Index{Index: index}, nil })
+	if err != nil {
+		return nil, fmt.Errorf("waiting for a checkpoint covering index %d: %w", index, err)
+	}
+	return cp, nil
+}
+
+// Checkpoint returns the latest published checkpoint, raw and parsed.
+func (l *Ledger) Checkpoint(ctx context.Context) ([]byte, *log.Checkpoint, error) {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, ErrNoCheckpoint
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	return l.parseCheckpoint(raw)
+}
+
+func (l *Ledger) parseCheckpoint(raw []byte) ([]byte, *log.Checkpoint, error) {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if l.cpParsed != nil && string(l.cpRaw) == string(raw) {
+		return l.cpRaw, l.cpParsed, nil
+	}
+	cp, _, _, err := log.ParseCheckpoint(raw, l.origin, l.cfg.Verifier)
+	if err != nil {
+		return nil, nil, fmt.Errorf("our own checkpoint does not verify: %w", err)
+	}
+	l.cpRaw, l.cpParsed = raw, cp
+	return raw, cp, nil
+}
+
+// Entry returns the leaf at index, which must be in the published tree.
+func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	_, cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if index >= cp.Size {
+		return nil, ErrNotFound
+	}
+	return l.readLeaf(ctx, index, cp.Size)
+}
+
+func (l *Ledger) readLeaf(ctx context.Context, index, treeSize uint64) ([]byte, error) {
+	b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, index/256, treeSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d: %w", index/256, err)
+	}
+	i := index % 256
+	if i >= uint64(len(b.Entries)) {
+		return nil, fmt.Errorf("entry bundle %d holds %d entries, want index %d", index/256, len(b.Entries), index)
+	}
+	return b.Entries[i], nil
+}
+
+// IndexOfLeaf finds a leaf by its RFC 6962 hash.
+func (l *Ledger) IndexOfLeaf(hash [32]byte) (uint64, error) {
+	l.leafMu.Lock()
+	idx, ok := l.recentLeaf[hash]
+	l.leafMu.Unlock()
+	if ok {
+		return idx, nil
+	}
+	idx, ok, err := l.store.LookupLeaf(hash)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, ErrNotFound
+	}
+	return idx, nil
+}
+
+// InclusionProof proves leaf index is in the tree of treeSize; treeSize 0
+// means the latest checkpoint, which is returned too.
+func (l *Ledger) InclusionProof(ctx context.Context, index, treeSize uint64) (proof [][]byte, size uint64, cpRaw []byte, err error) {
+	raw, cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if treeSize == 0 {
+		treeSize = cp.Size
+	} else {
+		raw = nil
+	}
+	if treeSize > cp.Size {
+		return nil, 0, nil, ErrTreeSize
+	}
+	if index >= treeSize {
+		return nil, 0, nil, ErrNotFound
+	}
+	builder, err := client.NewProofBuilder(ctx, treeSize, l.reader.ReadTile)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("building proof at size %d: %w", treeSize, err)
+	}
+	p, err := builder.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, treeSize, err)
+	}
+	return p, treeSize, raw, nil
+}
+
+// ConsistencyProof proves the tree of size from is a prefix of the tree of
+// size to; to 0 means the latest checkpoint, which is returned too.
+func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) (proof [][]byte, size uint64, cpRaw []byte, err error) {
+	raw, cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if to == 0 {
+		to = cp.Size
+	} else {
+		raw = nil
+	}
+	if to > cp.Size {
+		return nil, 0, nil, ErrTreeSize
+	}
+	if from > to {
+		return nil, 0, nil, fmt.Errorf("%w: from_size %d > to_size %d", ErrTreeSize, from, to)
+	}
+	builder, err := client.NewProofBuilder(ctx, to, l.reader.ReadTile)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("building proof at size %d: %w", to, err)
+	}
+	p, err := builder.ConsistencyProof(ctx, from, to)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("consistency proof %d -> %d: %w", from, to, err)
+	}
+	return p, to, raw, nil
+}
+
+// followLoop indexes newly integrated leaves until ctx ends.
+func (l *Ledger) followLoop(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.FollowInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.follow(ctx); err != nil && ctx.Err() == nil {
+			l.log.Error("indexing the log failed; will retry", "err", err)
+		}
+	}
+}
+
+// follow records every integrated leaf past the watermark, then evicts what
+// it recorded from the in-memory maps.
+func (l *Ledger) follow(ctx context.Context) error {
+	l.followMu.Lock()
+	defer l.followMu.Unlock()
+	wm, err := l.store.Watermark()
+	if err != nil {
+		return err
+	}
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("reading integrated size: %w", err)
+	}
+	const maxPass = 64 * 256 // leaves per transaction
+	for wm < size {
+		end := min(size, wm+maxPass)
+		recs := make([]record, 0, end-wm)
+		for idx := wm; idx < end; {
+			bi := idx / 256
+			b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bi, size)
+			if err != nil {
+				return fmt.Errorf("reading entry bundle %d: %w", bi, err)
+			}
+			for ; idx < end && idx/256 == bi; idx++ {
+				j := idx % 256
+				if j >= uint64(len(b.Entries)) {
+					return fmt.Errorf("entry bundle %d holds %d entries, want index %d", bi, len(b.Entries), idx)
+				}
+				recs = append(recs, l.recordOf(idx, b.Entries[j]))
+			}
+		}
+		if err := l.store.Commit(recs, end); err != nil {
+			return err
+		}
+		l.evict(end)
+		wm = end
+	}
+	return nil
+}
+
+func (l *Ledger) recordOf(idx uint64, leaf []byte) record {
+	hash := event.LeafHash(leaf)
+	entry, err := event.DecodeLeaf(leaf)
+	if err != nil {
+		// Only the ledger writes leaves; one that does not decode is a bug
+		// or tampering. Keep its hash so proofs by hash still work.
+		l.log.Error("leaf does not decode", "index", idx, "err", err)
+		return record{Key: fmt.Sprintf("\x00undecodable\x00%d", idx), Index: idx, LeafHash: hash}
+	}
+	var d [32]byte
+	copy(d[:], entry.GetEventDigest())
+	return record{Key: dedupeKey(entry.GetEvent().GetTenant(), entry.GetEvent().GetEventId()), Index: idx, LeafHash: hash, Digest: d}
+}
+
+func (l *Ledger) evict(watermark uint64) {
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for k, r := range sh.recent {
+			if r.Index < watermark {
+				delete(sh.recent, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	l.leafMu.Lock()
+	for h, idx := range l.recentLeaf {
+		if idx < watermark {
+			delete(l.recentLeaf, h)
+		}
+	}
+	l.leafMu.Unlock()
+}
+
+// Receipt waits until a published checkpoint covers index and returns that
+// checkpoint with an inclusion proof of the leaf to it.
+func (l *Ledger) Receipt(ctx context.Context, index uint64) (cpRaw []byte, proof [][]byte, err error) {
+	raw, err := l.AwaitPublished(ctx, index)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, cp, err := l.parseCheckpoint(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.ProofAt(ctx, raw, cp.Size, index)
+}
+
+// ProofAt returns cpRaw and an inclusion proof of index in the tree of size.
+func (l *Ledger) ProofAt(ctx context.Context, cpRaw []byte, size, index uint64) ([]byte, [][]byte, error) {
+	builder, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building proof at size %d: %w", size, err)
+	}
+	p, err := builder.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, size, err)
+	}
+	return cpRaw, p, nil
+}
+
+// ParseCheckpoint verifies one of this log's checkpoints and parses it.
+func (l *Ledger) ParseCheckpoint(raw []byte) (*log.Checkpoint, error) {
+	_, cp, err := l.parseCheckpoint(raw)
+	return cp, err
+}

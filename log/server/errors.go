@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/provlog/provlog/log/event"
+	"github.com/provlog/provlog/log/ledger"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// ExistingIndexKey is the trailer carrying the index of the event that an
+// AlreadyExists error conflicts with.
+const ExistingIndexKey = "provlog-existing-index"
+
+// toStatus is the one place errors become gRPC statuses. Internal details
+// are logged here and never sent to the caller.
+func toStatus(ctx context.Context, log *slog.Logger, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var fe *event.FieldError
+	var ce *ledger.ConflictError
+	switch {
+	case errors.As(err, &fe):
+		st := status.New(codes.InvalidArgument, fe.Error())
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Reason}}}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.As(err, &ce):
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(ExistingIndexKey, strconv.FormatUint(ce.Index, 10)))
+		return status.Error(codes.AlreadyExists, ce.Error())
+	case errors.Is(err, ledger.ErrPushback):
+		st := status.New(codes.Unavailable, "log is busy: too many entries outstanding; retry after the delay given in RetryInfo")
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(200 * time.Millisecond)}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, ledger.ErrClosed):
+		return status.Error(codes.Unavailable, "log is shutting down; retry against another instance or later")
+	case errors.Is(err, ledger.ErrNoCheckpoint):
+		return status.Error(codes.Unavailable, "no checkpoint published yet; retry shortly")
+	case errors.Is(err, ledger.ErrNotFound):
+		return status.Error(codes.NotFound, "not found in the published log")
+	case errors.Is(err, ledger.ErrTreeSize):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Errorf(codes.DeadlineExceeded, "%s: deadline exceeded", op)
+	case errors.Is(err, context.Canceled):
+		return status.Errorf(codes.Canceled, "%s: canceled", op)
+	}
+	log.ErrorContext(ctx, "internal error", "op", op, "err", err)
+	return status.Errorf(codes.Internal, "%s failed: internal error", op)
+}
+
+// invalid is an InvalidArgument naming field.
+func invalid(field, reason string) error {
+	return toStatus(context.Background(), nil, "", &event.FieldError{Field: field, Reason: reason})
+}

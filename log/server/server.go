@@ -1,0 +1,159 @@
+// Package server exposes a ledger over gRPC (with health and reflection), the
+// grpc-gateway REST mapping under /v1/, the tlog-tiles read API under /log/,
+// Prometheus metrics under /metrics and liveness under /healthz.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/ledger"
+	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Limits on what one request may carry.
+const (
+	// MaxRecvMsgSize bounds one gRPC message (a batch of events).
+	MaxRecvMsgSize = 16 << 20
+	// MaxHTTPBody bounds one REST request body.
+	MaxHTTPBody = 16 << 20
+)
+
+// Config configures a Server.
+type Config struct {
+	Ledger *ledger.Ledger
+	Auth   auth.Authenticator
+	Logger *slog.Logger
+	// PublishTimeout bounds how long an append waiting for publication waits.
+	PublishTimeout time.Duration
+	// Now is the clock for validation; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server holds the gRPC server and the HTTP handler of one provlogd.
+type Server struct {
+	GRPC    *grpc.Server
+	health  *health.Server
+	http    http.Handler
+	inproc  *bufconn.Listener
+	gwConn  *grpc.ClientConn
+	log     *slog.Logger
+	serving atomic.Bool
+}
+
+// Policy is the permission each gRPC method needs.
+var Policy = auth.Policy{
+	Methods: map[string]auth.Permission{
+		pb.LogService_Append_FullMethodName:              auth.PermAppend,
+		pb.LogService_AppendBatch_FullMethodName:         auth.PermAppend,
+		pb.LogService_GetEntry_FullMethodName:            auth.PermRead,
+		pb.LogService_GetCheckpoint_FullMethodName:       auth.PermProof,
+		pb.LogService_GetInclusionProof_FullMethodName:   auth.PermProof,
+		pb.LogService_GetConsistencyProof_FullMethodName: auth.PermProof,
+	},
+	// Health and reflection expose no data: load balancers and grpcurl use
+	// them without credentials.
+	PublicPrefixes: []string{"/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"},
+}
+
+// New builds the servers. Call Close when done.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 30 * time.Second
+	}
+	m := newMetrics()
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), recoverUnary(cfg.Logger)),
+		grpc.ChainStreamInterceptor(logStream(cfg.Logger), m.stream(), auth.StreamInterceptor(cfg.Auth, Policy), recoverStream(cfg.Logger)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute}),
+	)
+	pb.RegisterLogServiceServer(g, &logService{
+		ledger:         cfg.Ledger,
+		log:            cfg.Logger,
+		publishTimeout: cfg.PublishTimeout,
+		now:            cfg.Now,
+		metrics:        m,
+	})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+
+	s := &Server{GRPC: g, health: hs, log: cfg.Logger, inproc: bufconn.Listen(1 << 20)}
+	go g.Serve(s.inproc)
+
+	// The gateway goes through the gRPC server (in process), so REST gets
+	// exactly the same interceptors: auth, validation, metrics.
+	conn, err := grpc.NewClient("passthrough:///provlogd-inproc",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(MaxRecvMsgSize), grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't connect the REST gateway: %w", err)
+	}
+	s.gwConn = conn
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+	)
+	if err := pb.RegisterLogServiceHandler(ctx, gw, conn); err != nil {
+		return nil, fmt.Errorf("couldn't register the REST gateway: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxHTTPBody))
+	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
+	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermRead, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.serving.Load() {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	s.http = mux
+	return s, nil
+}
+
+// HTTPHandler is the handler for the HTTP listener.
+func (s *Server) HTTPHandler() http.Handler { return s.http }
+
+// SetServing flips health to SERVING or NOT_SERVING.
+func (s *Server) SetServing(ok bool) {
+	s.serving.Store(ok)
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(pb.LogService_ServiceDesc.ServiceName, st)
+}
+
+// Close releases the in-process gateway connection.
+func (s *Server) Close() error { return s.gwConn.Close() }

@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/event"
+	"github.com/provlog/provlog/log/ledger"
+	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// logService implements provlog.v1.LogService on a ledger.
+type logService struct {
+	pb.UnimplementedLogServiceServer
+	ledger         *ledger.Ledger
+	log            *slog.Logger
+	publishTimeout time.Duration
+	now            func() time.Time
+	metrics        *metrics
+}
+
+// checkEvent validates one event and the caller's right to append it.
+func (s *logService) checkEvent(id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
+	if ev == nil {
+		return &event.FieldError{Field: field, Reason: "required"}
+	}
+	if err := event.Validate(ev, s.now()); err != nil {
+		var fe *event.FieldError
+		if errors.As(err, &fe) && field != "event" {
+			return &event.FieldError{Field: field + "." + fe.Field, Reason: fe.Reason}
+		}
+		return err
+	}
+	if !id.CanActFor(ev.GetTenant()) {
+		return status.Errorf(codes.PermissionDenied, "%s.tenant: not allowed to append for tenant %q", field, ev.GetTenant())
+	}
+	return nil
+}
+
+func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
+	id := auth.FromContext(ctx)
+	if err := s.checkWait(req.GetWait()); err != nil {
+		return nil, err
+	}
+	if err := s.checkEvent(id, req.GetEvent(), "event"); err != nil {
+		return nil, toStatus(ctx, s.log, "Append", err)
+	}
+	start := time.Now()
+	r := s.ledger.Append(ctx, []ledger.Submission{{Event: req.GetEvent(), Submitter: id.Name}})[0]
+	if r.Err != nil {
+		s.metrics.appended("error")
+		return nil, toStatus(ctx, s.log, "Append", r.Err)
+	}
+	s.metrics.appendDone(r.Duplicate, time.Since(start), "sequenced")
+	resp := &pb.AppendResponse{Index: r.Index, LeafHash: r.LeafHash[:], Duplicate: r.Duplicate}
+	if req.GetWait() == pb.WaitFor_WAIT_FOR_PUBLISHED {
+		wctx, cancel := context.WithTimeout(ctx, s.publishTimeout)
+		defer cancel()
+		cp, proof, err := s.ledger.Receipt(wctx, r.Index)
+		if err != nil {
+			return nil, s.publishErr(ctx, r.Index, err)
+		}
+		leaf := r.Leaf
+		if leaf == nil {
+			if leaf, err = s.ledger.Entry(ctx, r.Index); err != nil {
+				return nil, toStatus(ctx, s.log, "Append", err)
+			}
+		}
+		resp.Receipt = &pb.Receipt{Index: r.Index, Leaf: leaf, Checkpoint: cp, InclusionProof: proof}
+		s.metrics.appendLatency.WithLabelValues("published").Observe(time.Since(start).Seconds())
+	}
+	return resp, nil
+}
+
+func (s *logService) checkWait(w pb.WaitFor) error {
+	if _, ok := pb.WaitFor_name[int32(w)]; !ok {
+		return invalid("wait", fmt.Sprintf("unknown value %d", w))
+	}
+	return nil
+}
+
+// publishErr explains a publication wait that did not finish: the event is
+// sequenced and durable either way, so the caller may simply retry (the
+// retry is a duplicate and waits again).
+func (s *logService) publishErr(ctx context.Context, index uint64, err error) error {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return status.Errorf(codes.Unavailable, "event sequenced at index %d but no checkpoint covering it was published within %v (witness quorum not met?); it is durable: retry to get the receipt", index, s.publishTimeout)
+	}
+	return toStatus(ctx, s.log, "Append", err)
+}
+
+func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest) (*pb.AppendBatchResponse, error) {
+	id := auth.FromContext(ctx)
+	if err := s.checkWait(req.GetWait()); err != nil {
+		return nil, err
+	}
+	evs := req.GetEvents()
+	if len(evs) == 0 {
+		return nil, invalid("events", "at least one event is required")
+	}
+	if len(evs) > event.MaxBatch {
+		return nil, invalid("events", fmt.Sprintf("%d events exceed the batch limit of %d", len(evs), event.MaxBatch))
+	}
+	start := time.Now()
+	results := make([]*pb.AppendResult, len(evs))
+	subs := make([]ledger.Submission, 0, len(evs))
+	pos := make([]int, 0, len(evs))
+	for i, ev := range evs {
+		if err := s.checkEvent(id, ev, fmt.Sprintf("events[%d]", i)); err != nil {
+			results[i] = &pb.AppendResult{Error: appendError(ctx, s.log, err)}
+			s.metrics.appended("invalid")
+			continue
+		}
+		subs = append(subs, ledger.Submission{Event: ev, Submitter: id.Name})
+		pos = append(pos, i)
+	}
+	var maxIndex uint64
+	var anyOK bool
+	rs := s.ledger.Append(ctx, subs)
+	for j, r := range rs {
+		i := pos[j]
+		if r.Err != nil {
+			results[i] = &pb.AppendResult{Error: appendError(ctx, s.log, r.Err)}
+			s.metrics.appended("error")
+			continue
+		}
+		s.metrics.appendDone(r.Duplicate, time.Since(start), "sequenced")
+		results[i] = &pb.AppendResult{Index: r.Index, LeafHash: r.LeafHash[:], Duplicate: r.Duplicate}
+		maxIndex, anyOK = max(maxIndex, r.Index), true
+	}
+	resp := &pb.AppendBatchResponse{Results: results}
+	if req.GetWait() != pb.WaitFor_WAIT_FOR_PUBLISHED || !anyOK {
+		return resp, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.publishTimeout)
+	defer cancel()
+	cpRaw, err := s.ledger.AwaitPublished(wctx, maxIndex)
+	if err != nil {
+		return nil, s.publishErr(ctx, maxIndex, err)
+	}
+	cp, err := s.ledger.ParseCheckpoint(cpRaw)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "AppendBatch", err)
+	}
+	resp.Checkpoint = cpRaw
+	for j, r := range rs {
+		if r.Err != nil {
+			continue
+		}
+		res := results[pos[j]]
+		_, proof, err := s.ledger.ProofAt(ctx, cpRaw, cp.Size, r.Index)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, "AppendBatch", err)
+		}
+		leaf := r.Leaf
+		if leaf == nil {
+			if leaf, err = s.ledger.Entry(ctx, r.Index); err != nil {
+				return nil, toStatus(ctx, s.log, "AppendBatch", err)
+			}
+		}
+		res.Receipt = &pb.Receipt{Index: r.Index, Leaf: leaf, Checkpoint: cpRaw, InclusionProof: proof}
+	}
+	s.metrics.appendLatency.WithLabelValues("published").Observe(time.Since(start).Seconds())
+	return resp, nil
+}
+
+// appendError turns one event's failure into the batch's per-event error.
+func appendError(ctx context.Context, log *slog.Logger, err error) *pb.AppendError {
+	st, _ := status.FromError(toStatus(ctx, log, "AppendBatch", err))
+	ae := &pb.AppendError{Code: int32(st.Code()), Message: st.Message()}
+	var fe *event.FieldError
+	if errors.As(err, &fe) {
+		ae.Field = fe.Field
+	}
+	return ae
+}
+
+func (s *logService) GetCheckpoint(ctx context.Context, _ *pb.GetCheckpointRequest) (*pb.GetCheckpointResponse, error) {
+	raw, cp, err := s.ledger.Checkpoint(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "GetCheckpoint", err)
+	}
+	return &pb.GetCheckpointResponse{Checkpoint: raw, Origin: cp.Origin, Size: cp.Size, RootHash: cp.Hash}, nil
+}
+
+func (s *logService) GetEntry(ctx context.Context, req *pb.GetEntryRequest) (*pb.GetEntryResponse, error) {
+	leaf, err := s.ledger.Entry(ctx, req.GetIndex())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "GetEntry", err)
+	}
+	entry, err := event.DecodeLeaf(leaf)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "GetEntry", fmt.Errorf("leaf %d does not decode: %w", req.GetIndex(), err))
+	}
+	// A foreign tenant's entry is NotFound, not PermissionDenied, so its
+	// existence does not leak.
+	if !auth.FromContext(ctx).CanActFor(entry.GetEvent().GetTenant()) {
+		return nil, toStatus(ctx, s.log, "GetEntry", ledger.ErrNotFound)
+	}
+	h := event.LeafHash(leaf)
+	return &pb.GetEntryResponse{Index: req.GetIndex(), Leaf: leaf, LeafHash: h[:], Entry: entry}, nil
+}
+
+func (s *logService) GetInclusionProof(ctx context.Context, req *pb.GetInclusionProofRequest) (*pb.GetInclusionProofResponse, error) {
+	var index uint64
+	switch l := req.GetLeaf().(type) {
+	case *pb.GetInclusionProofRequest_Index:
+		index = l.Index
+	case *pb.GetInclusionProofRequest_LeafHash:
+		if len(l.LeafHash) != 32 {
+			return nil, invalid("leaf_hash", fmt.Sprintf("must be 32 bytes, got %d", len(l.LeafHash)))
+		}
+		var h [32]byte
+		copy(h[:], l.LeafHash)
+		i, err := s.ledger.IndexOfLeaf(h)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, "GetInclusionProof", err)
+		}
+		index = i
+	default:
+		return nil, invalid("leaf", "one of index or leaf_hash is required")
+	}
+	proof, size, cp, err := s.ledger.InclusionProof(ctx, index, req.GetTreeSize())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "GetInclusionProof", err)
+	}
+	leaf, err := s.ledger.Entry(ctx, index)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "GetInclusionProof", err)
+	}
+	h := event.LeafHash(leaf)
+	if lh, ok := req.GetLeaf().(*pb.GetInclusionProofRequest_LeafHash); ok && string(lh.LeafHash) != string(h[:]) {
+		return nil, toStatus(ctx, s.log, "GetInclusionProof", ledger.ErrNotFound)
+	}
+	return &pb.GetInclusionProofResponse{Index: index, TreeSize: size, LeafHash: h[:], Proof: proof, Checkpoint: cp}, nil
+}
+
+func (s *logService) GetConsistencyProof(ctx context.Context, req *pb.GetConsistencyProofRequest) (*pb.GetConsistencyProofResponse, error) {
+	if req.GetToSize() != 0 && req.GetFromSize() > req.GetToSize() {
+		return nil, invalid("from_size", fmt.Sprintf("%d is larger than to_size %d", req.GetFromSize(), req.GetToSize()))
+	}
+	proof, size, cp, err := s.ledger.ConsistencyProof(ctx, req.GetFromSize(), req.GetToSize())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "GetConsistencyProof", err)
+	}
+	return &pb.GetConsistencyProofResponse{FromSize: req.GetFromSize(), ToSize: size, Proof: proof, Checkpoint: cp}, nil
+}
