@@ -129,25 +129,26 @@ func (s *boltStore) Watermark() (uint64, error) {
 func (s *boltStore) Commit(recs []record, watermark uint64) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		ev, lv := tx.Bucket(bucketEvents), tx.Bucket(bucketLeaves)
-		var val [72]byte
-		var ib [8]byte
+		// bbolt keeps references to keys and values until the transaction
+		// ends: every Put needs its own buffer.
 		for _, r := range recs {
+			val := make([]byte, 72)
+			ib := make([]byte, 8)
 			if old := ev.Get([]byte(r.Key)); old != nil && binary.BigEndian.Uint64(old) <= r.Index {
 				continue
 			}
 			binary.BigEndian.PutUint64(val[:8], r.Index)
 			copy(val[8:40], r.LeafHash[:])
 			copy(val[40:], r.Digest[:])
-			if err := ev.Put([]byte(r.Key), val[:]); err != nil {
+			if err := ev.Put([]byte(r.Key), val); err != nil {
 				return err
 			}
 			binary.BigEndian.PutUint64(ib[:], r.Index)
-			if err := lv.Put(r.LeafHash[:], ib[:]); err != nil {
+			if err := lv.Put(append([]byte(nil), r.LeafHash[:]...), ib); err != nil {
 				return err
 			}
 		}
-		binary.BigEndian.PutUint64(ib[:], watermark)
-		return tx.Bucket(bucketMeta).Put(keyWatermark, ib[:])
+		return tx.Bucket(bucketMeta).Put(keyWatermark, binary.BigEndian.AppendUint64(nil, watermark))
 	})
 	if err != nil {
 		return fmt.Errorf("committing %d index records at watermark %d: %w", len(recs), watermark, err)

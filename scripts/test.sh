@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite: what README.md tells a newcomer to run and what CI
+# runs (.ci/run). It installs what it needs (pinned protobuf plugins, from the
+# Go module proxy) and checks formatting, vet, generated code and go.mod
+# before running every test, end-to-end ones included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null; then
+  echo "test.sh: Go 1.26 is required (https://go.dev/dl/)" >&2
+  exit 2
+fi
+
+echo "== gofmt"
+unformatted=$(git ls-files -co --exclude-standard '*.go' | xargs gofmt -l)
+if [[ -n $unformatted ]]; then
+  echo "not gofmt-ed:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+echo "== go mod tidy"
+go mod tidy -diff
+
+echo "== go vet"
+go vet ./...
+
+echo "== generated code matches proto/"
+before=$(find proto -type f -print0 | sort -z | xargs -0 sha256sum)
+scripts/gen-proto.sh
+after=$(find proto -type f -print0 | sort -z | xargs -0 sha256sum)
+if [[ $before != "$after" ]]; then
+  echo "regenerating proto/ changed it: run scripts/gen-proto.sh and commit the result" >&2
+  diff <(echo "$before") <(echo "$after") >&2 || true
+  exit 1
+fi
+
+echo "== go test"
+go test -race -count=1 -timeout 30m ./...
