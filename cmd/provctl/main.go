@@ -88,6 +88,7 @@ func verifyReceipt(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 	var vr *client.VerifiedReceipt
+	var verr error
 	if *eventFile != "" {
 		b, err := os.ReadFile(*eventFile)
 		if err != nil {
@@ -99,12 +100,12 @@ func verifyReceipt(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "provctl: %s: %v\n", *eventFile, err)
 			return exitUsage
 		}
-		vr, err = client.VerifyReceiptFor(r, v, &ev)
+		vr, verr = client.VerifyReceiptFor(r, v, &ev)
 	} else {
-		vr, err = client.VerifyReceipt(r, v)
+		vr, verr = client.VerifyReceipt(r, v)
 	}
-	if err != nil {
-		fmt.Fprintln(stdout, "FAILED:", err)
+	if verr != nil {
+		fmt.Fprintln(stdout, "FAILED:", verr)
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "verified: event %q of tenant %q is leaf %d of %s, in the signed checkpoint of size %d\n",
