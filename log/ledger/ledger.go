@@ -260,6 +260,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		future tessera.IndexFuture
 		leaf   []byte
 		hash   [32]byte
+		digest [32]byte
 	}
 	jobs := make([]job, 0, len(subs))
 	select {
@@ -270,35 +271,27 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		return res
 	default:
 	}
-	// Phase 1: reserve each key, or find it already there.
+	// Phase 1: build each leaf, then reserve its key or find it already there.
 	for i, s := range subs {
-		digest, err := event.Digest(s.Event)
+		entry, leaf, err := event.NewLeaf(s.Event, l.cfg.Now(), s.Submitter)
 		if err != nil {
-			res[i].Err = fmt.Errorf("encoding event: %w", err)
+			res[i].Err = fmt.Errorf("building leaf: %w", err)
 			continue
 		}
+		digest := [32]byte(entry.GetEventDigest())
 		key := dedupeKey(s.Event.GetTenant(), s.Event.GetEventId())
 		sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 		found, p, wait, err := l.reserve(sh, key, digest)
 		switch {
 		case err != nil:
 			res[i].Err = err
-			continue
 		case found != nil:
 			res[i] = l.duplicateResult(s.Event, *found, digest)
-			continue
 		case wait != nil:
-			jobs = append(jobs, job{i: i, key: key, sh: sh, wait: wait})
-			continue
+			jobs = append(jobs, job{i: i, key: key, sh: sh, wait: wait, digest: digest})
+		default:
+			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, hash: event.LeafHash(leaf), digest: digest})
 		}
-		_, leaf, err := event.NewLeaf(s.Event, l.cfg.Now(), s.Submitter)
-		if err != nil {
-			l.release(sh, key, p, record{}, fmt.Errorf("building leaf: %w", err))
-			res[i].Err = fmt.Errorf("building leaf: %w", err)
-			continue
-		}
-		p.digest = digest
-		jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, hash: event.LeafHash(leaf)})
 	}
 	// Phase 2: hand every new leaf to tessera before waiting on any, so a
 	// batch is sequenced together.
@@ -329,7 +322,6 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			continue
 		}
 		s := subs[jb.i]
-		digest, _ := event.Digest(s.Event)
 		select {
 		case <-jb.wait.done:
 		case <-ctx.Done():
@@ -342,7 +334,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			res[jb.i].Err = jb.wait.err
 			continue
 		}
-		res[jb.i] = l.duplicateResult(s.Event, jb.wait.rec, digest)
+		res[jb.i] = l.duplicateResult(s.Event, jb.wait.rec, jb.digest)
 	}
 	return res
 }
