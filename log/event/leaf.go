@@ -1,0 +1,242 @@
+package event
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
+)
+
+const (
+	// SchemaVersion is the only ProvenanceEvent.schema_version accepted.
+	SchemaVersion = 1
+	// LeafVersion is the LeafEntry.leaf_version of the leaves this package
+	// writes, and the only one DecodeLeaf accepts.
+	LeafVersion = 1
+	// MaxEventBytes bounds the canonical encoding of one event.
+	MaxEventBytes = 64 << 10
+	// MaxBatch is the most events one AppendBatch may carry.
+	MaxBatch = 1000
+)
+
+// signaturePrefix is the domain-separation prefix of SigningPayload. It
+// keeps a signature over an event from being valid for anything else the
+// same key might sign, and the other way round.
+const signaturePrefix = "provlog event signature v1\n"
+
+// maxSubmitterLen bounds LeafEntry.submitter, in bytes.
+const maxSubmitterLen = 1024
+
+// maxLeafBytes bounds a leaf: the event, plus the leaf map header and its
+// five 1-byte keys, leaf_version (1 byte), received_time (at most 9),
+// submitter (at most maxSubmitterLen and a 3-byte header) and event_digest
+// (34).
+const maxLeafBytes = MaxEventBytes + 6 + 1 + 9 + maxSubmitterLen + 3 + 34
+
+// The latest Unix time, in whole seconds and the nanoseconds beyond them,
+// whose nanosecond count fits in an int64: 2262-04-11T23:47:16.854775807Z.
+const (
+	maxUnixSec  = math.MaxInt64 / 1_000_000_000
+	maxUnixNano = math.MaxInt64 % 1_000_000_000
+)
+
+// scratch holds encoding buffers, so that encoding costs one allocation of
+// the exact result size (or none, for Validate's size check).
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getScratch() *[]byte { return scratch.Get().(*[]byte) }
+
+func putScratch(p *[]byte) {
+	if cap(*p) <= 2*maxLeafBytes {
+		*p = (*p)[:0]
+		scratch.Put(p)
+	}
+}
+
+// EncodeEvent returns the canonical encoding of e, signature included
+// (ENCODING.md).
+//
+// It fails, with a *FieldError, only where e cannot be encoded at all: a
+// string that is not valid UTF-8, or a timestamp outside the encodable
+// range. It does not otherwise validate e; see Validate.
+func EncodeEvent(e *provlogv1.ProvenanceEvent) ([]byte, error) {
+	return encode(nil, e, true)
+}
+
+// SigningPayload returns the bytes a submitter signs, with the Ed25519 key
+// that signature.key_id names: the 27 ASCII bytes
+// "provlog event signature v1\n" followed by the canonical encoding of e
+// with its signature field unset. e itself is not modified.
+func SigningPayload(e *provlogv1.ProvenanceEvent) ([]byte, error) {
+	return encode([]byte(signaturePrefix), e, false)
+}
+
+func encode(prefix []byte, e *provlogv1.ProvenanceEvent, withSignature bool) ([]byte, error) {
+	p := getScratch()
+	defer putScratch(p)
+	b, err := appendEvent(append(*p, prefix...), e, withSignature)
+	if err != nil {
+		return nil, err
+	}
+	*p = b
+	return append([]byte(nil), b...), nil
+}
+
+// encodedEventSize returns len(EncodeEvent(e)) without keeping the bytes.
+func encodedEventSize(e *provlogv1.ProvenanceEvent) (int, error) {
+	p := getScratch()
+	defer putScratch(p)
+	b, err := appendEvent(*p, e, true)
+	if err != nil {
+		return 0, err
+	}
+	*p = b
+	return len(b), nil
+}
+
+// Digest returns the SHA-256 of EncodeEvent(e). It is what idempotency
+// compares: two events with the same (tenant, event_id) are the same event
+// exactly when their digests are equal.
+func Digest(e *provlogv1.ProvenanceEvent) ([32]byte, error) {
+	p := getScratch()
+	defer putScratch(p)
+	b, err := appendEvent(*p, e, true)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	*p = b
+	return sha256.Sum256(b), nil
+}
+
+// NewLeaf builds the leaf for e, an event that passed Validate: the
+// LeafEntry {leaf_version 1, event e, received_time, submitter,
+// event_digest = Digest(e)}, and its canonical bytes, which are what the log
+// stores and hashes.
+//
+// received is the log's clock when it accepted e, and must be after the
+// Unix epoch; submitter is the authenticated identity that sent e, 1..1024
+// bytes of UTF-8 without control characters. The entry refers to e rather
+// than to a copy: do not modify e afterwards.
+func NewLeaf(e *provlogv1.ProvenanceEvent, received time.Time, submitter string) (*provlogv1.LeafEntry, []byte, error) {
+	rt := timestamppb.New(received)
+	rns, reason := timestampNanos(rt)
+	if reason != "" {
+		return nil, nil, fmt.Errorf("received time %s: %s", received.Format(time.RFC3339Nano), reason)
+	}
+	if reason := textReason(submitter, 1, maxSubmitterLen, false); reason != "" {
+		return nil, nil, fmt.Errorf("submitter %q: %s", submitter, reason)
+	}
+	p := getScratch()
+	defer putScratch(p)
+	b, digest, err := appendLeaf(*p, e, rns, submitter)
+	if err != nil {
+		return nil, nil, err
+	}
+	*p = b
+	le := &provlogv1.LeafEntry{
+		LeafVersion:  LeafVersion,
+		Event:        e,
+		ReceivedTime: rt,
+		Submitter:    submitter,
+		EventDigest:  digest[:],
+	}
+	return le, append([]byte(nil), b...), nil
+}
+
+// LeafHash returns the RFC 6962 leaf hash of leaf: SHA-256(0x00 || leaf).
+func LeafHash(leaf []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(leaf)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// ErrMalformedLeaf is wrapped by every error DecodeLeaf returns.
+var ErrMalformedLeaf = errors.New("malformed leaf")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformedLeaf, fmt.Sprintf(format, args...))
+}
+
+// DecodeLeaf parses leaf bytes. It accepts exactly what NewLeaf writes:
+// leaf_version 1, every leaf field present, event_digest the SHA-256 of the
+// event's encoding, and all of it in canonical form, so that encoding the
+// result again gives b back byte for byte. Anything else (unsorted,
+// duplicate or unknown keys, non-minimal integers or lengths, indefinite
+// lengths, tags, floats, empty values that should have been left out,
+// invalid UTF-8, trailing bytes) is rejected with an error wrapping
+// ErrMalformedLeaf.
+//
+// DecodeLeaf does not Validate the event: the log holds what was valid when
+// it was appended, and its leaves must stay readable if the rules tighten.
+//
+// b may be untrusted: DecodeLeaf does not panic, refuses more than
+// MaxEventBytes + 1078 bytes, and allocates at most a small multiple of
+// len(b).
+func DecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
+	if len(b) > maxLeafBytes {
+		return nil, malformed("%d bytes exceeds %d", len(b), maxLeafBytes)
+	}
+	var lc leafCBOR
+	if err := decMode.Unmarshal(b, &lc); err != nil {
+		return nil, malformed("%v", err)
+	}
+	if lc.LeafVersion != LeafVersion {
+		return nil, malformed("leaf_version %d, want %d", lc.LeafVersion, LeafVersion)
+	}
+	if len(lc.Event) == 0 {
+		return nil, malformed("no event")
+	}
+	var ec eventCBOR
+	if err := decMode.Unmarshal(lc.Event, &ec); err != nil {
+		return nil, malformed("event: %v", err)
+	}
+	ev, err := eventFromCBOR(&ec)
+	if err != nil {
+		return nil, malformed("event: %v", err)
+	}
+	rt, err := timestampFromNanos(lc.ReceivedTime)
+	if err != nil {
+		return nil, malformed("received_time: %v", err)
+	}
+	if rt == nil {
+		return nil, malformed("no received_time")
+	}
+	if lc.Submitter == "" {
+		return nil, malformed("no submitter")
+	}
+	if len(lc.EventDigest) != sha256.Size {
+		return nil, malformed("event_digest is %d bytes, want %d", len(lc.EventDigest), sha256.Size)
+	}
+	// Re-encoding what was decoded checks canonical form throughout, and
+	// recomputes the event digest.
+	p := getScratch()
+	defer putScratch(p)
+	re, digest, err := appendLeaf(*p, ev, lc.ReceivedTime, lc.Submitter)
+	if err != nil {
+		return nil, malformed("%v", err)
+	}
+	*p = re
+	if string(re) != string(b) {
+		// The event is at offset 4 in both.
+		if digest != [32]byte(lc.EventDigest) && len(re) >= 4+len(lc.Event) && string(re[4:4+len(lc.Event)]) == string(lc.Event) {
+			return nil, malformed("event_digest does not match the event")
+		}
+		return nil, malformed("not in canonical form")
+	}
+	return &provlogv1.LeafEntry{
+		LeafVersion:  lc.LeafVersion,
+		Event:        ev,
+		ReceivedTime: rt,
+		Submitter:    lc.Submitter,
+		EventDigest:  lc.EventDigest,
+	}, nil
+}
