@@ -117,3 +117,33 @@ func TestMonitorCheckpoint(t *testing.T) {
 		t.Errorf("Latest(never cosigned) = %v, want ErrNotFound", err)
 	}
 }
+
+// TestMLDSALogKey: a log that signs its checkpoints with an ML-DSA-44
+// cosignature-style key, as tlog-checkpoint recommends, is witnessed when
+// configured with its vkey.
+func TestMLDSALogKey(t *testing.T) {
+	const origin = "example.com/pq-log"
+	skey, vkey, err := fnote.GenerateMLDSAKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := fnote.NewMLDSASigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := fnote.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newTestLog(t, origin, "", "x", 4)
+	env := newTestWitness(t, Log{Origin: origin, Verifiers: []note.Verifier{v}})
+	srv := httptest.NewServer(env.w.Handler())
+	t.Cleanup(srv.Close)
+	if got := post(t, srv.URL, addBody(0, nil, signText(t, l.text(t, 4), signer))); got.code != 200 {
+		t.Fatalf("ML-DSA-signed checkpoint: %d %q", got.code, got.body)
+	}
+	// The Ed25519 key of newTestLog is not trusted for this origin.
+	if got := post(t, srv.URL, addBody(4, nil, l.checkpoint(t, 4))); got.code != 403 {
+		t.Fatalf("untrusted Ed25519 signature: %d %q, want 403", got.code, got.body)
+	}
+}
