@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// baselineOrigin names the throwaway log the baseline writes.
+const baselineOrigin = "provbench.example/baseline"
+
+// awaitPoll is how often the baseline polls for a published checkpoint
+// under --wait published; provlogd's ledger polls at the same period.
+const awaitPoll = 50 * time.Millisecond
+
+// tesseraSettings are the tessera options of the baseline log. Set them to
+// what provlogd runs with, so that both sides batch and publish alike.
+type tesseraSettings struct {
+	checkpointInterval time.Duration
+	batchMaxSize       uint
+	batchMaxAge        time.Duration
+}
+
+// leafPool is a fixed set of real provlog leaves the baseline appends over
+// and over. Tessera without antispam does not deduplicate, so appending a
+// leaf again costs it exactly what a new one would; encoding fresh leaves
+// during the run would bill the encoder's CPU to bare tessera.
+type leafPool struct {
+	leaves [][]byte
+	next   atomic.Uint64
+	bytes  int // total size of the leaves
+}
+
+func newLeafPool(g *generator, n int) (*leafPool, error) {
+	p := &leafPool{leaves: make([][]byte, n)}
+	for i := range p.leaves {
+		b, err := g.leaf(g.next())
+		if err != nil {
+			return nil, fmt.Errorf("couldn't make a baseline leaf: %w", err)
+		}
+		p.leaves[i] = b
+		p.bytes += len(b)
+	}
+	return p, nil
+}
+
+func (p *leafPool) take() []byte {
+	return p.leaves[(p.next.Add(1)-1)%uint64(len(p.leaves))]
+}
+
+func (p *leafPool) meanSize() int { return p.bytes / len(p.leaves) }
+
+// tesseraLog is a bare tessera POSIX log in a fresh directory.
+type tesseraLog struct {
+	dir      string
+	add      tessera.AddFn
+	awaiter  *tessera.PublicationAwaiter // nil unless waiting for publication
+	shutdown func(context.Context) error
+	cancel   context.CancelFunc
+	pool     *leafPool
+}
+
+// openTesseraLog creates a new log in a fresh directory under parent,
+// signed by an ephemeral key.
+func openTesseraLog(ctx context.Context, parent string, set tesseraSettings, published bool, pool *leafPool) (*tesseraLog, error) {
+	dir, err := os.MkdirTemp(parent, "provbench-baseline-")
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create baseline directory: %w", err)
+	}
+	skey, _, err := note.GenerateKey(rand.Reader, baselineOrigin)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("couldn't generate baseline signing key: %w", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("couldn't make baseline signer: %w", err)
+	}
+	// The appender's background work lives until close, not until the
+	// caller's context ends, so close can still shut it down cleanly.
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fail := func(err error) (*tesseraLog, error) {
+		cancel()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	driver, err := posix.New(bctx, posix.Config{Path: dir})
+	if err != nil {
+		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
+	}
+	appender, shutdown, reader, err := tessera.NewAppender(bctx, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithCheckpointInterval(set.checkpointInterval).
+		WithBatching(set.batchMaxSize, set.batchMaxAge))
+	if err != nil {
+		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
+	}
+	l := &tesseraLog{dir: dir, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool}
+	if published {
+		l.awaiter = tessera.NewPublicationAwaiter(bctx, reader.ReadCheckpoint, awaitPoll)
+	}
+	return l, nil
+}
+
+// close shuts the appender down (which waits for a checkpoint covering
+// every acknowledged entry) and removes the log's directory.
+func (l *tesseraLog) close(ctx context.Context, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := l.shutdown(sctx); err != nil {
+		log.Warn("baseline log did not shut down cleanly", "dir", l.dir, "err", err)
+	}
+	l.cancel()
+	if err := os.RemoveAll(l.dir); err != nil {
+		log.Warn("couldn't remove baseline log", "dir", l.dir, "err", err)
+	}
+}
+
+// call adds n leaves, then waits for all of them: the same shape as one
+// AppendBatch of n events (or one Append when n is 1).
+func (l *tesseraLog) call(ctx context.Context, n int, st *workerStats, stopAt time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	futures := make([]tessera.IndexFuture, n)
+	for i := range futures {
+		futures[i] = l.add(ctx, tessera.NewEntry(l.pool.take()))
+	}
+	for _, f := range futures {
+		var b backoff
+		for {
+			var err error
+			if l.awaiter != nil {
+				_, _, err = l.awaiter.Await(ctx, f)
+			} else {
+				_, err = f()
+			}
+			if err == nil {
+				st.events++
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !errors.Is(err, tessera.ErrPushback) {
+				return fmt.Errorf("tessera add: %w", err)
+			}
+			if !time.Now().Before(stopAt) {
+				st.abandoned++
+				break
+			}
+			st.retries++
+			if err := b.wait(ctx); err != nil {
+				return err
+			}
+			f = l.add(ctx, tessera.NewEntry(l.pool.take()))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestDriveStopsAtCount(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		concurrency, unit, count int
+	}{
+		{"unary", 8, 1, 1000},
+		{"batch, exact", 4, 10, 1000},
+		{"batch, partial last call", 3, 7, 1000},
+		{"fewer events than workers", 16, 5, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls, events atomic.Int64
+			call := func(_ context.Context, n int, st *workerStats, _ time.Time) error {
+				if n < 1 || n > tc.unit {
+					t.Errorf("call with n = %d, want 1..%d", n, tc.unit)
+				}
+				calls.Add(1)
+				events.Add(int64(n))
+				st.events += uint64(n)
+				return nil
+			}
+			st, err := drive(t.Context(), tc.concurrency, tc.unit, time.Minute, uint64(tc.count), call)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := events.Load(); got != int64(tc.count) {
+				t.Errorf("%d events appended, want %d", got, tc.count)
+			}
+			if st.events != uint64(tc.count) {
+				t.Errorf("stats say %d events, want %d", st.events, tc.count)
+			}
+			if st.lat.count() != uint64(calls.Load()) {
+				t.Errorf("%d latencies recorded for %d calls", st.lat.count(), calls.Load())
+			}
+		})
+	}
+}
+
+func TestDriveStopsAtDuration(t *testing.T) {
+	call := func(ctx context.Context, n int, st *workerStats, _ time.Time) error {
+		time.Sleep(time.Millisecond)
+		st.events += uint64(n)
+		return nil
+	}
+	st, err := drive(t.Context(), 4, 1, 100*time.Millisecond, 0, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.elapsed < 100*time.Millisecond || st.elapsed > 5*time.Second {
+		t.Errorf("elapsed %v, want about 100ms", st.elapsed)
+	}
+	if st.events == 0 {
+		t.Error("no events appended")
+	}
+}
+
+func TestDriveReturnsFirstError(t *testing.T) {
+	boom := errors.New("boom")
+	var n atomic.Int64
+	call := func(ctx context.Context, _ int, _ *workerStats, _ time.Time) error {
+		if n.Add(1) == 50 {
+			return boom
+		}
+		return nil
+	}
+	if _, err := drive(t.Context(), 4, 1, time.Minute, 0, call); !errors.Is(err, boom) {
+		t.Errorf("drive error = %v, want %v", err, boom)
+	}
+}
+
+func TestDriveInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	call := func(ctx context.Context, _ int, _ *workerStats, _ time.Time) error {
+		cancel()
+		return nil
+	}
+	if _, err := drive(ctx, 2, 1, time.Minute, 0, call); !errors.Is(err, context.Canceled) {
+		t.Errorf("drive error = %v, want context.Canceled", err)
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:8090", true},
+		{"127.1.2.3:1", true},
+		{"[::1]:8090", true},
+		{"localhost:8090", true},
+		{"10.0.0.1:8090", false},
+		{"0.0.0.0:8090", false},
+		{"example.com:8090", false},
+		{"127.0.0.1", false},
+	} {
+		if err := checkLoopback(tc.addr); (err == nil) != tc.ok {
+			t.Errorf("checkLoopback(%q) = %v, want ok %v", tc.addr, err, tc.ok)
+		}
+	}
+}

@@ -1,0 +1,329 @@
+// Command provbench is provlog's load generator. It appends synthetic
+// provenance events to a running provlogd over gRPC and, in the same run,
+// appends the same leaf bytes to a bare tessera POSIX log on the same
+// filesystem, then reports both throughputs, latency percentiles and the
+// ratio between them. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/transparency-dev/tessera"
+	"k8s.io/klog/v2"
+)
+
+// Config is everything a run needs; the flag help is its reference.
+type Config struct {
+	GRPCAddr     string
+	Token        string
+	TokenFile    string
+	DataDir      string
+	Mode         string
+	Concurrency  int
+	BatchSize    int
+	Duration     time.Duration
+	Count        uint64
+	Wait         string
+	EventSize    int
+	Baseline     bool
+	OnlyBaseline bool
+	BaselineDir  string
+	Tessera      tesseraSettings
+	JSON         bool
+	LogFormat    string
+	LogLevel     string
+}
+
+const usageHeader = `Usage: provbench [flags]
+
+provbench appends synthetic provenance events (tenant "bench") to a running
+provlogd over gRPC and, in the same run, appends the same leaf bytes to a
+bare tessera POSIX log on the same filesystem, with the same concurrency,
+then prints throughput, latency percentiles and the provlog/tessera ratio.
+With -mode both it runs unary, then batch; each phase stops by itself after
+-duration or -count events, whichever comes first. Only loopback addresses.
+
+Flags:
+`
+
+func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("provbench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8090", "provlogd's gRPC `address` (loopback only)")
+	fs.StringVar(&cfg.Token, "token", "", "bearer `token` to append with (needs the append role for tenant \"bench\")")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "read the bearer token from `file` (default DATA-DIR/admin.token)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./provlog-data", "provlogd's data `dir`: where the token is, and next to which the baseline log goes")
+	fs.StringVar(&cfg.Mode, "mode", "both", "unary (one Append per event), batch (AppendBatch), or both")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent callers, on both provlog and the baseline")
+	fs.IntVar(&cfg.BatchSize, "batch-size", 100, "events per AppendBatch call (and per baseline batch) in batch mode")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each phase runs")
+	fs.Uint64Var(&cfg.Count, "count", 0, "if > 0, each phase also stops after this many events")
+	fs.StringVar(&cfg.Wait, "wait", "sequenced", "when an append returns: sequenced (durably stored) or published (covered by a checkpoint)")
+	fs.IntVar(&cfg.EventSize, "event-size", 1024, fmt.Sprintf("approximate leaf size in `bytes` (%d to %d)", minEventSize, maxEventSize))
+	fs.BoolVar(&cfg.Baseline, "baseline", true, "also run the bare tessera baseline")
+	fs.BoolVar(&cfg.OnlyBaseline, "only-baseline", false, "run only the baseline; needs no server")
+	fs.StringVar(&cfg.BaselineDir, "baseline-dir", "", "`dir` under which each baseline phase makes (and then removes) a fresh log (default the parent of -data-dir, so the same filesystem)")
+	fs.DurationVar(&cfg.Tessera.checkpointInterval, "baseline-checkpoint-interval", time.Second, "baseline checkpoint interval; match provlogd's -checkpoint-interval")
+	fs.UintVar(&cfg.Tessera.batchMaxSize, "baseline-batch-max-size", tessera.DefaultBatchMaxSize, "baseline sequencing batch size; match provlogd's -batch-max-size")
+	fs.DurationVar(&cfg.Tessera.batchMaxAge, "baseline-batch-max-age", 100*time.Millisecond, "baseline sequencing batch age; match provlogd's -batch-max-age")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of a table")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return fs
+}
+
+func main() {
+	os.Exit(mainExit(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// mainExit is main without the exit: parse flags, run, and say how to exit.
+func mainExit(args []string, stdout, stderr io.Writer) int {
+	var cfg Config
+	fs := newFlagSet(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "provbench: unexpected arguments: %q\n", fs.Args())
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "provbench: %v\n", err)
+		return 2
+	}
+	// Tessera logs through klog and slog's default logger: send both here.
+	slog.SetDefault(log)
+	klog.SetSlogLogger(log.With("component", "tessera"))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, stdout, log); err != nil {
+		log.Error("provbench failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad -log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad -log-format %q: want text or json", format)
+}
+
+// check validates the configuration before anything starts.
+func (c *Config) check() error {
+	switch c.Mode {
+	case "unary", "batch", "both":
+	default:
+		return fmt.Errorf("bad -mode %q: want unary, batch or both", c.Mode)
+	}
+	switch c.Wait {
+	case "sequenced", "published":
+	default:
+		return fmt.Errorf("bad -wait %q: want sequenced or published", c.Wait)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 100_000 {
+		return fmt.Errorf("bad -concurrency %d: want 1 to 100000", c.Concurrency)
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10_000 {
+		return fmt.Errorf("bad -batch-size %d: want 1 to 10000", c.BatchSize)
+	}
+	if c.Duration <= 0 {
+		return fmt.Errorf("bad -duration %v: want > 0", c.Duration)
+	}
+	if c.EventSize < minEventSize || c.EventSize > maxEventSize {
+		return fmt.Errorf("bad -event-size %d: want %d to %d", c.EventSize, minEventSize, maxEventSize)
+	}
+	if c.OnlyBaseline {
+		c.Baseline = true
+	}
+	if c.Baseline && c.Tessera.batchMaxSize < 1 {
+		return errors.New("bad -baseline-batch-max-size: want >= 1")
+	}
+	if !c.OnlyBaseline {
+		if err := checkLoopback(c.GRPCAddr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) modes() []string {
+	if c.Mode == "both" {
+		return []string{"unary", "batch"}
+	}
+	return []string{c.Mode}
+}
+
+// token returns the bearer token from -token, -token-file, or provlogd's
+// bootstrap admin token in the data dir.
+func (c *Config) token() (string, error) {
+	if c.Token != "" {
+		return c.Token, nil
+	}
+	file, dflt := c.TokenFile, false
+	if file == "" {
+		file, dflt = filepath.Join(c.DataDir, "admin.token"), true
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		if dflt && errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%w (%s does not exist)", errNoToken, file)
+		}
+		return "", fmt.Errorf("couldn't read token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("%w (%s is empty)", errNoToken, file)
+	}
+	return t, nil
+}
+
+// baselineParent returns the directory the baseline logs go under.
+func (c *Config) baselineParent() (string, error) {
+	dir := c.BaselineDir
+	if dir == "" {
+		abs, err := filepath.Abs(c.DataDir)
+		if err != nil {
+			return "", fmt.Errorf("couldn't resolve -data-dir: %w", err)
+		}
+		dir = filepath.Dir(abs)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("couldn't create baseline directory: %w", err)
+	}
+	return dir, nil
+}
+
+// poolSize is how many distinct leaves the baseline cycles through: up to
+// 4096, in at most 64 MiB.
+func poolSize(eventSize int) int {
+	return min(max((64<<20)/eventSize, 256), 4096)
+}
+
+func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) error {
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	rep := newReport(time.Now())
+	rep.Concurrency, rep.Wait = cfg.Concurrency, cfg.Wait
+	published := cfg.Wait == "published"
+
+	var target *provlogTarget
+	if !cfg.OnlyBaseline {
+		token, err := cfg.token()
+		if err != nil {
+			return err
+		}
+		conn, err := dialProvlog(ctx, cfg.GRPCAddr, token)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		gen, err := newGenerator(cfg.EventSize)
+		if err != nil {
+			return err
+		}
+		target = &provlogTarget{client: provlogv1.NewLogServiceClient(conn), gen: gen, wait: provlogv1.WaitFor_WAIT_FOR_SEQUENCED}
+		if published {
+			target.wait = provlogv1.WaitFor_WAIT_FOR_PUBLISHED
+		}
+	}
+
+	// The baseline's leaves double as the measure of leaf size for both.
+	sizeGen, err := newGenerator(cfg.EventSize)
+	if err != nil {
+		return err
+	}
+	n := 64
+	if cfg.Baseline {
+		n = poolSize(cfg.EventSize)
+	}
+	pool, err := newLeafPool(sizeGen, n)
+	if err != nil {
+		return err
+	}
+	rep.LeafBytes = pool.meanSize()
+
+	var parent string
+	if cfg.Baseline {
+		if parent, err = cfg.baselineParent(); err != nil {
+			return err
+		}
+		rep.BaselineDir = parent
+		rep.Settings = settingsJSON{
+			CheckpointInterval: cfg.Tessera.checkpointInterval.String(),
+			BatchMaxSize:       cfg.Tessera.batchMaxSize,
+			BatchMaxAge:        cfg.Tessera.batchMaxAge.String(),
+		}
+	}
+
+	for _, mode := range cfg.modes() {
+		unit := 1
+		if mode == "batch" {
+			unit = cfg.BatchSize
+		}
+		if target != nil {
+			call := target.unary
+			if mode == "batch" {
+				call = target.batch
+			}
+			log.Info("phase starting", "target", "provlog", "mode", mode, "addr", cfg.GRPCAddr)
+			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Duration, cfg.Count, call)
+			if err != nil {
+				return fmt.Errorf("provlog %s phase: %w", mode, err)
+			}
+			r := newResult("provlog", mode, unit, st)
+			log.Info("phase done", "target", "provlog", "mode", mode, "events", r.Events, "events_per_second", int(r.EventsPerSecond), "retries", r.Retries)
+			rep.Results = append(rep.Results, r)
+		}
+		if cfg.Baseline {
+			l, err := openTesseraLog(ctx, parent, cfg.Tessera, published, pool)
+			if err != nil {
+				return err
+			}
+			log.Info("phase starting", "target", "tessera", "mode", mode, "dir", l.dir)
+			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Duration, cfg.Count, l.call)
+			l.close(ctx, log)
+			if err != nil {
+				return fmt.Errorf("baseline %s phase: %w", mode, err)
+			}
+			r := newResult("tessera", mode, unit, st)
+			log.Info("phase done", "target", "tessera", "mode", mode, "events", r.Events, "events_per_second", int(r.EventsPerSecond), "retries", r.Retries)
+			rep.Results = append(rep.Results, r)
+		}
+	}
+	rep.compare()
+	if cfg.JSON {
+		return rep.writeJSON(stdout)
+	}
+	return rep.writeTable(stdout)
+}

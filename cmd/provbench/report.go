@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the outcome of a run; its JSON form is provbench's --json output.
+type report struct {
+	Started   time.Time `json:"started"`
+	CPUs      int       `json:"cpus"`
+	GoVersion string    `json:"go_version"`
+	// Tessera is the tessera module version the baseline ran.
+	Tessera string `json:"tessera_version"`
+	// LeafBytes is the mean size of the leaves appended.
+	LeafBytes   int          `json:"leaf_bytes"`
+	Concurrency int          `json:"concurrency"`
+	Wait        string       `json:"wait"`
+	BaselineDir string       `json:"baseline_dir,omitempty"`
+	Settings    settingsJSON `json:"baseline_tessera"`
+	Results     []result     `json:"results"`
+	// Ratios compare provlog with the baseline, mode by mode.
+	Ratios []ratio `json:"ratios,omitempty"`
+}
+
+type settingsJSON struct {
+	CheckpointInterval string `json:"checkpoint_interval"`
+	BatchMaxSize       uint   `json:"batch_max_size"`
+	BatchMaxAge        string `json:"batch_max_age"`
+}
+
+// result is one phase: one target driven in one mode.
+type result struct {
+	Target string `json:"target"` // "provlog" or "tessera"
+	Mode   string `json:"mode"`   // "unary" or "batch"
+	// EventsPerCall is 1 for unary, --batch-size for batch.
+	EventsPerCall   int     `json:"events_per_call"`
+	Events          uint64  `json:"events"`
+	Duplicates      uint64  `json:"duplicates"`
+	Retries         uint64  `json:"retries"`
+	Abandoned       uint64  `json:"abandoned"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	// Latency is per call, until the call returned (sequenced or
+	// published, as Wait says), in milliseconds.
+	Latency latency `json:"latency_ms"`
+}
+
+type latency struct {
+	Calls uint64  `json:"calls"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+type ratio struct {
+	Mode string `json:"mode"`
+	// ProvlogOverTessera is provlog's events/s divided by the baseline's.
+	ProvlogOverTessera float64 `json:"provlog_over_tessera"`
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+func newResult(target, mode string, perCall int, st phaseStats) result {
+	r := result{
+		Target:        target,
+		Mode:          mode,
+		EventsPerCall: perCall,
+		Events:        st.events,
+		Duplicates:    st.duplicates,
+		Retries:       st.retries,
+		Abandoned:     st.abandoned,
+		Seconds:       round3(st.elapsed.Seconds()),
+		Latency: latency{
+			Calls: st.lat.count(),
+			Mean:  ms(st.lat.mean()),
+			P50:   ms(st.lat.percentile(50)),
+			P90:   ms(st.lat.percentile(90)),
+			P99:   ms(st.lat.percentile(99)),
+			Max:   ms(st.lat.maximum()),
+		},
+	}
+	if r.Seconds > 0 {
+		r.EventsPerSecond = round3(float64(r.Events) / st.elapsed.Seconds())
+	}
+	return r
+}
+
+func newReport(started time.Time) *report {
+	r := &report{
+		Started:   started.UTC().Truncate(time.Second),
+		CPUs:      runtime.NumCPU(),
+		GoVersion: runtime.Version(),
+		Tessera:   "unknown",
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/transparency-dev/tessera" {
+				r.Tessera = d.Version
+			}
+		}
+	}
+	return r
+}
+
+// compare fills in Ratios for every mode with both a provlog and a
+// baseline result.
+func (r *report) compare() {
+	seen := map[string]bool{}
+	for _, a := range r.Results {
+		if a.Target != "provlog" || seen[a.Mode] {
+			continue
+		}
+		for _, b := range r.Results {
+			if b.Target == "tessera" && b.Mode == a.Mode && b.EventsPerSecond > 0 {
+				r.Ratios = append(r.Ratios, ratio{Mode: a.Mode, ProvlogOverTessera: round3(a.EventsPerSecond / b.EventsPerSecond)})
+				seen[a.Mode] = true
+				break
+			}
+		}
+	}
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *report) writeTable(w io.Writer) error {
+	fmt.Fprintf(w, "provbench %s  cpus=%d  %s  tessera %s\n", r.Started.Format(time.RFC3339), r.CPUs, r.GoVersion, r.Tessera)
+	fmt.Fprintf(w, "leaf ~%d B  concurrency %d  latency per call until %s\n", r.LeafBytes, r.Concurrency, r.Wait)
+	if r.BaselineDir != "" {
+		fmt.Fprintf(w, "baseline: tessera posix under %s, checkpoint every %s, batches of %d or %s\n",
+			r.BaselineDir, r.Settings.CheckpointInterval, r.Settings.BatchMaxSize, r.Settings.BatchMaxAge)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tmode\tevents/call\tevents\tseconds\tevents/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tretries\tdup\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n",
+			x.Target, x.Mode, x.EventsPerCall, x.Events, x.Seconds, x.EventsPerSecond,
+			x.Latency.P50, x.Latency.P90, x.Latency.P99, x.Latency.Max, x.Retries, x.Duplicates)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, x := range r.Results {
+		if x.Abandoned > 0 {
+			fmt.Fprintf(w, "note: %s %s gave up on %d events still meeting pushback when the phase ended\n", x.Target, x.Mode, x.Abandoned)
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w)
+		for _, x := range r.Ratios {
+			fmt.Fprintf(w, "provlog/tessera %s: %.2f\n", x.Mode, x.ProvlogOverTessera)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+func TestMain(m *testing.M) {
+	// Tessera logs through klog; keep test output to the tests.
+	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}
+
+// baseConfig is the flag defaults, with overrides for a quick run.
+func baseConfig(t *testing.T) Config {
+	t.Helper()
+	var cfg Config
+	if err := newFlagSet(&cfg, new(bytes.Buffer)).Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestRunOnlyBaseline(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.OnlyBaseline = true
+	cfg.BaselineDir = t.TempDir()
+	cfg.Concurrency = 4
+	cfg.BatchSize = 10
+	cfg.Count = 40
+	cfg.Duration = 20 * time.Second
+	cfg.JSON = true
+	// Publish often, so that waiting for publication stays quick.
+	cfg.Tessera.checkpointInterval = 200 * time.Millisecond
+	for _, wait := range []string{"sequenced", "published"} {
+		t.Run(wait, func(t *testing.T) {
+			cfg.Wait = wait
+			var out bytes.Buffer
+			log := slog.New(slog.NewTextHandler(new(bytes.Buffer), nil))
+			if err := run(t.Context(), cfg, &out, log); err != nil {
+				t.Fatal(err)
+			}
+			var rep report
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatalf("--json output doesn't parse: %v\n%s", err, out.String())
+			}
+			if len(rep.Results) != 2 {
+				t.Fatalf("%d results, want 2 (unary and batch baseline)", len(rep.Results))
+			}
+			for _, r := range rep.Results {
+				if r.Target != "tessera" || r.Events != cfg.Count || r.EventsPerSecond <= 0 || r.Latency.Calls == 0 {
+					t.Errorf("result %+v: want tessera, %d events, a rate and latencies", r, cfg.Count)
+				}
+			}
+			if rep.LeafBytes < cfg.EventSize-8 || rep.LeafBytes > cfg.EventSize+8 {
+				t.Errorf("leaf_bytes = %d, want about %d", rep.LeafBytes, cfg.EventSize)
+			}
+			// Each phase's log is removed afterwards.
+			left, err := os.ReadDir(cfg.BaselineDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 0 {
+				t.Errorf("baseline dir still holds %v", left)
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"mode", func(c *Config) { c.Mode = "stream" }, "-mode"},
+		{"wait", func(c *Config) { c.Wait = "never" }, "-wait"},
+		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "-concurrency"},
+		{"batch size", func(c *Config) { c.BatchSize = 0 }, "-batch-size"},
+		{"duration", func(c *Config) { c.Duration = 0 }, "-duration"},
+		{"event size", func(c *Config) { c.EventSize = 10 }, "-event-size"},
+		{"remote address", func(c *Config) { c.GRPCAddr = "192.0.2.1:8090" }, "loopback"},
+		{"no token", func(c *Config) { c.DataDir = t.TempDir() }, "no bearer token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(t)
+			tc.edit(&cfg)
+			err := run(t.Context(), cfg, new(bytes.Buffer), slog.New(slog.NewTextHandler(new(bytes.Buffer), nil)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReportRatios(t *testing.T) {
+	rep := &report{Results: []result{
+		{Target: "provlog", Mode: "unary", EventsPerSecond: 800},
+		{Target: "tessera", Mode: "unary", EventsPerSecond: 1000},
+		{Target: "provlog", Mode: "batch", EventsPerSecond: 9000},
+		{Target: "tessera", Mode: "batch", EventsPerSecond: 10000},
+	}}
+	rep.compare()
+	want := []ratio{{"unary", 0.8}, {"batch", 0.9}}
+	if len(rep.Ratios) != len(want) {
+		t.Fatalf("ratios = %+v, want %+v", rep.Ratios, want)
+	}
+	for i, r := range rep.Ratios {
+		if r.Mode != want[i].Mode || r.ProvlogOverTessera < want[i].ProvlogOverTessera-1e-9 || r.ProvlogOverTessera > want[i].ProvlogOverTessera+1e-9 {
+			t.Errorf("ratio %d = %+v, want %+v", i, r, want[i])
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.writeTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "provlog/tessera batch: 0.90") {
+		t.Errorf("table lacks the batch ratio:\n%s", out.String())
+	}
+}
