@@ -308,7 +308,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "readable by group or others") {
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "open to group or others") {
 		t.Errorf("start with a 0644 key: %v\n%s", err, out)
 	}
 	// Usage errors exit 2.

@@ -92,7 +92,7 @@ func readPrivate(path string) (string, error) {
 		return "", fmt.Errorf("couldn't read witness key: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("%s has mode %04o, readable by group or others: run chmod 600 on it", path, perm)
+		return "", fmt.Errorf("%s has mode %04o, open to group or others: run chmod 600 on it", path, perm)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
