@@ -29,6 +29,9 @@ func baseConfig(t *testing.T) Config {
 }
 
 func TestRunOnlyBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends to real tessera logs on disk")
+	}
 	cfg := baseConfig(t)
 	cfg.OnlyBaseline = true
 	cfg.BaselineDir = t.TempDir()
