@@ -60,7 +60,7 @@ func (e *ConflictError) Error() string {
 
 // Config configures a Ledger.
 type Config struct {
-	// Dir holds the tile log (Dir/log) and the index store (Dir/index.db).
+	// Dir holds the tile log (Dir/log) and the index store (Dir/index).
 	Dir string
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
@@ -145,7 +145,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("couldn't create log directory: %w", err)
 	}
-	store, err := openBoltStore(filepath.Join(cfg.Dir, "index.db"))
+	store, err := openPebbleStore(filepath.Join(cfg.Dir, "index"), cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,237 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/provlog/provlog/log/event"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// refTree computes RFC 6962 tree hashes with x/mod's tlog, independently
+// of the code under test.
+type refTree struct {
+	n      int64 // leaves
+	stored []tlog.Hash
+}
+
+func (r *refTree) add(t *testing.T, leaf []byte) {
+	t.Helper()
+	hs, err := tlog.StoredHashes(r.n, leaf, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.stored = append(r.stored, hs...)
+	r.n++
+}
+
+func (r *refTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x >= int64(len(r.stored)) {
+			return nil, fmt.Errorf("stored hash %d not computed", x)
+		}
+		out[i] = r.stored[x]
+	}
+	return out, nil
+}
+
+func (r *refTree) root(t *testing.T, size uint64) tlog.Hash {
+	t.Helper()
+	h, err := tlog.TreeHash(int64(size), r)
+	if err != nil {
+		t.Fatalf("TreeHash(%d): %v", size, err)
+	}
+	return h
+}
+
+func toHashes(t *testing.T, proof [][]byte) []tlog.Hash {
+	t.Helper()
+	out := make([]tlog.Hash, len(proof))
+	for i, p := range proof {
+		if len(p) != tlog.HashSize {
+			t.Fatalf("proof element %d is %d bytes", i, len(p))
+		}
+		copy(out[i][:], p)
+	}
+	return out
+}
+
+func TestProofs(t *testing.T) {
+	l := openLedger(t, t.TempDir(), nil)
+	const total = 1000
+	evs := eventsFor("acme", ids("p", total))
+	ref := &refTree{}
+	var leaves [][]byte
+	for i := 0; i < total; i += 250 {
+		for j, r := range appendAll(t, l, evs[i:i+250]...) {
+			if r.Index != uint64(i+j) {
+				t.Fatalf("event %d got index %d", i+j, r.Index)
+			}
+			if h := tlog.RecordHash(r.Leaf); h != tlog.Hash(r.LeafHash) {
+				t.Fatalf("Result.LeafHash %x, want tlog.RecordHash %x", r.LeafHash, h)
+			}
+			leaves = append(leaves, r.Leaf)
+			ref.add(t, r.Leaf)
+		}
+	}
+	awaitSize(t, l, total)
+
+	// The latest checkpoint verifies with x/mod's note and commits to the
+	// reference root.
+	raw, cp, err := l.Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(raw, note.VerifierList(l.cfg.Verifier)); err != nil {
+		t.Fatalf("checkpoint does not verify: %v\n%s", err, raw)
+	}
+	if cp.Size != total || tlog.Hash(cp.Hash) != ref.root(t, total) {
+		t.Fatalf("checkpoint size %d root %x, want %d %x", cp.Size, cp.Hash, total, ref.root(t, total))
+	}
+
+	sizes := []uint64{1, 2, 255, 256, 257, 1000}
+	for _, size := range sizes {
+		root := ref.root(t, size)
+		for _, index := range []uint64{0, size / 2, size - 1, 255, 256} {
+			if index >= size {
+				continue
+			}
+			t.Run(fmt.Sprintf("inclusion %d in %d", index, size), func(t *testing.T) {
+				proof, gotSize, cpRaw, err := l.InclusionProof(t.Context(), index, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gotSize != size || cpRaw != nil {
+					t.Errorf("size %d checkpoint %q, want %d and none (explicit size)", gotSize, cpRaw, size)
+				}
+				leafHash := tlog.RecordHash(leaves[index])
+				if err := tlog.CheckRecord(toHashes(t, proof), int64(size), root, int64(index), leafHash); err != nil {
+					t.Errorf("CheckRecord: %v", err)
+				}
+				// The same proof must not verify another leaf.
+				other := tlog.RecordHash(leaves[(index+1)%total])
+				if size > 1 && tlog.CheckRecord(toHashes(t, proof), int64(size), root, int64(index), other) == nil {
+					t.Error("proof verifies the wrong leaf")
+				}
+			})
+		}
+		for _, from := range sizes {
+			if from > size {
+				continue
+			}
+			t.Run(fmt.Sprintf("consistency %d to %d", from, size), func(t *testing.T) {
+				proof, gotSize, cpRaw, err := l.ConsistencyProof(t.Context(), from, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gotSize != size || cpRaw != nil {
+					t.Errorf("size %d checkpoint %q, want %d and none (explicit size)", gotSize, cpRaw, size)
+				}
+				if err := tlog.CheckTree(toHashes(t, proof), int64(size), root, int64(from), ref.root(t, from)); err != nil {
+					t.Errorf("CheckTree: %v", err)
+				}
+			})
+		}
+	}
+
+	t.Run("latest", func(t *testing.T) {
+		proof, size, cpRaw, err := l.InclusionProof(t.Context(), 700, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size != total || string(cpRaw) != string(raw) {
+			t.Errorf("size %d checkpoint %q, want %d and the latest checkpoint", size, cpRaw, total)
+		}
+		if err := tlog.CheckRecord(toHashes(t, proof), total, ref.root(t, total), 700, tlog.RecordHash(leaves[700])); err != nil {
+			t.Errorf("CheckRecord: %v", err)
+		}
+		cproof, size, cpRaw, err := l.ConsistencyProof(t.Context(), 300, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size != total || string(cpRaw) != string(raw) {
+			t.Errorf("size %d checkpoint %q, want %d and the latest checkpoint", size, cpRaw, total)
+		}
+		if err := tlog.CheckTree(toHashes(t, cproof), total, ref.root(t, total), 300, ref.root(t, 300)); err != nil {
+			t.Errorf("CheckTree: %v", err)
+		}
+	})
+
+	t.Run("entries and leaf hashes", func(t *testing.T) {
+		for _, index := range []uint64{0, 255, 256, 999} {
+			leaf, err := l.Entry(t.Context(), index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(leaf) != string(leaves[index]) {
+				t.Errorf("Entry(%d) differs from the appended leaf", index)
+			}
+			got, err := l.IndexOfLeaf(event.LeafHash(leaf))
+			if err != nil || got != index {
+				t.Errorf("IndexOfLeaf(Entry(%d)) = %d, %v", index, got, err)
+			}
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			call func() error
+			want error
+		}{
+			{name: "inclusion beyond the checkpoint", want: ErrTreeSize, call: func() error {
+				_, _, _, err := l.InclusionProof(t.Context(), 0, total+1)
+				return err
+			}},
+			{name: "inclusion of a leaf outside the tree", want: ErrNotFound, call: func() error {
+				_, _, _, err := l.InclusionProof(t.Context(), 256, 256)
+				return err
+			}},
+			{name: "consistency beyond the checkpoint", want: ErrTreeSize, call: func() error {
+				_, _, _, err := l.ConsistencyProof(t.Context(), 1, total+1)
+				return err
+			}},
+			{name: "consistency from > to", want: ErrTreeSize, call: func() error {
+				_, _, _, err := l.ConsistencyProof(t.Context(), 257, 256)
+				return err
+			}},
+			{name: "consistency from > latest", want: ErrTreeSize, call: func() error {
+				_, _, _, err := l.ConsistencyProof(t.Context(), total+1, 0)
+				return err
+			}},
+			{name: "entry beyond the checkpoint", want: ErrNotFound, call: func() error {
+				_, err := l.Entry(t.Context(), total)
+				return err
+			}},
+			{name: "unknown leaf hash", want: ErrNotFound, call: func() error {
+				_, err := l.IndexOfLeaf([32]byte{1, 2, 3})
+				return err
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if err := tc.call(); !errors.Is(err, tc.want) {
+					t.Errorf("err = %v, want %v", err, tc.want)
+				}
+			})
+		}
+	})
+}
+
+func TestCheckpointEmptyLog(t *testing.T) {
+	l := openLedger(t, t.TempDir(), nil)
+	// Before the first checkpoint there is nothing; after it, size 0.
+	_, cp, err := l.Checkpoint(t.Context())
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+	case err != nil:
+		t.Fatal(err)
+	case cp.Size != 0:
+		t.Errorf("empty log checkpoint size %d", cp.Size)
+	}
+	if _, err := l.Entry(t.Context(), 0); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNoCheckpoint) {
+		t.Errorf("Entry(0) on an empty log: %v, want ErrNotFound or ErrNoCheckpoint", err)
+	}
+}
