@@ -88,18 +88,6 @@ func encode(prefix []byte, e *provlogv1.ProvenanceEvent, withSignature bool) ([]
 	return append([]byte(nil), b...), nil
 }
 
-// encodedEventSize returns len(EncodeEvent(e)) without keeping the bytes.
-func encodedEventSize(e *provlogv1.ProvenanceEvent) (int, error) {
-	p := getScratch()
-	defer putScratch(p)
-	b, err := appendEvent(*p, e, true)
-	if err != nil {
-		return 0, err
-	}
-	*p = b
-	return len(b), nil
-}
-
 // Digest returns the SHA-256 of EncodeEvent(e). It is what idempotency
 // compares: two events with the same (tenant, event_id) are the same event
 // exactly when their digests are equal.

@@ -2,12 +2,16 @@ package event
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"net/url"
 	"strconv"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
@@ -56,6 +60,9 @@ func fieldErr(field, reason string) error { return &FieldError{Field: field, Rea
 func Validate(e *provlogv1.ProvenanceEvent, now time.Time) error {
 	if e == nil {
 		return fieldErr("event", "required")
+	}
+	if err := unknownFieldsError(e); err != nil {
+		return err
 	}
 	switch v := e.GetSchemaVersion(); v {
 	case SchemaVersion:
@@ -192,12 +199,7 @@ func Validate(e *provlogv1.ProvenanceEvent, now time.Time) error {
 		}
 	}
 
-	n, err := encodedEventSize(e)
-	if err != nil {
-		// Unreachable: every string and timestamp was checked above.
-		return err
-	}
-	if n > MaxEventBytes {
+	if n := encodedEventSize(e); n > MaxEventBytes {
 		return fieldErr("event", sizeReason(n))
 	}
 	return nil
@@ -367,6 +369,19 @@ func validateMap(m map[string]string, name string) error {
 func textReason(s string, min, max int, multiline bool) string {
 	ctl := rune(-1)
 	for i := 0; i < len(s); {
+		// Skip 8 bytes at a time while they are printable ASCII: no byte
+		// with the high bit set, below 0x20, or equal to 0x7f.
+		for i+8 <= len(s) {
+			w := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+			const lo, hi = 0x0101010101010101, 0x8080808080808080
+			if (w|(w-0x20*lo)|((w^0x7f*lo)-lo)&^(w^0x7f*lo))&hi != 0 {
+				break
+			}
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if (c < 0x20 || c == 0x7f) && ctl < 0 && !(multiline && (c == '\n' || c == '\t')) {
@@ -500,9 +515,15 @@ func uriReason(s string) string {
 	if r := textReason(s, 1, maxURILen, false); r != "" {
 		return r
 	}
-	for i, r := range s {
-		if unicode.IsSpace(r) {
-			return "contains white space " + runeName(r) + " at byte " + strconv.Itoa(i)
+	// ASCII white space other than ' ' is a control character, which
+	// textReason has already refused.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ' ' {
+			return "contains white space U+0020 at byte " + strconv.Itoa(i)
+		} else if c >= utf8.RuneSelf {
+			if r, _ := utf8.DecodeRuneInString(s[i:]); unicode.IsSpace(r) {
+				return "contains white space " + runeName(r) + " at byte " + strconv.Itoa(i)
+			}
 		}
 	}
 	u, err := url.Parse(s)
@@ -523,4 +544,79 @@ func uriReason(s string) string {
 // Paths are built only once there is an error to report.
 func idx(list string, i int, field string) string {
 	return list + "[" + strconv.Itoa(i) + "]." + field
+}
+
+// unknownFieldsError reports a message of e that carries fields this schema
+// does not know, which protobuf decoding keeps aside instead of failing.
+// The encoding has no place for them: accepting the event would commit to
+// less than was sent, and a submitter's signature over it would not verify.
+func unknownFieldsError(e *provlogv1.ProvenanceEvent) error {
+	check := func(m protoreflect.ProtoMessage, path func() string) error {
+		if m == nil {
+			return nil
+		}
+		u := m.ProtoReflect().GetUnknown()
+		if len(u) == 0 {
+			return nil
+		}
+		reason := "unknown field"
+		if num, _, n := protowire.ConsumeTag(u); n > 0 {
+			reason += " " + strconv.Itoa(int(num))
+		}
+		return fieldErr(path(), reason+" (not in schema version "+strconv.Itoa(SchemaVersion)+")")
+	}
+	name := func(s string) func() string { return func() string { return s } }
+	if err := check(e, name("event")); err != nil {
+		return err
+	}
+	if t := e.GetEventTime(); t != nil {
+		if err := check(t, name("event_time")); err != nil {
+			return err
+		}
+	}
+	if a := e.GetActor(); a != nil {
+		if err := check(a, name("actor")); err != nil {
+			return err
+		}
+	}
+	if w := e.GetWorkflow(); w != nil {
+		if err := check(w, name("workflow")); err != nil {
+			return err
+		}
+	}
+	for _, list := range [...]struct {
+		name   string
+		assets []*provlogv1.Asset
+	}{{"inputs", e.GetInputs()}, {"outputs", e.GetOutputs()}} {
+		for i, a := range list.assets {
+			if a == nil {
+				continue
+			}
+			if err := check(a, func() string { return list.name + "[" + strconv.Itoa(i) + "]" }); err != nil {
+				return err
+			}
+		}
+	}
+	for i, fl := range e.GetFieldLineage() {
+		if fl == nil {
+			continue
+		}
+		if err := check(fl, func() string { return "field_lineage[" + strconv.Itoa(i) + "]" }); err != nil {
+			return err
+		}
+		for j, s := range fl.GetSources() {
+			if s == nil {
+				continue
+			}
+			if err := check(s, func() string { return idx("field_lineage", i, "sources["+strconv.Itoa(j)+"]") }); err != nil {
+				return err
+			}
+		}
+	}
+	if s := e.GetSignature(); s != nil {
+		if err := check(s, name("signature")); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
@@ -202,8 +203,12 @@ func TestValidate(t *testing.T) {
 		{name: "digest bare hex", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Digest = hex64 }, want: want("inputs[0].digest", digestReasonWant)},
 		{name: "digest non-hex", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Digest = "sha256:" + n("g", 64) }, want: want("inputs[0].digest", digestReasonWant)},
 		{name: "digest prefix only", op: opWrite, edit: func(e *provlogv1.ProvenanceEvent) { e.Outputs[0].Digest = "sha256:" }, want: want("outputs[0].digest", digestReasonWant)},
-		{name: "fields 256", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = strs(256, func(i int) string { return fmt.Sprint("f", i) }) }},
-		{name: "fields 257", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = strs(257, func(i int) string { return fmt.Sprint("f", i) }) }, want: want("inputs[0].fields", "too many: 257 (max 256)")},
+		{name: "fields 256", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) {
+			e.Inputs[0].Fields = strs(256, func(i int) string { return fmt.Sprint("f", i) })
+		}},
+		{name: "fields 257", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) {
+			e.Inputs[0].Fields = strs(257, func(i int) string { return fmt.Sprint("f", i) })
+		}, want: want("inputs[0].fields", "too many: 257 (max 256)")},
 		{name: "field empty", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{"a", ""} }, want: want("inputs[0].fields[1]", "required")},
 		{name: "field 257 bytes", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{n("f", 257)} }, want: want("inputs[0].fields[0]", "too long: 257 bytes (max 256)")},
 		{name: "field duplicate", op: opWrite, edit: func(e *provlogv1.ProvenanceEvent) { e.Outputs[0].Fields = []string{"a", "b", "c", "b"} }, want: want("outputs[0].fields[3]", "duplicate of fields[1]")},
@@ -305,8 +310,12 @@ func TestValidate(t *testing.T) {
 		}, want: want(`environment["b"]`, "contains control character U+0000")},
 
 		// Subject event ids.
-		{name: "subjects 64", edit: func(e *provlogv1.ProvenanceEvent) { e.SubjectEventIds = strs(64, func(i int) string { return fmt.Sprint("s", i) }) }},
-		{name: "subjects 65", edit: func(e *provlogv1.ProvenanceEvent) { e.SubjectEventIds = strs(65, func(i int) string { return fmt.Sprint("s", i) }) }, want: want("subject_event_ids", "too many: 65 (max 64)")},
+		{name: "subjects 64", edit: func(e *provlogv1.ProvenanceEvent) {
+			e.SubjectEventIds = strs(64, func(i int) string { return fmt.Sprint("s", i) })
+		}},
+		{name: "subjects 65", edit: func(e *provlogv1.ProvenanceEvent) {
+			e.SubjectEventIds = strs(65, func(i int) string { return fmt.Sprint("s", i) })
+		}, want: want("subject_event_ids", "too many: 65 (max 64)")},
 		{name: "subject bad syntax", op: opApproval, edit: func(e *provlogv1.ProvenanceEvent) { e.SubjectEventIds = []string{"evt-0", "evt 2"} }, want: want("subject_event_ids[1]", "invalid character ' ' at byte 3 (allowed: A-Z a-z 0-9 . _ : / @ + = -)")},
 		{name: "subject empty", op: opApproval, edit: func(e *provlogv1.ProvenanceEvent) { e.SubjectEventIds = []string{""} }, want: want("subject_event_ids[0]", "required")},
 		{name: "subject self", op: opApproval, edit: func(e *provlogv1.ProvenanceEvent) { e.SubjectEventIds = []string{e.EventId} }, want: want("subject_event_ids[0]", "refers to the event itself")},
@@ -345,6 +354,25 @@ func TestValidate(t *testing.T) {
 			}
 			e.Signature = &provlogv1.SubmitterSignature{KeyId: "k"}
 		}, want: want("signature.signature", "must be 64 bytes (Ed25519), got 0")},
+
+		// Fields from a newer schema, which protobuf decoding keeps aside.
+		{name: "unknown event field", edit: func(e *provlogv1.ProvenanceEvent) {
+			e.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 16, protowire.VarintType), 1))
+		}, want: want("event", "unknown field 16 (not in schema version 1)")},
+		{name: "unknown asset field", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) {
+			e.Inputs = append(e.Inputs, &provlogv1.Asset{Uri: "s3://b/2"})
+			e.Inputs[1].ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, 7, protowire.BytesType), "x"))
+		}, want: want("inputs[1]", "unknown field 7 (not in schema version 1)")},
+		{name: "unknown field source", op: opTrans, edit: func(e *provlogv1.ProvenanceEvent) {
+			ref := &provlogv1.FieldRef{Uri: e.Inputs[0].Uri}
+			ref.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 1))
+			e.FieldLineage = []*provlogv1.FieldLineage{{OutputUri: e.Outputs[0].Uri, OutputField: "f", Sources: []*provlogv1.FieldRef{ref}}}
+		}, want: want("field_lineage[0].sources[0]", "unknown field 3 (not in schema version 1)")},
+		{name: "unknown fields before anything else", edit: func(e *provlogv1.ProvenanceEvent) {
+			e.SchemaVersion = 7
+			e.Signature = &provlogv1.SubmitterSignature{}
+			e.Signature.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 1))
+		}, want: want("signature", "unknown field 3 (not in schema version 1)")},
 
 		// One error, the first in field order.
 		{name: "first error in field order", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) {

@@ -1,0 +1,237 @@
+package event
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Hand-built CBOR, for leaves NewLeaf would never write.
+
+func cHead(major byte, n uint64) []byte {
+	x := encoder{}
+	x.head(major, n)
+	return x.b
+}
+
+func cUint(n uint64) []byte  { return cHead(majorUint, n) }
+func cText(s string) []byte  { return append(cHead(majorText, uint64(len(s))), s...) }
+func cBytes(b []byte) []byte { return append(cHead(majorBytes, uint64(len(b))), b...) }
+
+type kv struct{ k, v []byte }
+
+func cMap(pairs ...kv) []byte {
+	b := cHead(majorMap, uint64(len(pairs)))
+	for _, p := range pairs {
+		b = append(b, p.k...)
+		b = append(b, p.v...)
+	}
+	return b
+}
+
+func cArray(items ...[]byte) []byte {
+	b := cHead(majorArray, uint64(len(items)))
+	for _, it := range items {
+		b = append(b, it...)
+	}
+	return b
+}
+
+func k(n uint64) []byte { return cUint(n) }
+
+// minimalEventPairs is the encoding of validEvent(opStart), pair by pair.
+func minimalEventPairs(t *testing.T) []kv {
+	e := validEvent(opStart)
+	et, _ := timestampNanos(e.GetEventTime())
+	pairs := []kv{
+		{k(1), cUint(1)},
+		{k(2), cText(e.EventId)},
+		{k(3), cText(e.Tenant)},
+		{k(4), cUint(uint64(e.Operation))},
+		{k(5), cUint(et)},
+		{k(6), cMap(kv{k(1), cUint(uint64(e.Actor.Type))}, kv{k(2), cText(e.Actor.Id)})},
+		{k(7), cMap(kv{k(1), cText(e.Workflow.Platform)}, kv{k(5), cText(e.Workflow.RunId)})},
+	}
+	if got, want := cMap(pairs...), mustEncode(t, e); !bytes.Equal(got, want) {
+		t.Fatalf("hand-built event\n %x\ndiffers from EncodeEvent\n %x", got, want)
+	}
+	return pairs
+}
+
+const testSubmitter = "token:t"
+
+// leafWith builds a leaf around event bytes, with a correct digest.
+func leafWith(event []byte) []byte {
+	d := sha256.Sum256(event)
+	rt, _ := timestampNanos(tsNow())
+	return cMap(kv{k(1), cUint(1)}, kv{k(2), event}, kv{k(3), cUint(rt)}, kv{k(4), cText(testSubmitter)}, kv{k(5), cBytes(d[:])})
+}
+
+func tsNow() *timestamppb.Timestamp { return timestamppb.New(testNow) }
+
+func withPair(pairs []kv, p kv) []kv {
+	out := append([]kv(nil), pairs...)
+	return append(out, p)
+}
+
+func replacePair(pairs []kv, key uint64, v []byte) []kv {
+	out := append([]kv(nil), pairs...)
+	for i := range out {
+		if bytes.Equal(out[i].k, k(key)) {
+			out[i].v = v
+		}
+	}
+	return out
+}
+
+func TestDecodeLeafStrict(t *testing.T) {
+	ev := minimalEventPairs(t)
+	good := leafWith(cMap(ev...))
+	_, want, err := NewLeaf(validEvent(opStart), testNow, testSubmitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(good, want) {
+		t.Fatalf("hand-built leaf\n %x\ndiffers from NewLeaf\n %x", good, want)
+	}
+	if _, err := DecodeLeaf(good); err != nil {
+		t.Fatalf("DecodeLeaf(hand-built leaf): %v", err)
+	}
+
+	evb := cMap(ev...)
+	d := sha256.Sum256(evb)
+	rt, _ := timestampNanos(tsNow())
+	leafPairs := []kv{{k(1), cUint(1)}, {k(2), evb}, {k(3), cUint(rt)}, {k(4), cText(testSubmitter)}, {k(5), cBytes(d[:])}}
+	leaf := func(ps ...kv) []byte { return cMap(ps...) }
+	deep := []byte{}
+	for range 200 {
+		deep = append(deep, 0x81)
+	}
+	deep = append(deep, 0x01)
+
+	tests := []struct {
+		name string
+		b    []byte
+		want string // a substring of the error; "" for any
+	}{
+		{"empty", nil, ""},
+		{"one byte", []byte{0xa0}, ""},
+		{"trailing byte", append(bytes.Clone(good), 0x00), ""},
+		{"trailing leaf", append(bytes.Clone(good), good...), ""},
+		{"truncated", good[:len(good)-1], ""},
+		{"not a map", cArray(cUint(1)), ""},
+		{"duplicate leaf key", leaf(withPair(leafPairs, kv{k(1), cUint(1)})...), ""},
+		{"unknown leaf key", leaf(withPair(leafPairs, kv{k(6), cUint(1)})...), ""},
+		{"text leaf key", leaf(kv{cText("1"), cUint(1)}, leafPairs[1], leafPairs[2], leafPairs[3], leafPairs[4]), ""},
+		{"negative leaf key", leaf(withPair(leafPairs, kv{cHead(majorNeg, 0), cUint(1)})...), ""},
+		{"unsorted leaf keys", leaf(leafPairs[0], leafPairs[2], leafPairs[1], leafPairs[3], leafPairs[4]), "canonical"},
+		{"indefinite-length leaf map", append(append([]byte{0xbf}, good[1:]...), 0xff), ""},
+		{"indefinite-length submitter", leaf(leafPairs[0], leafPairs[1], leafPairs[2], kv{k(4), append(append([]byte{0x7f}, cText(testSubmitter)...), 0xff)}, leafPairs[4]), ""},
+		{"non-minimal leaf_version", leaf(kv{k(1), []byte{0x18, 0x01}}, leafPairs[1], leafPairs[2], leafPairs[3], leafPairs[4]), "canonical"},
+		{"non-minimal key", leaf(kv{[]byte{0x18, 0x01}, cUint(1)}, leafPairs[1], leafPairs[2], leafPairs[3], leafPairs[4]), "canonical"},
+		{"non-minimal submitter length", leaf(leafPairs[0], leafPairs[1], leafPairs[2], kv{k(4), append([]byte{0x78, byte(len(testSubmitter))}, testSubmitter...)}, leafPairs[4]), "canonical"},
+		{"non-minimal event map header", leafWith(append([]byte{0xb8, byte(len(ev))}, cMap(ev...)[1:]...)), "canonical"},
+		{"non-minimal array header", leafWith(cMap(withPair(ev, kv{k(14), append([]byte{0x98, 0x01}, cText("evt-0")...)})...)), "canonical"},
+		{"leaf_version 2", leaf(replacePair(leafPairs, 1, cUint(2))...), "leaf_version 2"},
+		{"leaf_version 0", leaf(replacePair(leafPairs, 1, cUint(0))...), "leaf_version 0"},
+		{"leaf_version missing", leaf(leafPairs[1:]...), "leaf_version 0"},
+		{"leaf_version huge", leaf(replacePair(leafPairs, 1, cUint(1<<40))...), ""},
+		{"event missing", leaf(leafPairs[0], leafPairs[2], leafPairs[3], leafPairs[4]), "no event"},
+		{"event not a map", leaf(replacePair(leafPairs, 2, cText("x"))...), ""},
+		{"event null", leaf(replacePair(leafPairs, 2, []byte{0xf6})...), ""},
+		{"received_time missing", leaf(leafPairs[0], leafPairs[1], leafPairs[3], leafPairs[4]), "received_time"},
+		{"received_time 0", leaf(replacePair(leafPairs, 3, cUint(0))...), "received_time"},
+		{"received_time negative", leaf(replacePair(leafPairs, 3, cHead(majorNeg, 5))...), ""},
+		{"received_time beyond int64", leaf(replacePair(leafPairs, 3, cUint(1<<63))...), "overflows int64"},
+		{"received_time tagged", leaf(replacePair(leafPairs, 3, append([]byte{0xc1}, cUint(rt/1e9)...))...), ""},
+		{"received_time float", leaf(replacePair(leafPairs, 3, []byte{0xfb, 0x41, 0xda, 0x6a, 0x8c, 0x1c, 0x00, 0x00, 0x00})...), ""},
+		{"submitter missing", leaf(leafPairs[0], leafPairs[1], leafPairs[2], leafPairs[4]), "no submitter"},
+		{"submitter empty", leaf(replacePair(leafPairs, 4, cText(""))...), "no submitter"},
+		{"submitter bytes", leaf(replacePair(leafPairs, 4, cBytes([]byte(testSubmitter)))...), ""},
+		{"submitter bad utf8", leaf(replacePair(leafPairs, 4, cText("\xff"))...), ""},
+		{"digest flipped", leaf(replacePair(leafPairs, 5, cBytes(append(bytes.Clone(d[:31]), d[31]^1)))...), "event_digest does not match"},
+		{"digest short", leaf(replacePair(leafPairs, 5, cBytes(d[:31]))...), "event_digest is 31 bytes"},
+		{"digest missing", leaf(leafPairs[:4]...), "event_digest is 0 bytes"},
+		{"digest as text", leaf(replacePair(leafPairs, 5, cText(string(d[:])))...), ""},
+		{"deep nesting", leaf(replacePair(leafPairs, 2, cMap(withPair(ev, kv{k(16), deep})...))...), ""},
+		{"huge byte string length", append(bytes.Clone(good[:len(good)-35]), 0x05, 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), ""},
+		{"huge array length", leaf(replacePair(leafPairs, 2, cMap(withPair(ev, kv{k(8), []byte{0x9b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})...))...), ""},
+		{"oversized", append(bytes.Clone(good), make([]byte, maxLeafBytes)...), "exceeds"},
+
+		// Events that are well-formed CBOR but not canonical. Each gets a
+		// correct digest, so only canonical form is at stake.
+		{"event unknown key", leafWith(cMap(withPair(ev, kv{k(16), cText("x")})...)), ""},
+		{"event duplicate key", leafWith(cMap(withPair(ev, kv{k(2), cText("evt-1")})...)), ""},
+		{"event unsorted keys", leafWith(cMap(append([]kv{ev[1], ev[0]}, ev[2:]...)...)), "canonical"},
+		{"event empty string present", leafWith(cMap(withPair(ev, kv{k(11), cText("")})...)), "canonical"},
+		{"event zero present", leafWith(cMap(append([]kv{ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6]}, kv{k(15), cMap(kv{k(1), cText("k")}, kv{k(2), cBytes(nil)})})...)), "canonical"},
+		{"event empty actor", leafWith(cMap(replacePair(ev, 6, cMap())...)), "canonical"},
+		{"event empty inputs", leafWith(cMap(withPair(ev, kv{k(8), cArray()})...)), "canonical"},
+		{"event empty environment", leafWith(cMap(withPair(ev, kv{k(12), cMap()})...)), "canonical"},
+		{"event environment unsorted", leafWith(cMap(withPair(ev, kv{k(12), cMap(kv{cText("bb"), cText("1")}, kv{cText("a"), cText("2")})})...)), "canonical"},
+		{"event environment duplicate", leafWith(cMap(withPair(ev, kv{k(12), cMap(kv{cText("a"), cText("1")}, kv{cText("a"), cText("2")})})...)), ""},
+		{"event environment int key", leafWith(cMap(withPair(ev, kv{k(12), cMap(kv{cUint(1), cText("1")})})...)), ""},
+		{"event environment bytes key", leafWith(cMap(withPair(ev, kv{k(12), cMap(kv{cBytes([]byte("a")), cText("1")})})...)), ""},
+		{"event bad utf8", leafWith(cMap(replacePair(ev, 2, cText("evt-\xff"))...)), ""},
+		{"event text as bytes", leafWith(cMap(replacePair(ev, 2, cBytes([]byte("evt-1")))...)), ""},
+		{"event_time negative", leafWith(cMap(replacePair(ev, 5, cHead(majorNeg, 1))...)), ""},
+		{"event_time beyond int64", leafWith(cMap(replacePair(ev, 5, cUint(1<<63+1))...)), "overflows int64"},
+		{"operation beyond int32", leafWith(cMap(replacePair(ev, 4, cUint(1<<31))...)), ""},
+		{"schema_version beyond uint32", leafWith(cMap(replacePair(ev, 1, cUint(1<<32))...)), ""},
+		{"event non-minimal operation", leafWith(cMap(replacePair(ev, 4, []byte{0x18, 0x07})...)), "canonical"},
+		{"event signature bytes as text", leafWith(cMap(withPair(ev, kv{k(15), cMap(kv{k(1), cText("k")}, kv{k(2), cText("sig")})})...)), ""},
+		{"event nested unknown key", leafWith(cMap(replacePair(ev, 6, cMap(kv{k(1), cUint(2)}, kv{k(2), cText("svc")}, kv{k(9), cText("x")}))...)), ""},
+		{"event inputs not array", leafWith(cMap(withPair(ev, kv{k(8), cMap(kv{k(1), cText("s3://b/x")})})...)), ""},
+		{"event undefined", leafWith(cMap(withPair(ev, kv{k(11), []byte{0xf7}})...)), ""},
+		{"event null string", leafWith(cMap(withPair(ev, kv{k(11), []byte{0xf6}})...)), ""},
+		{"event simple value", leafWith(cMap(withPair(ev, kv{k(11), []byte{0xf0}})...)), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeLeaf(tc.b)
+			if err == nil {
+				t.Fatalf("DecodeLeaf(%x) = %v, want an error", tc.b, got)
+			}
+			t.Log(err)
+			if !errors.Is(err, ErrMalformedLeaf) {
+				t.Errorf("error %v does not wrap ErrMalformedLeaf", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeLeafAllocations: a leaf claiming huge lengths costs no more than
+// its size to reject.
+func TestDecodeLeafAllocations(t *testing.T) {
+	bomb := cMap(kv{k(1), cUint(1)}, kv{k(2), []byte{0xbb, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+	allocs := testing.AllocsPerRun(10, func() { _, _ = DecodeLeaf(bomb) })
+	if allocs > 50 {
+		t.Errorf("rejecting a %d-byte length bomb took %v allocations", len(bomb), allocs)
+	}
+}
+
+func TestDecodeLeafIsIndependentOfInput(t *testing.T) {
+	_, leaf, err := NewLeaf(typicalEvent(), testNow, testSubmitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le, err := DecodeLeaf(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := proto.Clone(le)
+	for i := range leaf {
+		leaf[i] = 0
+	}
+	if !proto.Equal(le, keep) {
+		t.Error("the decoded entry shares memory with the input bytes")
+	}
+}
