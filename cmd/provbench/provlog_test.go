@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/provlog/provlog/log/event"
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// fakeLog is a LogService that checks what provbench sends and pushes back
+// on a schedule: every pushEvery-th RPC fails with Unavailable, and in
+// batches every pushEvery-th event comes back with a per-event Unavailable.
+type fakeLog struct {
+	provlogv1.UnimplementedLogServiceServer
+	t         *testing.T
+	token     string
+	pushEvery int
+	reject    bool // reject every event with InvalidArgument
+
+	mu    sync.Mutex
+	rpcs  int
+	seen  map[string]int // event id -> times accepted
+	waits map[provlogv1.WaitFor]int
+}
+
+func (f *fakeLog) check(ctx context.Context, evs []*provlogv1.ProvenanceEvent, wait provlogv1.WaitFor) (push bool, err error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if got := md.Get("authorization"); len(got) != 1 || got[0] != "Bearer "+f.token {
+		return false, status.Error(codes.Unauthenticated, "bad token")
+	}
+	for _, e := range evs {
+		if err := event.Validate(e, time.Now()); err != nil {
+			f.t.Errorf("provbench sent an invalid event %s: %v", e.GetEventId(), err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rpcs++
+	f.waits[wait]++
+	return f.rpcs%f.pushEvery == 0, nil
+}
+
+func (f *fakeLog) accept(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen[id]++
+	return f.seen[id] > 1
+}
+
+func (f *fakeLog) Append(ctx context.Context, req *provlogv1.AppendRequest) (*provlogv1.AppendResponse, error) {
+	push, err := f.check(ctx, []*provlogv1.ProvenanceEvent{req.GetEvent()}, req.GetWait())
+	if err != nil {
+		return nil, err
+	}
+	if push {
+		return nil, status.Error(codes.Unavailable, "pushback")
+	}
+	if f.reject {
+		return nil, status.Error(codes.InvalidArgument, "event_id: no")
+	}
+	return &provlogv1.AppendResponse{Duplicate: f.accept(req.GetEvent().GetEventId())}, nil
+}
+
+func (f *fakeLog) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchRequest) (*provlogv1.AppendBatchResponse, error) {
+	push, err := f.check(ctx, req.GetEvents(), req.GetWait())
+	if err != nil {
+		return nil, err
+	}
+	if push {
+		return nil, status.Error(codes.ResourceExhausted, "pushback")
+	}
+	resp := &provlogv1.AppendBatchResponse{}
+	for i, e := range req.GetEvents() {
+		switch {
+		case f.reject:
+			resp.Results = append(resp.Results, &provlogv1.AppendResult{Error: &provlogv1.AppendError{Code: int32(codes.InvalidArgument), Message: "no", Field: "event_id"}})
+		case i%f.pushEvery == f.pushEvery-1:
+			resp.Results = append(resp.Results, &provlogv1.AppendResult{Error: &provlogv1.AppendError{Code: int32(codes.Unavailable), Message: "pushback"}})
+		default:
+			resp.Results = append(resp.Results, &provlogv1.AppendResult{Duplicate: f.accept(e.GetEventId())})
+		}
+	}
+	return resp, nil
+}
+
+func startFakeLog(t *testing.T, f *fakeLog) string {
+	t.Helper()
+	f.t, f.seen, f.waits = t, map[string]int{}, map[provlogv1.WaitFor]int{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	provlogv1.RegisterLogServiceServer(srv, f)
+	grpc_health_v1.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+func TestRunAgainstLog(t *testing.T) {
+	for _, wait := range []string{"sequenced", "published"} {
+		t.Run(wait, func(t *testing.T) {
+			f := &fakeLog{token: "s3cret", pushEvery: 7}
+			cfg := baseConfig(t)
+			cfg.GRPCAddr = startFakeLog(t, f)
+			cfg.Token = f.token
+			cfg.Baseline = false
+			cfg.Concurrency = 4
+			cfg.BatchSize = 10
+			cfg.Count = 200
+			cfg.Wait = wait
+			cfg.JSON = true
+			var out bytes.Buffer
+			if err := run(t.Context(), cfg, &out, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatal(err)
+			}
+			var rep report
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatalf("--json output doesn't parse: %v\n%s", err, out.String())
+			}
+			if len(rep.Results) != 2 {
+				t.Fatalf("%d results, want unary and batch", len(rep.Results))
+			}
+			for _, r := range rep.Results {
+				if r.Target != "provlog" || r.Events != cfg.Count || r.Retries == 0 || r.Duplicates != 0 || r.Abandoned != 0 {
+					t.Errorf("%s: %+v: want %d events, some retries, no duplicates", r.Mode, r, cfg.Count)
+				}
+			}
+			if len(rep.Ratios) != 0 {
+				t.Errorf("ratios %+v without a baseline", rep.Ratios)
+			}
+			// Every event reached the log exactly once, pushback or not.
+			if len(f.seen) != 2*int(cfg.Count) {
+				t.Errorf("log saw %d distinct events, want %d", len(f.seen), 2*cfg.Count)
+			}
+			for id, n := range f.seen {
+				if n != 1 {
+					t.Errorf("event %s accepted %d times", id, n)
+				}
+			}
+			want := provlogv1.WaitFor_WAIT_FOR_SEQUENCED
+			if wait == "published" {
+				want = provlogv1.WaitFor_WAIT_FOR_PUBLISHED
+			}
+			if len(f.waits) != 1 || f.waits[want] == 0 {
+				t.Errorf("wait values sent: %v, want only %v", f.waits, want)
+			}
+		})
+	}
+}
+
+func TestRunStopsOnRejection(t *testing.T) {
+	for _, mode := range []string{"unary", "batch"} {
+		t.Run(mode, func(t *testing.T) {
+			f := &fakeLog{token: "s3cret", pushEvery: 1000, reject: true}
+			cfg := baseConfig(t)
+			cfg.GRPCAddr = startFakeLog(t, f)
+			cfg.Token = f.token
+			cfg.Baseline = false
+			cfg.Mode = mode
+			cfg.Count = 100
+			err := run(t.Context(), cfg, new(bytes.Buffer), slog.New(slog.DiscardHandler))
+			if err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+				t.Errorf("run error = %v, want the rejection", err)
+			}
+		})
+	}
+}
+
+func TestRunBadToken(t *testing.T) {
+	f := &fakeLog{token: "s3cret", pushEvery: 1000}
+	cfg := baseConfig(t)
+	cfg.GRPCAddr = startFakeLog(t, f)
+	cfg.Token = "wrong"
+	cfg.Baseline = false
+	cfg.Count = 10
+	err := run(t.Context(), cfg, new(bytes.Buffer), slog.New(slog.DiscardHandler))
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("run error = %v, want Unauthenticated", err)
+	}
+}
