@@ -171,7 +171,6 @@ func TestEndToEnd(t *testing.T) {
 	d.stop()
 }
 
-
 // checkReceipt verifies a receipt offline with x/mod: the checkpoint's
 // signature, the inclusion proof, and that the leaf holds the event sent.
 func checkReceipt(t *testing.T, d *daemon, r *pb.Receipt, sent *pb.ProvenanceEvent) {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/server"
@@ -131,6 +132,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	tokens := &auth.Tokens{}
 	tokens.Add(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
 
+	reg := prometheus.NewRegistry()
 	lcfg := ledger.Config{
 		Dir:                cfg.DataDir,
 		Signer:             signer,
@@ -140,6 +142,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		BatchMaxAge:        cfg.BatchMaxAge,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
 		WitnessTimeout:     cfg.WitnessTimeout,
+		HTTPClient:         ledger.NewWitnessHTTPClient(reg, cfg.WitnessTimeout),
 		Logger:             log,
 	}
 	if cfg.WitnessPolicy != "" {
@@ -170,7 +173,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		httpLis.Close()
 		return fmt.Errorf("couldn't open the log: %w", err)
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
 	if err != nil {
 		l.Close(context.WithoutCancel(ctx))
 		return err

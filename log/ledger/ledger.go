@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -77,6 +78,8 @@ type Config struct {
 	WitnessFailOpen bool
 	// WitnessTimeout bounds how long publication waits for witnesses.
 	WitnessTimeout time.Duration
+	// HTTPClient is used for witness requests; http.DefaultClient when nil.
+	HTTPClient *http.Client
 	// FollowInterval is how often the follower indexes newly integrated leaves.
 	FollowInterval time.Duration
 	// Logger receives operational messages; never event contents.
@@ -171,7 +174,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 
-	driver, err := posix.New(bgctx, posix.Config{Path: logDir})
+	driver, err := posix.New(bgctx, posix.Config{Path: logDir, HTTPClient: cfg.HTTPClient})
 	if err != nil {
 		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
 	}

@@ -18,9 +18,9 @@ type metrics struct {
 	rpcLatency    *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provlog_appends_total",
 			Help: "Events submitted for append, by result (new, duplicate, invalid, error).",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/ledger"
@@ -44,6 +45,9 @@ type Config struct {
 	PublishTimeout time.Duration
 	// Now is the clock for validation; time.Now when nil.
 	Now func() time.Time
+	// Registry receives the server's metrics and is served at /metrics; a
+	// new one when nil.
+	Registry *prometheus.Registry
 }
 
 // Server holds the gRPC server and the HTTP handler of one provlogd.
@@ -83,7 +87,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 30 * time.Second
 	}
-	m := newMetrics()
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	m := newMetrics(cfg.Registry)
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), recoverUnary(cfg.Logger)),
