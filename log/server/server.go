@@ -137,6 +137,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxHTTPBody))
 	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
 	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermRead, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	// The API description is public, like gRPC reflection: it describes
+	// the API, not data.
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(pb.OpenAPI)
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.serving.Load() {
 			http.Error(w, "not serving", http.StatusServiceUnavailable)
