@@ -222,7 +222,10 @@ func TestEveryFieldCounts(t *testing.T) {
 		"signature key":     func(e *provlogv1.ProvenanceEvent) { e.Signature = &provlogv1.SubmitterSignature{KeyId: "k"} },
 		"signature bytes":   func(e *provlogv1.ProvenanceEvent) { e.Signature = &provlogv1.SubmitterSignature{Signature: []byte{1}} },
 		"env to extensions": func(e *provlogv1.ProvenanceEvent) { e.Extensions, e.Environment = e.Environment, nil },
-		"input to output":   func(e *provlogv1.ProvenanceEvent) { e.Outputs = append(e.Outputs, e.Inputs[1]); e.Inputs = e.Inputs[:1] },
+		"input to output": func(e *provlogv1.ProvenanceEvent) {
+			e.Outputs = append(e.Outputs, e.Inputs[1])
+			e.Inputs = e.Inputs[:1]
+		},
 	}
 	seen := map[string]string{}
 	for name, edit := range edits {
@@ -461,5 +464,46 @@ func TestTextReasonFastPath(t *testing.T) {
 		if got, want := textReason(s, 1, 30, ml), textReasonSlow(s, 1, 30, ml); got != want {
 			t.Fatalf("textReason(%q, multiline=%v) = %q, want %q", s, ml, got, want)
 		}
+	}
+}
+
+// TestSizeLimits: an event of exactly MaxEventBytes makes a leaf, one byte
+// more does not, and the largest possible leaf decodes.
+func TestSizeLimits(t *testing.T) {
+	sized := func(n int) *provlogv1.ProvenanceEvent {
+		e := validEvent(opStart)
+		e.Extensions = map[string]string{}
+		for i := range 15 {
+			e.Extensions[fmt.Sprint("k", i)] = strings.Repeat("v", 4096)
+		}
+		base := encodedEventSize(e)
+		e.Extensions["last"] = ""
+		// "last" and its value take 5 bytes + the value (≥ 256 bytes).
+		e.Extensions["last"] = strings.Repeat("w", n-base-5-3)
+		if got := len(mustEncode(t, e)); got != n {
+			t.Fatalf("built an event of %d bytes, want %d", got, n)
+		}
+		return e
+	}
+	e := sized(MaxEventBytes)
+	if err := Validate(e, testNow); err != nil {
+		t.Fatalf("Validate(event of MaxEventBytes): %v", err)
+	}
+	_, leaf, err := NewLeaf(e, time.Unix(0, 1<<63-1), strings.Repeat("s", maxSubmitterLen))
+	if err != nil {
+		t.Fatalf("NewLeaf(event of MaxEventBytes): %v", err)
+	}
+	if len(leaf) != maxLeafBytes {
+		t.Errorf("largest leaf is %d bytes, maxLeafBytes is %d", len(leaf), maxLeafBytes)
+	}
+	if _, err := DecodeLeaf(leaf); err != nil {
+		t.Errorf("DecodeLeaf(largest leaf): %v", err)
+	}
+	e = sized(MaxEventBytes + 1)
+	if err := Validate(e, testNow); err == nil || err.Error() != "event: encoded size 65537 exceeds 65536 bytes" {
+		t.Errorf("Validate(event of MaxEventBytes+1) = %v", err)
+	}
+	if _, _, err := NewLeaf(e, testNow, "s"); err == nil {
+		t.Errorf("NewLeaf(event of MaxEventBytes+1) succeeded")
 	}
 }

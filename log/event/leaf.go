@@ -167,7 +167,7 @@ func malformed(format string, args ...any) error {
 // it was appended, and its leaves must stay readable if the rules tighten.
 //
 // b may be untrusted: DecodeLeaf does not panic, refuses more than
-// MaxEventBytes + 1078 bytes, and allocates at most a small multiple of
+// MaxEventBytes + 1077 bytes, and allocates at most a small multiple of
 // len(b).
 func DecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 	if len(b) > maxLeafBytes {

@@ -212,6 +212,7 @@ func TestValidate(t *testing.T) {
 		{name: "field empty", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{"a", ""} }, want: want("inputs[0].fields[1]", "required")},
 		{name: "field 257 bytes", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{n("f", 257)} }, want: want("inputs[0].fields[0]", "too long: 257 bytes (max 256)")},
 		{name: "field duplicate", op: opWrite, edit: func(e *provlogv1.ProvenanceEvent) { e.Outputs[0].Fields = []string{"a", "b", "c", "b"} }, want: want("outputs[0].fields[3]", "duplicate of fields[1]")},
+		{name: "field duplicate of first", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{"a", "a"} }, want: want("inputs[0].fields[1]", "duplicate of fields[0]")},
 		{name: "field bad utf8", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{"ok", "n\xe9"} }, want: want("inputs[0].fields[1]", "invalid UTF-8")},
 		{name: "field control", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Fields = []string{"a\rb"} }, want: want("inputs[0].fields[0]", "contains control character U+000D")},
 		{name: "classification ok", op: opRead, edit: func(e *provlogv1.ProvenanceEvent) { e.Inputs[0].Classification = "pii_v2-eu" }},
