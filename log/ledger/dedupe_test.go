@@ -331,13 +331,10 @@ func TestConcurrentMixed(t *testing.T) {
 	}
 }
 
-func TestBoltStore(t *testing.T) {
+func TestIndexStore(t *testing.T) {
 	path := indexPath(t.TempDir())
-	s, err := openBoltStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openIndexStore(t, path)
+	defer func() { s.Close() }()
 	if wm, err := s.Watermark(); err != nil || wm != 0 {
 		t.Errorf("new store Watermark = %d, %v; want 0", wm, err)
 	}
@@ -384,9 +381,7 @@ func TestBoltStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = openBoltStore(path); err != nil {
-		t.Fatal(err)
-	}
+	s = openIndexStore(t, path)
 	if got, ok, err := s.Lookup(a5.Key); err != nil || !ok || got != a5 {
 		t.Errorf("Lookup after reopen = %+v, %v, %v", got, ok, err)
 	}

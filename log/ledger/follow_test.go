@@ -2,10 +2,9 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/provlog/provlog/log/event"
+	pb "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // checkIndexed checks that the store holds want (event id -> index) for
@@ -88,12 +88,18 @@ func TestFollowerCatchUpAfterReopen(t *testing.T) {
 
 const crashEnv = "PROVLOG_LEDGER_CRASH_DIR"
 
-// ackedFile is where the crash helper writes the indices it was given.
-const ackedFile = "acked.json"
+// crashReport is what the crash helper writes before it dies.
+type crashReport struct {
+	Acked     map[string]uint64 // event id -> acknowledged index
+	Watermark uint64            // the index store's watermark at death
+}
 
-// TestCrashHelper is run as a child process by TestCrashBetweenSequencingAndIndexing.
-// It appends, lets the follower index the first part only, and dies by
-// SIGKILL: no Close, no final follow pass, no deferred anything.
+const crashReportFile = "crash.json"
+
+// TestCrashHelper is run as a child process by
+// TestCrashBetweenSequencingAndIndexing. It appends, lets the follower index
+// the first part only, and dies by SIGKILL: no Close, no final follow pass,
+// no deferred anything.
 func TestCrashHelper(t *testing.T) {
 	dir := os.Getenv(crashEnv)
 	if dir == "" {
@@ -105,21 +111,24 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acked := map[string]uint64{}
-	record := func(prefix string, n int) {
+	rep := crashReport{Acked: map[string]uint64{}}
+	add := func(prefix string, n int) {
 		evs := eventsFor("acme", ids(prefix, n))
 		for i, r := range appendAll(t, l, evs...) {
-			acked[evs[i].GetEventId()] = r.Index
+			rep.Acked[evs[i].GetEventId()] = r.Index
 		}
 	}
-	record("indexed", 20)
+	add("indexed", 20)
 	if err := l.follow(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	record("unindexed", 280)
-	// Make the acknowledgements durable, as a client's log would be.
-	b, _ := json.Marshal(acked)
-	if err := os.WriteFile(filepath.Join(dir, ackedFile), b, 0o600); err != nil {
+	add("unindexed", 280)
+	if rep.Watermark, err = l.store.Watermark(); err != nil {
+		t.Fatal(err)
+	}
+	// Make the acknowledgements durable, as a client's own log would.
+	b, _ := json.Marshal(rep)
+	if err := os.WriteFile(filepath.Join(dir, crashReportFile), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -129,18 +138,18 @@ func TestCrashHelper(t *testing.T) {
 // TestCrashBetweenSequencingAndIndexing kills a process that holds
 // acknowledged but unindexed entries, then opens the directory again.
 //
-// A second Ledger on the same directory in this process could not stand in
-// for the crash: bbolt flocks index.db per open file description, so a
-// second Open would wait out its 5s timeout and fail while the first
-// Ledger holds it, and closing the first store is already a clean shutdown
-// of the index. A child process killed with SIGKILL is a real crash.
+// A second Ledger on the same directory in this process cannot stand in for
+// the crash: the index store holds an exclusive lock on its files (bbolt an
+// flock on index.db, pebble its LOCK file), so a second Open fails while the
+// first Ledger is alive, and releasing the store first is a clean shutdown
+// of the index, not a crash. A child process killed with SIGKILL is a real
+// crash, tessera's own file locks included.
 func TestCrashBetweenSequencingAndIndexing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process")
 	}
 	dir := t.TempDir()
-	// Make the keys here so both processes share them.
-	testConfig(t, dir)
+	testConfig(t, dir) // make the keys here, so both processes share them
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 	var out bytes.Buffer
@@ -150,22 +159,17 @@ func TestCrashBetweenSequencingAndIndexing(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("helper did not die by SIGKILL: %v\n%s", err, out.Bytes())
 	}
-	b, err := os.ReadFile(filepath.Join(dir, ackedFile))
+	b, err := os.ReadFile(filepath.Join(dir, crashReportFile))
 	if err != nil {
-		t.Fatalf("helper wrote no acknowledgements: %v\n%s", err, out.Bytes())
+		t.Fatalf("helper wrote no report: %v\n%s", err, out.Bytes())
 	}
-	var acked map[string]uint64
-	if err := json.Unmarshal(b, &acked); err != nil {
+	var rep crashReport
+	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(acked) != 300 {
-		t.Fatalf("%d acknowledgements, want 300", len(acked))
-	}
-
-	// The crash left the index behind the log: only the first pass is in it.
-	before := dumpIndex(t, indexPath(dir))
-	if got, want := len(before["events"]), 20; got != want {
-		t.Fatalf("index holds %d events before reopening, want %d", got, want)
+	// The crash left the index behind the log.
+	if len(rep.Acked) != 300 || rep.Watermark != 20 {
+		t.Fatalf("helper acknowledged %d events with the index at %d, want 300 at 20", len(rep.Acked), rep.Watermark)
 	}
 
 	l := openLedger(t, dir, nil)
@@ -173,14 +177,13 @@ func TestCrashBetweenSequencingAndIndexing(t *testing.T) {
 	if err != nil || wm != 300 {
 		t.Fatalf("Watermark after reopen = %d, %v; want 300", wm, err)
 	}
-	checkIndexed(t, l, acked)
+	checkIndexed(t, l, rep.Acked)
 	if got := integratedSize(t, l); got != 300 {
 		t.Errorf("integrated size = %d, want 300: an acknowledged event was appended again", got)
 	}
-	// Every acknowledged event is in the log, byte for byte what its
-	// leaf hash says.
+	// Every acknowledged event is in the log at its index.
 	awaitSize(t, l, 300)
-	for id, idx := range acked {
+	for id, idx := range rep.Acked {
 		leaf, err := l.Entry(t.Context(), idx)
 		if err != nil {
 			t.Fatalf("Entry(%d): %v", idx, err)
@@ -193,94 +196,79 @@ func TestCrashBetweenSequencingAndIndexing(t *testing.T) {
 }
 
 // TestFollowerRebuild: the index is a pure function of the log. Losing all
-// or part of it and reopening rebuilds exactly the same records.
+// or part of it rebuilds exactly the same records.
 func TestFollowerRebuild(t *testing.T) {
 	dir := t.TempDir()
-	l := openLedger(t, dir, nil)
 	const n = 300
-	evs := eventsFor("acme", ids("ev", n))
-	appendAll(t, l, evs[:150]...)
-	appendAll(t, l, evs[150:]...)
-	closeLedger(t, l)
-	want := dumpIndex(t, indexPath(dir))
-	if len(want["events"]) != n || len(want["leaves"]) != n {
-		t.Fatalf("index holds %d events and %d leaves, want %d", len(want["events"]), len(want["leaves"]), n)
-	}
-
-	for _, tc := range []struct {
-		name   string
-		break_ func(t *testing.T)
-	}{
-		{name: "watermark reset to 0", break_: func(t *testing.T) {
-			s, err := openBoltStore(indexPath(dir))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.Commit(nil, 0); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{name: "index deleted", break_: func(t *testing.T) {
-			if err := os.Remove(indexPath(dir)); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{name: "index holds a prefix", break_: func(t *testing.T) {
-			// What a pass that died after committing the first bundle
-			// would leave: the records below 100, watermark 100.
-			if err := os.Remove(indexPath(dir)); err != nil {
-				t.Fatal(err)
-			}
-			writeIndex(t, indexPath(dir), want, 100)
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.break_(t)
-			l := openLedger(t, dir, nil)
-			if wm, err := l.store.Watermark(); err != nil || wm != n {
-				t.Errorf("Watermark = %d, %v; want %d", wm, err, n)
-			}
-			closeLedger(t, l)
-			if diff := cmp.Diff(want, dumpIndex(t, indexPath(dir))); diff != "" {
-				t.Errorf("rebuilt index differs (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-// writeIndex writes the records of dump below watermark, and watermark,
-// into a new index store at path.
-func writeIndex(t *testing.T, path string, dump map[string]map[string]string, watermark uint64) {
-	t.Helper()
-	s, err := openBoltStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var recs []record
-	for k, v := range dump["events"] {
-		key, val := mustHex(t, k), mustHex(t, v)
-		r := record{Key: string(key), Index: binary.BigEndian.Uint64(val[:8])}
-		copy(r.LeafHash[:], val[8:40])
-		copy(r.Digest[:], val[40:])
-		if r.Index < watermark {
-			recs = append(recs, r)
+	evIDs := ids("ev", n)
+	evs := eventsFor("acme", evIDs)
+	l := openLedger(t, dir, func(c *Config) { c.FollowInterval = time.Hour })
+	var hashes [][32]byte
+	for _, part := range [][]*pb.ProvenanceEvent{evs[:150], evs[150:]} {
+		for _, r := range appendAll(t, l, part...) {
+			hashes = append(hashes, r.LeafHash)
 		}
 	}
-	if len(recs) != int(watermark) {
-		t.Fatalf("%d records below %d", len(recs), watermark)
-	}
-	if err := s.Commit(recs, watermark); err != nil {
+	if err := l.follow(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-}
+	want := snapshotIndex(t, l.store, "acme", evIDs, hashes)
+	if want.Watermark != n || len(want.Records) != n || len(want.Leaves) != n {
+		t.Fatalf("index at %d holds %d events and %d leaves, want %d of each", want.Watermark, len(want.Records), len(want.Leaves), n)
+	}
+	check := func(t *testing.T, s indexStore) {
+		t.Helper()
+		if diff := cmp.Diff(want, snapshotIndex(t, s, "acme", evIDs, hashes)); diff != "" {
+			t.Errorf("rebuilt index differs (-want +got):\n%s", diff)
+		}
+	}
 
-func mustHex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
+	// In place: the watermark moves back, the follower passes again over
+	// leaves it has recorded, and must leave the records as they were.
+	for _, wm := range []uint64{0, 100, 256, 299} {
+		t.Run(fmt.Sprintf("watermark reset to %d", wm), func(t *testing.T) {
+			if err := l.store.Commit(nil, wm); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.follow(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			check(t, l.store)
+		})
 	}
-	return b
+	closeLedger(t, l)
+
+	// From nothing, at Open.
+	t.Run("index deleted", func(t *testing.T) {
+		if err := os.RemoveAll(indexPath(dir)); err != nil {
+			t.Fatal(err)
+		}
+		l := openLedger(t, dir, func(c *Config) { c.FollowInterval = time.Hour })
+		check(t, l.store)
+		closeLedger(t, l)
+	})
+
+	// From a prefix, at Open: what a pass that died after committing its
+	// first records would leave behind.
+	t.Run("index holds a prefix", func(t *testing.T) {
+		if err := os.RemoveAll(indexPath(dir)); err != nil {
+			t.Fatal(err)
+		}
+		s := openIndexStore(t, indexPath(dir))
+		var recs []record
+		for _, id := range evIDs {
+			if r := want.Records[id]; r.Index < 100 {
+				recs = append(recs, r)
+			}
+		}
+		if err := s.Commit(recs, 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l := openLedger(t, dir, func(c *Config) { c.FollowInterval = time.Hour })
+		check(t, l.store)
+		closeLedger(t, l)
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	pb "github.com/provlog/provlog/proto/provlog/v1"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -142,33 +141,55 @@ func awaitSize(t *testing.T, l *Ledger, size uint64) {
 	}
 }
 
-// dumpIndex returns every bucket of the index store at path, hex encoded,
-// for comparing stores.
-func dumpIndex(t *testing.T, path string) map[string]map[string]string {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
-		t.Fatalf("opening %s: %v", path, err)
-	}
-	defer db.Close()
-	out := map[string]map[string]string{}
-	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			m := map[string]string{}
-			out[string(name)] = m
-			return b.ForEach(func(k, v []byte) error {
-				m[hex.EncodeToString(k)] = hex.EncodeToString(v)
-				return nil
-			})
-		})
-	})
-	if err != nil {
-		t.Fatalf("reading %s: %v", path, err)
-	}
-	return out
+// indexSnapshot is everything the index store says about the given events
+// and leaves, for comparing two stores through the indexStore interface.
+type indexSnapshot struct {
+	Watermark uint64
+	Records   map[string]record // by event id
+	Leaves    map[string]uint64 // by leaf hash, hex
 }
 
-func indexPath(dir string) string { return filepath.Join(dir, "index.db") }
+func snapshotIndex(t *testing.T, s indexStore, tenant string, ids []string, leafHashes [][32]byte) indexSnapshot {
+	t.Helper()
+	wm, err := s.Watermark()
+	if err != nil {
+		t.Fatalf("Watermark: %v", err)
+	}
+	snap := indexSnapshot{Watermark: wm, Records: map[string]record{}, Leaves: map[string]uint64{}}
+	for _, id := range ids {
+		r, ok, err := s.Lookup(dedupeKey(tenant, id))
+		if err != nil {
+			t.Fatalf("Lookup(%s): %v", id, err)
+		}
+		if ok {
+			snap.Records[id] = r
+		}
+	}
+	for _, h := range leafHashes {
+		idx, ok, err := s.LookupLeaf(h)
+		if err != nil {
+			t.Fatalf("LookupLeaf(%x): %v", h, err)
+		}
+		if ok {
+			snap.Leaves[hex.EncodeToString(h[:])] = idx
+		}
+	}
+	return snap
+}
+
+// indexPath is where Open keeps the index store of dir.
+func indexPath(dir string) string { return filepath.Join(dir, "index") }
+
+// openIndexStore opens the index store at path as Open does. It is the one
+// place these tests name the store implementation.
+func openIndexStore(t *testing.T, path string) indexStore {
+	t.Helper()
+	s, err := openPebbleStore(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("opening the index store: %v", err)
+	}
+	return s
+}
 
 func ids(prefix string, n int) []string {
 	out := make([]string, n)
