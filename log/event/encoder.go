@@ -23,6 +23,9 @@ import (
 // A map is written with a placeholder header that is patched once the
 // number of non-empty fields is known, and a nested message whose fields
 // are all empty is cut back out: absent and empty encode alike.
+//
+// Keys are written as literal bytes: key k (1 ≤ k ≤ 23) encodes as the
+// single byte k.
 
 // CBOR major types, shifted into the high bits of the initial byte.
 const (
@@ -34,115 +37,97 @@ const (
 	majorMap   = 5 << 5
 )
 
+// encoder carries only the UTF-8 flag. The output slice is passed and
+// returned by value rather than kept in the struct: stores of a pointer
+// through a pointer cost a GC write barrier each, stores of a bool do not.
 type encoder struct {
-	b []byte
 	// badUTF8 is set when some string was not valid UTF-8; the bytes
 	// written are then thrown away and utf8Error finds the field.
 	badUTF8 bool
 }
 
-// head appends the initial byte(s) of a data item with the shortest
+// appendHead appends the initial byte(s) of a data item with the shortest
 // argument encoding (RFC 8949 §4.2.1, "preferred serialization").
-func (x *encoder) head(major byte, n uint64) {
+func appendHead(b []byte, major byte, n uint64) []byte {
 	switch {
 	case n < 24:
-		x.b = append(x.b, major|byte(n))
+		return append(b, major|byte(n))
 	case n <= 0xff:
-		x.b = append(x.b, major|24, byte(n))
+		return append(b, major|24, byte(n))
 	case n <= 0xffff:
-		x.b = append(x.b, major|25, byte(n>>8), byte(n))
+		return append(b, major|25, byte(n>>8), byte(n))
 	case n <= 0xffffffff:
-		x.b = append(x.b, major|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	default:
-		x.b = append(x.b, major|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
-			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		return append(b, major|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
+	return append(b, major|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+		byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
-func (x *encoder) int(v int64) {
+func appendInt(b []byte, v int64) []byte {
 	if v >= 0 {
-		x.head(majorUint, uint64(v))
-	} else {
-		x.head(majorNeg, uint64(-1-v))
+		return appendHead(b, majorUint, uint64(v))
 	}
+	return appendHead(b, majorNeg, uint64(-1-v))
 }
 
-func (x *encoder) text(s string) {
+func (x *encoder) text(b []byte, s string) []byte {
 	if !utf8.ValidString(s) {
 		x.badUTF8 = true
 	}
-	x.head(majorText, uint64(len(s)))
-	x.b = append(x.b, s...)
+	return append(appendHead(b, majorText, uint64(len(s))), s...)
 }
 
-// beginMap writes a placeholder map header and returns its offset.
-func (x *encoder) beginMap() int {
-	x.b = append(x.b, majorMap)
-	return len(x.b) - 1
-}
+// A struct-like map is written with a placeholder header byte, patched by
+// endMap once the number of pairs written is known (always < 24).
+func endMap(b []byte, at, n int) { b[at] = majorMap | byte(n) }
 
-// endMap patches the header written by beginMap with the pair count.
-func (x *encoder) endMap(at, n int) {
-	x.b[at] = majorMap | byte(n)
-}
+// The opt* functions append one map pair, key k, unless the value is
+// empty, and return how many pairs they appended.
 
-// The opt* methods write one map pair, key k, unless the value is empty,
-// and return how many pairs they wrote.
-
-func (x *encoder) optUint(k byte, v uint64) int {
+func optUint(b []byte, k byte, v uint64) ([]byte, int) {
 	if v == 0 {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.head(majorUint, v)
-	return 1
+	return appendHead(append(b, k), majorUint, v), 1
 }
 
-func (x *encoder) optInt(k byte, v int32) int {
+func optInt(b []byte, k byte, v int32) ([]byte, int) {
 	if v == 0 {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.int(int64(v))
-	return 1
+	return appendInt(append(b, k), int64(v)), 1
 }
 
-func (x *encoder) optText(k byte, s string) int {
+func (x *encoder) optText(b []byte, k byte, s string) ([]byte, int) {
 	if s == "" {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.text(s)
-	return 1
+	return x.text(append(b, k), s), 1
 }
 
-func (x *encoder) optBytes(k byte, p []byte) int {
+func optBytes(b []byte, k byte, p []byte) ([]byte, int) {
 	if len(p) == 0 {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.head(majorBytes, uint64(len(p)))
-	x.b = append(x.b, p...)
-	return 1
+	return append(appendHead(append(b, k), majorBytes, uint64(len(p))), p...), 1
 }
 
-func (x *encoder) optTexts(k byte, ss []string) int {
+func (x *encoder) optTexts(b []byte, k byte, ss []string) ([]byte, int) {
 	if len(ss) == 0 {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.head(majorArray, uint64(len(ss)))
+	b = appendHead(append(b, k), majorArray, uint64(len(ss)))
 	for _, s := range ss {
-		x.text(s)
+		b = x.text(b, s)
 	}
-	return 1
+	return b, 1
 }
 
-// optTextMap writes a map<string, string> with its keys in canonical order:
-// shorter first, then bytewise (keyLess).
-func (x *encoder) optTextMap(k byte, m map[string]string) int {
+// optTextMap appends a map<string, string> with its keys in canonical
+// order: shorter first, then bytewise (keyLess).
+func (x *encoder) optTextMap(b []byte, k byte, m map[string]string) ([]byte, int) {
 	if len(m) == 0 {
-		return 0
+		return b, 0
 	}
 	var buf [16]string
 	keys := buf[:0]
@@ -152,118 +137,150 @@ func (x *encoder) optTextMap(k byte, m map[string]string) int {
 	if len(keys) > 1 {
 		slices.SortFunc(keys, keyCompare)
 	}
-	x.b = append(x.b, k)
-	x.head(majorMap, uint64(len(keys)))
+	b = appendHead(append(b, k), majorMap, uint64(len(keys)))
 	for _, key := range keys {
-		x.text(key)
-		x.text(m[key])
+		b = x.text(b, key)
+		b = x.text(b, m[key])
 	}
-	return 1
+	return b, 1
 }
 
-// optMessage writes key k and the map that body writes, unless body writes
-// no pairs, in which case it leaves nothing behind.
-func (x *encoder) optMessage(k byte, body func() int) int {
-	mark := len(x.b)
-	x.b = append(x.b, k)
-	at := x.beginMap()
-	n := body()
-	if n == 0 {
-		x.b = x.b[:mark]
-		return 0
-	}
-	x.endMap(at, n)
-	return 1
-}
-
-func (x *encoder) optAssets(k byte, as []*provlogv1.Asset) int {
+func (x *encoder) optAssets(b []byte, k byte, as []*provlogv1.Asset) ([]byte, int) {
 	if len(as) == 0 {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.head(majorArray, uint64(len(as)))
+	b = appendHead(append(b, k), majorArray, uint64(len(as)))
 	for _, a := range as {
-		at := x.beginMap()
-		n := x.optText(1, a.GetUri())
-		n += x.optText(2, a.GetVersion())
-		n += x.optText(3, a.GetDigest())
-		n += x.optTexts(4, a.GetFields())
-		n += x.optText(5, a.GetClassification())
-		n += x.optText(6, a.GetRecordKey())
-		x.endMap(at, n)
+		at := len(b)
+		b = append(b, majorMap)
+		var n, m int
+		b, n = x.optText(b, 1, a.GetUri())
+		b, m = x.optText(b, 2, a.GetVersion())
+		n += m
+		b, m = x.optText(b, 3, a.GetDigest())
+		n += m
+		b, m = x.optTexts(b, 4, a.GetFields())
+		n += m
+		b, m = x.optText(b, 5, a.GetClassification())
+		n += m
+		b, m = x.optText(b, 6, a.GetRecordKey())
+		n += m
+		endMap(b, at, n)
 	}
-	return 1
+	return b, 1
 }
 
-func (x *encoder) optFieldLineage(k byte, fls []*provlogv1.FieldLineage) int {
+func (x *encoder) optFieldLineage(b []byte, k byte, fls []*provlogv1.FieldLineage) ([]byte, int) {
 	if len(fls) == 0 {
-		return 0
+		return b, 0
 	}
-	x.b = append(x.b, k)
-	x.head(majorArray, uint64(len(fls)))
+	b = appendHead(append(b, k), majorArray, uint64(len(fls)))
 	for _, fl := range fls {
-		at := x.beginMap()
-		n := x.optText(1, fl.GetOutputUri())
-		n += x.optText(2, fl.GetOutputField())
+		at := len(b)
+		b = append(b, majorMap)
+		var n, m int
+		b, n = x.optText(b, 1, fl.GetOutputUri())
+		b, m = x.optText(b, 2, fl.GetOutputField())
+		n += m
 		if srcs := fl.GetSources(); len(srcs) > 0 {
-			x.b = append(x.b, 3)
-			x.head(majorArray, uint64(len(srcs)))
+			b = appendHead(append(b, 3), majorArray, uint64(len(srcs)))
 			for _, s := range srcs {
-				at := x.beginMap()
-				m := x.optText(1, s.GetUri())
-				m += x.optText(2, s.GetField())
-				x.endMap(at, m)
+				at := len(b)
+				b = append(b, majorMap)
+				var p, q int
+				b, p = x.optText(b, 1, s.GetUri())
+				b, q = x.optText(b, 2, s.GetField())
+				endMap(b, at, p+q)
 			}
 			n++
 		}
-		n += x.optText(4, fl.GetTransformation())
-		x.endMap(at, n)
+		b, m = x.optText(b, 4, fl.GetTransformation())
+		n += m
+		endMap(b, at, n)
 	}
-	return 1
+	return b, 1
 }
 
 // event appends the canonical encoding of e.
-func (x *encoder) event(e *provlogv1.ProvenanceEvent, eventTime uint64, withSignature bool) {
-	at := x.beginMap()
-	n := x.optUint(1, uint64(e.GetSchemaVersion()))
-	n += x.optText(2, e.GetEventId())
-	n += x.optText(3, e.GetTenant())
-	n += x.optInt(4, int32(e.GetOperation()))
-	n += x.optUint(5, eventTime)
+func (x *encoder) event(b []byte, e *provlogv1.ProvenanceEvent, eventTime uint64, withSignature bool) []byte {
+	at := len(b)
+	b = append(b, majorMap)
+	var n, m int
+	b, n = optUint(b, 1, uint64(e.GetSchemaVersion()))
+	b, m = x.optText(b, 2, e.GetEventId())
+	n += m
+	b, m = x.optText(b, 3, e.GetTenant())
+	n += m
+	b, m = optInt(b, 4, int32(e.GetOperation()))
+	n += m
+	b, m = optUint(b, 5, eventTime)
+	n += m
+	// A nested message is written as key, placeholder header, fields; if
+	// it had no non-empty field, all of that is cut back out.
 	if a := e.GetActor(); a != nil {
-		n += x.optMessage(6, func() int {
-			m := x.optInt(1, int32(a.GetType()))
-			m += x.optText(2, a.GetId())
-			m += x.optText(3, a.GetOnBehalfOf())
-			m += x.optText(4, a.GetDisplayName())
-			return m
-		})
+		mark := len(b)
+		b = append(b, 6, majorMap)
+		var c, d int
+		b, c = optInt(b, 1, int32(a.GetType()))
+		b, d = x.optText(b, 2, a.GetId())
+		c += d
+		b, d = x.optText(b, 3, a.GetOnBehalfOf())
+		c += d
+		b, d = x.optText(b, 4, a.GetDisplayName())
+		c += d
+		if c == 0 {
+			b = b[:mark]
+		} else {
+			endMap(b, mark+1, c)
+			n++
+		}
 	}
 	if w := e.GetWorkflow(); w != nil {
-		n += x.optMessage(7, func() int {
-			m := x.optText(1, w.GetPlatform())
-			m += x.optText(2, w.GetPlatformVersion())
-			m += x.optText(3, w.GetWorkflowId())
-			m += x.optText(4, w.GetWorkflowVersion())
-			m += x.optText(5, w.GetRunId())
-			m += x.optText(6, w.GetParentRunId())
-			m += x.optText(7, w.GetStepId())
-			return m
-		})
+		mark := len(b)
+		b = append(b, 7, majorMap)
+		var c, d int
+		b, c = x.optText(b, 1, w.GetPlatform())
+		for i, s := range [...]string{w.GetPlatformVersion(), w.GetWorkflowId(), w.GetWorkflowVersion(), w.GetRunId(), w.GetParentRunId(), w.GetStepId()} {
+			b, d = x.optText(b, byte(i+2), s)
+			c += d
+		}
+		if c == 0 {
+			b = b[:mark]
+		} else {
+			endMap(b, mark+1, c)
+			n++
+		}
 	}
-	n += x.optAssets(8, e.GetInputs())
-	n += x.optAssets(9, e.GetOutputs())
-	n += x.optFieldLineage(10, e.GetFieldLineage())
-	n += x.optText(11, e.GetRationale())
-	n += x.optTextMap(12, e.GetEnvironment())
-	n += x.optTextMap(13, e.GetExtensions())
-	n += x.optTexts(14, e.GetSubjectEventIds())
+	b, m = x.optAssets(b, 8, e.GetInputs())
+	n += m
+	b, m = x.optAssets(b, 9, e.GetOutputs())
+	n += m
+	b, m = x.optFieldLineage(b, 10, e.GetFieldLineage())
+	n += m
+	b, m = x.optText(b, 11, e.GetRationale())
+	n += m
+	b, m = x.optTextMap(b, 12, e.GetEnvironment())
+	n += m
+	b, m = x.optTextMap(b, 13, e.GetExtensions())
+	n += m
+	b, m = x.optTexts(b, 14, e.GetSubjectEventIds())
+	n += m
 	if s := e.GetSignature(); withSignature && s != nil {
-		n += x.optMessage(15, func() int {
-			return x.optText(1, s.GetKeyId()) + x.optBytes(2, s.GetSignature())
-		})
+		mark := len(b)
+		b = append(b, 15, majorMap)
+		var c, d int
+		b, c = x.optText(b, 1, s.GetKeyId())
+		b, d = optBytes(b, 2, s.GetSignature())
+		c += d
+		if c == 0 {
+			b = b[:mark]
+		} else {
+			endMap(b, mark+1, c)
+			n++
+		}
 	}
-	x.endMap(at, n)
+	endMap(b, at, n)
+	return b
 }
 
 // appendEvent appends the canonical encoding of e to b.
@@ -275,12 +292,12 @@ func appendEvent(b []byte, e *provlogv1.ProvenanceEvent, withSignature bool) ([]
 	if reason != "" {
 		return b, fieldErr("event_time", reason)
 	}
-	x := encoder{b: b}
-	x.event(e, et, withSignature)
+	var x encoder
+	out := x.event(b, e, et, withSignature)
 	if x.badUTF8 {
 		return b, utf8Error(e.ProtoReflect())
 	}
-	return x.b, nil
+	return out, nil
 }
 
 // appendLeaf appends the leaf map {1: 1, 2: event, 3: received, 4:
@@ -296,14 +313,14 @@ func appendLeaf(b []byte, e *provlogv1.ProvenanceEvent, received uint64, submitt
 		return nil, [32]byte{}, fieldErr("event", sizeReason(n))
 	}
 	digest := sha256.Sum256(b[start:])
-	x := encoder{b: b}
-	x.optUint(3, received)
-	x.optText(4, submitter)
-	x.optBytes(5, digest[:])
+	var x encoder
+	b, _ = optUint(b, 3, received)
+	b, _ = x.optText(b, 4, submitter)
+	b, _ = optBytes(b, 5, digest[:])
 	if x.badUTF8 {
 		return nil, [32]byte{}, fieldErr("submitter", "invalid UTF-8")
 	}
-	return x.b, digest, nil
+	return b, digest, nil
 }
 
 // utf8Error finds the first string in m that is not valid UTF-8, in the

@@ -12,8 +12,10 @@ import (
 )
 
 // FuzzDecodeLeaf feeds DecodeLeaf arbitrary bytes. It must never panic,
-// every error must wrap ErrMalformedLeaf, and whatever it accepts must
-// re-encode, by both encoders, to exactly the bytes it was given.
+// every error must wrap ErrMalformedLeaf, it must agree with the reference
+// decoder (reference_test.go) on what to accept and how to decode it, and
+// whatever it accepts must re-encode, by both encoders, to exactly the
+// bytes it was given.
 func FuzzDecodeLeaf(f *testing.F) {
 	for _, v := range readGolden(f) {
 		f.Add(v.leaf)
@@ -27,6 +29,13 @@ func FuzzDecodeLeaf(f *testing.F) {
 	f.Add([]byte{0xa0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		le, err := DecodeLeaf(b)
+		ref, referr := referenceDecodeLeaf(b)
+		if (err == nil) != (referr == nil) {
+			t.Fatalf("DecodeLeaf and the reference decoder disagree on %x:\n DecodeLeaf: %v\n reference: %v", b, err, referr)
+		}
+		if err == nil && !proto.Equal(le, ref) {
+			t.Fatalf("DecodeLeaf and the reference decoder decode %x differently:\n %v\n %v", b, le, ref)
+		}
 		if err != nil {
 			if le != nil {
 				t.Errorf("DecodeLeaf returned both an entry and %v", err)

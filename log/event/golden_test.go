@@ -394,6 +394,13 @@ func TestGoldenRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(v.entry, got, protocmp.Transform()); diff != "" {
 				t.Errorf("DecodeLeaf differs from %s.json (-json +decoded):\n%s", v.name, diff)
 			}
+			ref, err := referenceDecodeLeaf(v.leaf)
+			if err != nil {
+				t.Fatalf("reference decoder: %v", err)
+			}
+			if diff := cmp.Diff(v.entry, ref, protocmp.Transform()); diff != "" {
+				t.Errorf("the reference decoder differs from %s.json (-json +decoded):\n%s", v.name, diff)
+			}
 			le, leaf, err := NewLeaf(got.GetEvent(), got.GetReceivedTime().AsTime(), got.GetSubmitter())
 			if err != nil {
 				t.Fatalf("NewLeaf(decoded): %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -173,58 +174,63 @@ func DecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 	if len(b) > maxLeafBytes {
 		return nil, malformed("%d bytes exceeds %d", len(b), maxLeafBytes)
 	}
-	var lc leafCBOR
-	if err := decMode.Unmarshal(b, &lc); err != nil {
+	d := decoder{s: string(b)}
+	le, es, ee, err := d.leaf()
+	if err != nil {
 		return nil, malformed("%v", err)
 	}
-	if lc.LeafVersion != LeafVersion {
-		return nil, malformed("leaf_version %d, want %d", lc.LeafVersion, LeafVersion)
-	}
-	if len(lc.Event) == 0 {
+	switch {
+	case le.LeafVersion != LeafVersion:
+		return nil, malformed("leaf_version %d, want %d", le.LeafVersion, LeafVersion)
+	case le.Event == nil:
 		return nil, malformed("no event")
-	}
-	var ec eventCBOR
-	if err := decMode.Unmarshal(lc.Event, &ec); err != nil {
-		return nil, malformed("event: %v", err)
-	}
-	ev, err := eventFromCBOR(&ec)
-	if err != nil {
-		return nil, malformed("event: %v", err)
-	}
-	rt, err := timestampFromNanos(lc.ReceivedTime)
-	if err != nil {
-		return nil, malformed("received_time: %v", err)
-	}
-	if rt == nil {
+	case le.ReceivedTime == nil:
 		return nil, malformed("no received_time")
-	}
-	if lc.Submitter == "" {
+	case le.Submitter == "":
 		return nil, malformed("no submitter")
+	case len(le.EventDigest) != sha256.Size:
+		return nil, malformed("event_digest is %d bytes, want %d", len(le.EventDigest), sha256.Size)
+	case ee-es > MaxEventBytes:
+		return nil, malformed("event: %s", sizeReason(ee-es))
 	}
-	if len(lc.EventDigest) != sha256.Size {
-		return nil, malformed("event_digest is %d bytes, want %d", len(lc.EventDigest), sha256.Size)
-	}
-	// Re-encoding what was decoded checks canonical form throughout, and
-	// recomputes the event digest.
+	// The decoder accepts only canonical input. Re-encoding checks that
+	// once more, against the encoder itself, and recomputes the digest.
 	p := getScratch()
 	defer putScratch(p)
-	re, digest, err := appendLeaf(*p, ev, lc.ReceivedTime, lc.Submitter)
+	re, digest, err := appendLeaf(*p, le.Event, uint64(le.ReceivedTime.AsTime().UnixNano()), le.Submitter)
 	if err != nil {
 		return nil, malformed("%v", err)
 	}
 	*p = re
 	if string(re) != string(b) {
-		// The event is at offset 4 in both.
-		if digest != [32]byte(lc.EventDigest) && len(re) >= 4+len(lc.Event) && string(re[4:4+len(lc.Event)]) == string(lc.Event) {
+		if digest != [32]byte(le.EventDigest) {
 			return nil, malformed("event_digest does not match the event")
 		}
 		return nil, malformed("not in canonical form")
 	}
-	return &provlogv1.LeafEntry{
-		LeafVersion:  lc.LeafVersion,
-		Event:        ev,
-		ReceivedTime: rt,
-		Submitter:    lc.Submitter,
-		EventDigest:  lc.EventDigest,
-	}, nil
+	return le, nil
+}
+
+// timestampNanos converts a timestamp to the encoding's unsigned Unix
+// nanoseconds; nil is 0 (omitted). A non-nil timestamp must lie strictly
+// after the Unix epoch and within the int64 nanosecond range; otherwise the
+// reason says why not.
+func timestampNanos(t *timestamppb.Timestamp) (uint64, string) {
+	if t == nil {
+		return 0, ""
+	}
+	s, n := t.GetSeconds(), t.GetNanos()
+	switch {
+	case n < 0 || n >= 1e9:
+		return 0, "invalid timestamp: nanos " + strconv.Itoa(int(n)) + " out of range [0, 999999999]"
+	case s < 0 || (s == 0 && n == 0):
+		return 0, "must be after 1970-01-01T00:00:00Z"
+	case s > maxUnixSec || (s == maxUnixSec && n > maxUnixNano):
+		return 0, "after 2262-04-11T23:47:16.854775807Z, the end of the int64 nanosecond range"
+	}
+	return uint64(s)*1e9 + uint64(n), ""
+}
+
+func sizeReason(n int) string {
+	return "encoded size " + strconv.Itoa(n) + " exceeds " + strconv.Itoa(MaxEventBytes) + " bytes"
 }

@@ -1,9 +1,11 @@
 package event
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"math"
-	"strconv"
+	"testing"
 
 	"github.com/fxamacker/cbor/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -48,16 +50,13 @@ func init() {
 	}
 }
 
-// The mirror structs below state the encoding declaratively: CBOR maps whose
-// integer keys are the proto field numbers, every field omitted when it
-// holds its zero value, so that an absent field and an empty one encode
-// alike. ENCODING.md has the same layout as a table.
-//
-// DecodeLeaf decodes through them with decMode, which rejects what is not
-// well-formed CBOR of the right shape. Encoding them with encMode is the
-// reference encoding: the hand-written encoder in encoder.go, which is what
-// the package uses because it is several times faster, must produce the
-// same bytes, and the tests and fuzzers check that it does.
+// This file is a second, independent implementation of ENCODING.md, for the
+// tests: the layout stated declaratively as mirror structs whose integer
+// keys are the proto field numbers, every field omitted when empty, encoded
+// and decoded by github.com/fxamacker/cbor/v2 in Core Deterministic mode.
+// The package's own encoder and decoder are hand-written for speed (no
+// reflection); the tests and fuzzers check that the two implementations
+// produce the same bytes and accept the same leaves.
 
 type eventCBOR struct {
 	SchemaVersion   uint32             `cbor:"1,keyasint,omitempty"`
@@ -128,26 +127,6 @@ type leafCBOR struct {
 	EventDigest  []byte          `cbor:"5,keyasint,omitempty"`
 }
 
-// timestampNanos converts a timestamp to the encoding's unsigned Unix
-// nanoseconds; nil is 0 (omitted). A non-nil timestamp must lie strictly
-// after the Unix epoch and within the int64 nanosecond range; otherwise the
-// reason says why not.
-func timestampNanos(t *timestamppb.Timestamp) (uint64, string) {
-	if t == nil {
-		return 0, ""
-	}
-	s, n := t.GetSeconds(), t.GetNanos()
-	switch {
-	case n < 0 || n >= 1e9:
-		return 0, "invalid timestamp: nanos " + strconv.Itoa(int(n)) + " out of range [0, 999999999]"
-	case s < 0 || (s == 0 && n == 0):
-		return 0, "must be after 1970-01-01T00:00:00Z"
-	case s > maxUnixSec || (s == maxUnixSec && n > maxUnixNano):
-		return 0, "after 2262-04-11T23:47:16.854775807Z, the end of the int64 nanosecond range"
-	}
-	return uint64(s)*1e9 + uint64(n), ""
-}
-
 func timestampFromNanos(ns uint64) (*timestamppb.Timestamp, error) {
 	if ns == 0 {
 		return nil, nil
@@ -156,10 +135,6 @@ func timestampFromNanos(ns uint64) (*timestamppb.Timestamp, error) {
 		return nil, fmt.Errorf("%d nanoseconds overflows int64", ns)
 	}
 	return &timestamppb.Timestamp{Seconds: int64(ns / 1e9), Nanos: int32(ns % 1e9)}, nil
-}
-
-func sizeReason(n int) string {
-	return "encoded size " + strconv.Itoa(n) + " exceeds " + strconv.Itoa(MaxEventBytes) + " bytes"
 }
 
 func eventFromCBOR(m *eventCBOR) (*provlogv1.ProvenanceEvent, error) {
@@ -240,4 +215,149 @@ func assetsFromCBOR(cs []assetCBOR) []*provlogv1.Asset {
 		}
 	}
 	return out
+}
+
+// referenceDecodeLeaf is DecodeLeaf written the other way, with nothing
+// from the package's own encoder or decoder: a strict fxamacker/cbor
+// decoding into the mirror structs, checked for canonical form by encoding
+// them again with the Core Deterministic encoder. FuzzDecodeLeaf checks
+// that it and DecodeLeaf accept the same leaves and decode them alike.
+func referenceDecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
+	if len(b) > maxLeafBytes {
+		return nil, fmt.Errorf("%d bytes exceeds %d", len(b), maxLeafBytes)
+	}
+	var lc leafCBOR
+	if err := decMode.Unmarshal(b, &lc); err != nil {
+		return nil, err
+	}
+	if lc.LeafVersion != LeafVersion {
+		return nil, fmt.Errorf("leaf_version %d", lc.LeafVersion)
+	}
+	if len(lc.Event) == 0 || len(lc.Event) > MaxEventBytes {
+		return nil, fmt.Errorf("event of %d bytes", len(lc.Event))
+	}
+	var ec eventCBOR
+	if err := decMode.Unmarshal(lc.Event, &ec); err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	ev, err := eventFromCBOR(&ec)
+	if err != nil {
+		return nil, err
+	}
+	if again, err := referenceEncodeErr(ev); err != nil || !bytes.Equal(again, lc.Event) {
+		return nil, fmt.Errorf("event not canonical (%v)", err)
+	}
+	if len(lc.EventDigest) != sha256.Size || sha256.Sum256(lc.Event) != [32]byte(lc.EventDigest) {
+		return nil, fmt.Errorf("bad event_digest")
+	}
+	rt, err := timestampFromNanos(lc.ReceivedTime)
+	if err != nil || rt == nil {
+		return nil, fmt.Errorf("bad received_time (%v)", err)
+	}
+	if lc.Submitter == "" {
+		return nil, fmt.Errorf("no submitter")
+	}
+	if again, err := encMode.Marshal(&lc); err != nil || !bytes.Equal(again, b) {
+		return nil, fmt.Errorf("leaf not canonical (%v)", err)
+	}
+	return &provlogv1.LeafEntry{
+		LeafVersion:  lc.LeafVersion,
+		Event:        ev,
+		ReceivedTime: rt,
+		Submitter:    lc.Submitter,
+		EventDigest:  lc.EventDigest,
+	}, nil
+}
+
+// referenceEncode encodes e through the mirror structs with the
+// fxamacker/cbor Core Deterministic encoder: an independent implementation
+// of ENCODING.md to check the hand-written encoder against. e must be
+// encodable (valid UTF-8, timestamps in range).
+func referenceEncode(t testing.TB, e *provlogv1.ProvenanceEvent) []byte {
+	t.Helper()
+	b, err := referenceEncodeErr(e)
+	if err != nil {
+		t.Fatalf("referenceEncode: %v", err)
+	}
+	return b
+}
+
+func referenceEncodeErr(e *provlogv1.ProvenanceEvent) ([]byte, error) {
+	et, reason := timestampNanos(e.GetEventTime())
+	if reason != "" {
+		return nil, fmt.Errorf("event_time: %s", reason)
+	}
+	m := &eventCBOR{
+		SchemaVersion:   e.GetSchemaVersion(),
+		EventID:         e.GetEventId(),
+		Tenant:          e.GetTenant(),
+		Operation:       int32(e.GetOperation()),
+		EventTime:       et,
+		Inputs:          referenceAssets(e.GetInputs()),
+		Outputs:         referenceAssets(e.GetOutputs()),
+		Rationale:       e.GetRationale(),
+		Environment:     e.GetEnvironment(),
+		Extensions:      e.GetExtensions(),
+		SubjectEventIDs: e.GetSubjectEventIds(),
+	}
+	// fxamacker/cbor's omitempty keeps a non-nil pointer to an empty
+	// struct; ENCODING.md §3 leaves an all-empty message out.
+	if a := e.GetActor(); a != nil {
+		ac := actorCBOR{Type: int32(a.GetType()), ID: a.GetId(), OnBehalfOf: a.GetOnBehalfOf(), DisplayName: a.GetDisplayName()}
+		if ac != (actorCBOR{}) {
+			m.Actor = &ac
+		}
+	}
+	if w := e.GetWorkflow(); w != nil {
+		wc := workflowCBOR{
+			Platform: w.GetPlatform(), PlatformVersion: w.GetPlatformVersion(),
+			WorkflowID: w.GetWorkflowId(), WorkflowVersion: w.GetWorkflowVersion(),
+			RunID: w.GetRunId(), ParentRunID: w.GetParentRunId(), StepID: w.GetStepId(),
+		}
+		if wc != (workflowCBOR{}) {
+			m.Workflow = &wc
+		}
+	}
+	for _, fl := range e.GetFieldLineage() {
+		c := fieldLineageCBOR{OutputURI: fl.GetOutputUri(), OutputField: fl.GetOutputField(), Transformation: fl.GetTransformation()}
+		for _, s := range fl.GetSources() {
+			c.Sources = append(c.Sources, fieldRefCBOR{URI: s.GetUri(), Field: s.GetField()})
+		}
+		m.FieldLineage = append(m.FieldLineage, c)
+	}
+	if s := e.GetSignature(); s != nil && (s.GetKeyId() != "" || len(s.GetSignature()) > 0) {
+		m.Signature = &signatureCBOR{KeyID: s.GetKeyId(), Signature: s.GetSignature()}
+	}
+	return encMode.Marshal(m)
+}
+
+func referenceAssets(as []*provlogv1.Asset) []assetCBOR {
+	var out []assetCBOR
+	for _, a := range as {
+		out = append(out, assetCBOR{
+			URI: a.GetUri(), Version: a.GetVersion(), Digest: a.GetDigest(), Fields: a.GetFields(),
+			Classification: a.GetClassification(), RecordKey: a.GetRecordKey(),
+		})
+	}
+	return out
+}
+
+// referenceLeaf encodes a leaf through leafCBOR with the reference encoder.
+func referenceLeaf(t testing.TB, le *provlogv1.LeafEntry) []byte {
+	t.Helper()
+	rt, reason := timestampNanos(le.GetReceivedTime())
+	if reason != "" {
+		t.Fatalf("referenceLeaf: received_time: %s", reason)
+	}
+	b, err := encMode.Marshal(&leafCBOR{
+		LeafVersion:  le.GetLeafVersion(),
+		Event:        referenceEncode(t, le.GetEvent()),
+		ReceivedTime: rt,
+		Submitter:    le.GetSubmitter(),
+		EventDigest:  le.GetEventDigest(),
+	})
+	if err != nil {
+		t.Fatalf("referenceLeaf: %v", err)
+	}
+	return b
 }
