@@ -5,7 +5,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -124,10 +127,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.gwConn = conn
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, oneValueJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 	)
 	if err := pb.RegisterLogServiceHandler(ctx, gw, conn); err != nil {
 		return nil, fmt.Errorf("couldn't register the REST gateway: %w", err)
@@ -152,6 +155,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	s.http = mux
 	return s, nil
+}
+
+// oneValueJSON is the gateway's JSON marshaler, refusing a request body
+// that holds anything but white space after its JSON value. The gateway
+// reads bodies with a streaming decoder that stops after the first value, so
+// without this two concatenated events would append the first and silently
+// drop the second.
+type oneValueJSON struct{ *runtime.JSONPb }
+
+func (m oneValueJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	d := runtime.DecoderWrapper{Decoder: json.NewDecoder(r), UnmarshalOptions: m.UnmarshalOptions}
+	return runtime.DecoderFunc(func(v any) error {
+		if err := d.Decode(v); err != nil {
+			return err
+		}
+		if _, err := d.Token(); err != io.EOF {
+			return errors.New("request body holds more than one JSON value")
+		}
+		return nil
+	})
 }
 
 // HTTPHandler is the handler for the HTTP listener.
