@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // Hand-built CBOR, for leaves NewLeaf would never write.
@@ -148,6 +150,8 @@ func TestDecodeLeafStrict(t *testing.T) {
 		{"received_time float", leaf(replacePair(leafPairs, 3, []byte{0xfb, 0x41, 0xda, 0x6a, 0x8c, 0x1c, 0x00, 0x00, 0x00})...), "float or simple value"},
 		{"submitter missing", leaf(leafPairs[0], leafPairs[1], leafPairs[2], leafPairs[4]), "no submitter"},
 		{"submitter empty", leaf(replacePair(leafPairs, 4, cText(""))...), "submitter: empty value present"},
+		{"submitter control character", leaf(replacePair(leafPairs, 4, cText("token\a"))...), "submitter: contains control character U+0007"},
+		{"submitter too long", leaf(replacePair(leafPairs, 4, cText(strings.Repeat("s", 1025)))...), "submitter: too long: 1025 bytes (max 1024)"},
 		{"submitter bytes", leaf(replacePair(leafPairs, 4, cBytes([]byte(testSubmitter)))...), "submitter: wrong type"},
 		{"submitter bad utf8", leaf(replacePair(leafPairs, 4, cText("\xff"))...), "submitter: invalid UTF-8"},
 		{"digest flipped", leaf(replacePair(leafPairs, 5, cBytes(append(bytes.Clone(d[:31]), d[31]^1)))...), "event_digest does not match the event"},
@@ -232,5 +236,37 @@ func TestDecodeLeafIsIndependentOfInput(t *testing.T) {
 	}
 	if !proto.Equal(le, keep) {
 		t.Error("the decoded entry shares memory with the input bytes")
+	}
+}
+
+// TestDecodeLeafOfInvalidEvents: NewLeaf does not validate, and whatever it
+// writes must decode, even events Validate would refuse.
+func TestDecodeLeafOfInvalidEvents(t *testing.T) {
+	for name, e := range map[string]*provlogv1.ProvenanceEvent{
+		"empty":              {},
+		"empty nested":       {Actor: &provlogv1.Actor{}, Workflow: &provlogv1.Workflow{}, Signature: &provlogv1.SubmitterSignature{}},
+		"empty elements":     {Inputs: []*provlogv1.Asset{{}, nil}, FieldLineage: []*provlogv1.FieldLineage{{Sources: []*provlogv1.FieldRef{{}}}}, SubjectEventIds: []string{""}, Environment: map[string]string{"": ""}},
+		"negative enums":     {Operation: -5, Actor: &provlogv1.Actor{Type: -1 << 31}},
+		"unknown enums":      {Operation: 1 << 30, Actor: &provlogv1.Actor{Type: 99}},
+		"max schema version": {SchemaVersion: 1<<32 - 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			le, leaf, err := NewLeaf(e, testNow, testSubmitter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeLeaf(leaf)
+			if err != nil {
+				t.Fatalf("DecodeLeaf(NewLeaf(...)): %v", err)
+			}
+			_, again, err := NewLeaf(got.GetEvent(), got.GetReceivedTime().AsTime(), got.GetSubmitter())
+			if err != nil || !bytes.Equal(again, leaf) {
+				t.Errorf("re-encoding the decoded leaf: %v\n got %x\nwant %x", err, again, leaf)
+			}
+			if ref, err := referenceDecodeLeaf(leaf); err != nil || !proto.Equal(ref, got) {
+				t.Errorf("reference decoder: %v, %v", ref, err)
+			}
+			_ = le
+		})
 	}
 }

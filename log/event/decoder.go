@@ -276,8 +276,10 @@ func (d *decoder) textMap(what string) (map[string]string, error) {
 	return m, nil
 }
 
+// event reads an event. Unlike a nested message, it is written even when
+// empty: a leaf always holds all five of its fields.
 func (d *decoder) event() (*provlogv1.ProvenanceEvent, error) {
-	n, err := d.message("event", false)
+	n, err := d.message("event", true)
 	if err != nil {
 		return nil, err
 	}

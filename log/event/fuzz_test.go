@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"testing"
 
@@ -27,39 +28,59 @@ func FuzzDecodeLeaf(f *testing.F) {
 	f.Add(leaf)
 	f.Add([]byte{})
 	f.Add([]byte{0xa0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		le, err := DecodeLeaf(b)
-		ref, referr := referenceDecodeLeaf(b)
-		if (err == nil) != (referr == nil) {
-			t.Fatalf("DecodeLeaf and the reference decoder disagree on %x:\n DecodeLeaf: %v\n reference: %v", b, err, referr)
-		}
-		if err == nil && !proto.Equal(le, ref) {
-			t.Fatalf("DecodeLeaf and the reference decoder decode %x differently:\n %v\n %v", b, le, ref)
-		}
-		if err != nil {
-			if le != nil {
-				t.Errorf("DecodeLeaf returned both an entry and %v", err)
-			}
-			if !errors.Is(err, ErrMalformedLeaf) {
-				t.Errorf("error %v does not wrap ErrMalformedLeaf", err)
-			}
-			return
-		}
-		le2, again, err := NewLeaf(le.GetEvent(), le.GetReceivedTime().AsTime(), le.GetSubmitter())
-		if err != nil {
-			t.Fatalf("DecodeLeaf accepted %x, but NewLeaf on the result fails: %v", b, err)
-		}
-		if !bytes.Equal(again, b) {
-			t.Fatalf("DecodeLeaf accepted\n %x\nwhich re-encodes to\n %x", b, again)
-		}
-		if !proto.Equal(le, le2) {
-			t.Errorf("decoded entry %v, re-built entry %v", le, le2)
-		}
-		if ref := referenceLeaf(t, le); !bytes.Equal(ref, b) {
-			t.Fatalf("the reference encoder gives\n %x\nfor accepted leaf\n %x", ref, b)
-		}
-		_ = LeafHash(b)
+	f.Fuzz(checkDecodeLeaf)
+}
+
+// FuzzDecodeEvent is FuzzDecodeLeaf with the fuzzed bytes as the event of
+// an otherwise well-formed leaf, with the right event_digest: random bytes
+// would almost never get past the digest check, and the event is where
+// most of the format is.
+func FuzzDecodeEvent(f *testing.F) {
+	for _, v := range readGolden(f) {
+		f.Add(mustEncode(f, v.entry.GetEvent()))
+	}
+	f.Add(mustEncode(f, typicalEvent()))
+	f.Add([]byte{0xa0})
+	f.Fuzz(func(t *testing.T, ev []byte) {
+		d := sha256.Sum256(ev)
+		leaf := append([]byte{0xa5, 0x01, 0x01, 0x02}, ev...)
+		leaf = append(leaf, 0x03, 0x01, 0x04, 0x61, 's', 0x05, 0x58, 0x20)
+		checkDecodeLeaf(t, append(leaf, d[:]...))
 	})
+}
+
+func checkDecodeLeaf(t *testing.T, b []byte) {
+	le, err := DecodeLeaf(b)
+	ref, referr := referenceDecodeLeaf(b)
+	if (err == nil) != (referr == nil) {
+		t.Fatalf("DecodeLeaf and the reference decoder disagree on %x:\n DecodeLeaf: %v\n reference: %v", b, err, referr)
+	}
+	if err == nil && !proto.Equal(le, ref) {
+		t.Fatalf("DecodeLeaf and the reference decoder decode %x differently:\n %v\n %v", b, le, ref)
+	}
+	if err != nil {
+		if le != nil {
+			t.Errorf("DecodeLeaf returned both an entry and %v", err)
+		}
+		if !errors.Is(err, ErrMalformedLeaf) {
+			t.Errorf("error %v does not wrap ErrMalformedLeaf", err)
+		}
+		return
+	}
+	le2, again, err := NewLeaf(le.GetEvent(), le.GetReceivedTime().AsTime(), le.GetSubmitter())
+	if err != nil {
+		t.Fatalf("DecodeLeaf accepted %x, but NewLeaf on the result fails: %v", b, err)
+	}
+	if !bytes.Equal(again, b) {
+		t.Fatalf("DecodeLeaf accepted\n %x\nwhich re-encodes to\n %x", b, again)
+	}
+	if !proto.Equal(le, le2) {
+		t.Errorf("decoded entry %v, re-built entry %v", le, le2)
+	}
+	if ref := referenceLeaf(t, le); !bytes.Equal(ref, b) {
+		t.Fatalf("the reference encoder gives\n %x\nfor accepted leaf\n %x", ref, b)
+	}
+	_ = LeafHash(b)
 }
 
 // FuzzValidateJSON feeds Validate arbitrary JSON events. Validate must not
@@ -101,6 +122,14 @@ func FuzzValidateJSON(f *testing.F) {
 			}
 			if n := encodedEventSize(e); n != len(enc) {
 				t.Fatalf("encodedEventSize = %d, len(EncodeEvent) = %d", n, len(enc))
+			}
+			// Valid or not, whatever NewLeaf writes DecodeLeaf reads back.
+			if len(enc) <= MaxEventBytes {
+				_, leaf, err := NewLeaf(e, testNow, "token:fuzz")
+				if err != nil {
+					t.Fatalf("NewLeaf(encodable event): %v", err)
+				}
+				checkDecodeLeaf(t, leaf)
 			}
 		} else if verr == nil {
 			t.Fatalf("Validate accepted an event EncodeEvent refuses: %v", err)

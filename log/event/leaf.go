@@ -188,6 +188,8 @@ func DecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 		return nil, malformed("no received_time")
 	case le.Submitter == "":
 		return nil, malformed("no submitter")
+	case textReason(le.Submitter, 1, maxSubmitterLen, false) != "":
+		return nil, malformed("submitter: %s", textReason(le.Submitter, 1, maxSubmitterLen, false))
 	case len(le.EventDigest) != sha256.Size:
 		return nil, malformed("event_digest is %d bytes, want %d", len(le.EventDigest), sha256.Size)
 	case ee-es > MaxEventBytes:

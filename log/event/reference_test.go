@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/fxamacker/cbor/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -254,8 +256,8 @@ func referenceDecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 	if err != nil || rt == nil {
 		return nil, fmt.Errorf("bad received_time (%v)", err)
 	}
-	if lc.Submitter == "" {
-		return nil, fmt.Errorf("no submitter")
+	if lc.Submitter == "" || len(lc.Submitter) > 1024 || strings.IndexFunc(lc.Submitter, unicode.IsControl) >= 0 {
+		return nil, fmt.Errorf("bad submitter")
 	}
 	if again, err := encMode.Marshal(&lc); err != nil || !bytes.Equal(again, b) {
 		return nil, fmt.Errorf("leaf not canonical (%v)", err)
