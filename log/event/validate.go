@@ -52,10 +52,11 @@ func fieldErr(field, reason string) error { return &FieldError{Field: field, Rea
 // Validate checks an event submitted to the log. now is the log's clock: the
 // event time may be at most an hour ahead of it.
 //
-// It reports the first problem found, as a *FieldError, checking fields in
-// proto field-number order (nested messages depth first, list elements in
-// order, map entries in canonical key order) and the size of the encoded
-// event last. Within one string the order is: valid UTF-8, presence, length,
+// It reports the first problem found, as a *FieldError: first any field
+// unknown to this schema (kept aside by protobuf decoding, which the
+// encoding could not commit to), then fields in proto field-number order
+// (nested messages depth first, list elements in order, map entries in
+// canonical key order), and the size of the encoded event last. Within one string the order is: valid UTF-8, presence, length,
 // then allowed characters. The rules are listed in ENCODING.md.
 func Validate(e *provlogv1.ProvenanceEvent, now time.Time) error {
 	if e == nil {
