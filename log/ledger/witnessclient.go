@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,7 +17,7 @@ func NewWitnessHTTPClient(reg prometheus.Registerer, timeout time.Duration) *htt
 	m := &witnessMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provlog_witness_requests_total",
-			Help: "add-checkpoint requests sent to each witness, by result (HTTP status code, or error).",
+			Help: "add-checkpoint requests sent to each witness, by result (HTTP status code; error: no answer, including timeouts; canceled: not waited for because the quorum had already cosigned).",
 		}, []string{"witness", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "provlog_witness_request_seconds",
@@ -46,6 +48,13 @@ func (t *witnessTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	w := r.URL.Host + r.URL.Path
 	start := time.Now()
 	resp, err := t.next.RoundTrip(r)
+	if err != nil && errors.Is(r.Context().Err(), context.Canceled) {
+		// Tessera cancels the requests still in flight once the quorum has
+		// cosigned: the witness did not fail, it was not waited for. (A
+		// timeout ends the context with DeadlineExceeded: that is an error.)
+		t.m.requests.WithLabelValues(w, "canceled").Inc()
+		return nil, err
+	}
 	t.m.latency.WithLabelValues(w).Observe(time.Since(start).Seconds())
 	if err != nil {
 		t.m.requests.WithLabelValues(w, "error").Inc()
