@@ -179,6 +179,10 @@ func TestAppendBatchMixed(t *testing.T) {
 			foreign := readEvent(t, uniqueID(t, "foreign"))
 			foreign.Tenant = "other"
 			noID := readEvent(t, "")
+			huge := readEvent(t, uniqueID(t, "huge"))
+			for i := range 20 {
+				huge.Environment[fmt.Sprintf("pad-%02d", i)] = strings.Repeat("x", 4000)
+			}
 			req := &pb.AppendBatchRequest{Events: []*pb.ProvenanceEvent{
 				a,         // 0 new
 				badDigest, // 1 invalid
@@ -188,8 +192,24 @@ func TestAppendBatchMixed(t *testing.T) {
 				foreign,   // 5 tenant the token may not act for
 				pre,       // 6 duplicate of an earlier append
 				noID,      // 7 invalid
+				huge,      // 8 invalid as a whole
 			}}
-			resp := h.appendBatchVia(t, transport, acmeToken, req)
+			var trailer metadata.MD
+			var resp *pb.AppendBatchResponse
+			if transport == "grpc" {
+				var err error
+				resp, err = h.client.AppendBatch(withToken(t.Context(), acmeToken), req, grpc.Trailer(&trailer))
+				if err != nil {
+					t.Fatalf("AppendBatch: %v", err)
+				}
+			} else {
+				resp = h.appendBatchVia(t, transport, acmeToken, req)
+			}
+			// The existing-index trailer belongs to an AlreadyExists answer
+			// to the call; a batch answers conflicts per event.
+			if v := trailer.Get(server.ExistingIndexKey); v != nil {
+				t.Errorf("batch answer carries trailer %s: %q", server.ExistingIndexKey, v)
+			}
 			if len(resp.GetResults()) != len(req.Events) {
 				t.Fatalf("%d results for %d events", len(resp.GetResults()), len(req.Events))
 			}
@@ -210,6 +230,7 @@ func TestAppendBatchMixed(t *testing.T) {
 				{Code: codes.PermissionDenied},
 				{Index: preIdx, Duplicate: true},
 				{Code: codes.InvalidArgument, Field: "events[7].event_id"},
+				{Code: codes.InvalidArgument, Field: "events[8]"},
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("results (-want +got):\n%s", diff)
@@ -219,6 +240,7 @@ func TestAppendBatchMixed(t *testing.T) {
 				4: {fmt.Sprintf("index %d", ia)},
 				5: {"events[5].tenant", `"other"`},
 				7: {"events[7].event_id", "required"},
+				8: {"events[8]: ", "exceeds 65536 bytes"},
 			} {
 				for _, s := range sub {
 					if m := resp.GetResults()[i].GetError().GetMessage(); !strings.Contains(m, s) {

@@ -161,8 +161,10 @@ func hashes(t *testing.T, proof [][]byte) []tlog.Hash {
 func TestHTTPEndpoints(t *testing.T) {
 	h := startHarness(t, "")
 	var leaves [][]byte
+	var evs []*pb.ProvenanceEvent
 	for i := range 3 {
-		r := h.mustAppend(t, readEvent(t, uniqueID(t, fmt.Sprint(i))), pb.WaitFor_WAIT_FOR_PUBLISHED)
+		evs = append(evs, readEvent(t, uniqueID(t, fmt.Sprint(i))))
+		r := h.mustAppend(t, evs[i], pb.WaitFor_WAIT_FOR_PUBLISHED)
 		leaves = append(leaves, r.GetReceipt().GetLeaf())
 	}
 	size := h.publishedSize(t)
@@ -255,9 +257,24 @@ func TestHTTPEndpoints(t *testing.T) {
 	})
 
 	t.Run("metrics count appends", func(t *testing.T) {
+		// One invalid event through Append, one through AppendBatch, one
+		// duplicate.
+		bad := readEvent(t, uniqueID(t, "bad"))
+		bad.Tenant = ""
+		_, err := h.client.Append(withToken(t.Context(), adminToken), &pb.AppendRequest{Event: bad})
+		grpcCode(t, err, codes.InvalidArgument)
+		if _, err := h.client.AppendBatch(withToken(t.Context(), adminToken), &pb.AppendBatchRequest{Events: []*pb.ProvenanceEvent{bad, evs[0]}}); err != nil {
+			t.Fatal(err)
+		}
 		body := string(h.rest(t, http.MethodGet, "/metrics", readerToken, nil).body)
-		if !strings.Contains(body, `provlog_appends_total{result="new"} 3`) {
-			t.Errorf("/metrics does not count 3 new appends:\n%s", grepLines(body, "provlog_appends_total"))
+		for _, want := range []string{
+			`provlog_appends_total{result="new"} 3`,
+			`provlog_appends_total{result="duplicate"} 1`,
+			`provlog_appends_total{result="invalid"} 2`,
+		} {
+			if !strings.Contains(body, want+"\n") {
+				t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "provlog_appends_total"))
+			}
 		}
 	})
 

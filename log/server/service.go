@@ -33,7 +33,12 @@ func (s *logService) checkEvent(id *auth.Identity, ev *pb.ProvenanceEvent, field
 	if err := event.Validate(ev, s.now()); err != nil {
 		var fe *event.FieldError
 		if errors.As(err, &fe) && field != "event" {
-			return &event.FieldError{Field: field + "." + fe.Field, Reason: fe.Reason}
+			// "event" is the event as a whole: in a batch, events[i].
+			path := field
+			if fe.Field != "event" {
+				path += "." + fe.Field
+			}
+			return &event.FieldError{Field: path, Reason: fe.Reason}
 		}
 		return err
 	}
@@ -49,6 +54,7 @@ func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.App
 		return nil, err
 	}
 	if err := s.checkEvent(id, req.GetEvent(), "event"); err != nil {
+		s.metrics.appended("invalid")
 		return nil, toStatus(ctx, s.log, "Append", err)
 	}
 	start := time.Now()
@@ -171,8 +177,11 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 }
 
 // appendError turns one event's failure into the batch's per-event error.
-func appendError(ctx context.Context, log *slog.Logger, err error) *pb.AppendError {
-	st, _ := status.FromError(toStatus(ctx, log, "AppendBatch", err))
+// toStatus gets a context without the call's stream, so that a conflict
+// does not set the call's existing-index trailer: the batch call itself
+// succeeds, and each conflict's index is in its own message.
+func appendError(_ context.Context, log *slog.Logger, err error) *pb.AppendError {
+	st, _ := status.FromError(toStatus(context.Background(), log, "AppendBatch", err))
 	ae := &pb.AppendError{Code: int32(st.Code()), Message: st.Message()}
 	var fe *event.FieldError
 	if errors.As(err, &fe) {
