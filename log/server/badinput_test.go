@@ -17,6 +17,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // restCall is one REST request of a bad-input case.
@@ -197,6 +199,24 @@ func TestBadInput(t *testing.T) {
 		if c.rest != nil {
 			t.Fatalf("%s: proto JSON encoded invalid UTF-8", c.name)
 		}
+		cases = append(cases, c)
+	}
+
+	// Unknown fields over gRPC: protobuf keeps them aside, the validator
+	// must refuse them (the leaf could not commit to them).
+	for _, u := range []struct {
+		field string
+		msg   func(*pb.ProvenanceEvent) proto.Message
+	}{
+		{"event", func(ev *pb.ProvenanceEvent) proto.Message { return ev }},
+		{"actor", func(ev *pb.ProvenanceEvent) proto.Message { return ev.Actor }},
+		{"inputs[0]", func(ev *pb.ProvenanceEvent) proto.Message { return ev.Inputs[0] }},
+	} {
+		c := withMsg(invalid("unknown protobuf field in "+u.field, u.field, func(ev *pb.ProvenanceEvent) {
+			m := u.msg(ev).ProtoReflect()
+			m.SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
+		}), u.field+": ", "unknown field 99")
+		c.rest = nil // proto JSON has no unknown fields; REST has its own cases below
 		cases = append(cases, c)
 	}
 
