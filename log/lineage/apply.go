@@ -1,0 +1,617 @@
+package lineage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"slices"
+
+	"github.com/provlog/provlog/log/event"
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
+)
+
+// txn is one indexing pass: the writes of a run of leaves, kept in memory
+// until they are committed in one Batch with the new watermark and digest.
+// Reads go through it, so every leaf sees the writes of the leaves before
+// it. Its memory is bounded by the pass size.
+type txn struct {
+	ctx    context.Context
+	store  Store
+	log    *slog.Logger
+	over   map[string]cell
+	sum    sum
+	counts [len(gapCodes)]int64
+	at     []sizedSum // digests at multiples of 256 within the pass
+	opened []Gap      // gaps opened in this pass, for logging and Options.OnGap
+	closed int
+	h      hash.Hash
+	hbuf   [32]byte
+}
+
+// gapCodes has one entry per GapKinds element.
+var gapCodes = [...]byte{gapCodeParent, gapCodeSubject, gapCodeUnproduced, gapCodeNoStart, gapCodeFailed, gapCodeUndecodable}
+
+type cell struct {
+	v       []byte
+	present bool
+	dirty   bool
+}
+
+type sizedSum struct {
+	size uint64
+	sum  sum
+}
+
+func newTxn(ctx context.Context, store Store, log *slog.Logger, s sum, counts [len(gapCodes)]int64) *txn {
+	return &txn{ctx: ctx, store: store, log: log, over: make(map[string]cell), sum: s, counts: counts, h: sha256.New()}
+}
+
+func (t *txn) elem(k, v []byte) sum {
+	t.h.Reset()
+	var n [binary.MaxVarintLen64]byte
+	t.h.Write([]byte(digestElementDomain))
+	t.h.Write(n[:binary.PutUvarint(n[:], uint64(len(k)))])
+	t.h.Write(k)
+	t.h.Write(v)
+	d := t.h.Sum(t.hbuf[:0])
+	var s sum
+	for i := range s {
+		s[i] = binary.BigEndian.Uint64(d[24-8*i:])
+	}
+	return s
+}
+
+// get reads k as the pass sees it.
+func (t *txn) get(k []byte) ([]byte, bool, error) {
+	if c, ok := t.over[string(k)]; ok {
+		return c.v, c.present, nil
+	}
+	v, err := t.store.Get(t.ctx, k)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		t.over[string(k)] = cell{}
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	t.over[string(k)] = cell{v: v, present: true}
+	return v, true, nil
+}
+
+// set stores v under k, keeping the digest.
+func (t *txn) set(k, v []byte) error {
+	old, ok, err := t.get(k)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if bytes.Equal(old, v) {
+			return nil
+		}
+		t.sum.sub(t.elem(k, old))
+	}
+	t.sum.add(t.elem(k, v))
+	t.over[string(k)] = cell{v: v, present: true, dirty: true}
+	return nil
+}
+
+// put stores v under a key that no earlier leaf can have written: one that
+// holds this leaf's index. It saves set's read.
+func (t *txn) put(k, v []byte) error {
+	if _, ok := t.over[string(k)]; ok {
+		return t.set(k, v)
+	}
+	t.sum.add(t.elem(k, v))
+	t.over[string(k)] = cell{v: v, present: true, dirty: true}
+	return nil
+}
+
+// has reports whether k is stored.
+func (t *txn) has(k []byte) (bool, error) {
+	_, ok, err := t.get(k)
+	return ok, err
+}
+
+// ensure stores k with an empty value unless it is already there.
+func (t *txn) ensure(k []byte) error {
+	ok, err := t.has(k)
+	if err != nil || ok {
+		return err
+	}
+	return t.set(k, nil)
+}
+
+func (t *txn) del(k []byte) error {
+	old, ok, err := t.get(k)
+	if err != nil || !ok {
+		return err
+	}
+	t.sum.sub(t.elem(k, old))
+	t.over[string(k)] = cell{dirty: true}
+	return nil
+}
+
+// batch is everything the pass wrote, and the new watermark and digest.
+func (t *txn) batch(watermark uint64) *Batch {
+	b := &Batch{Ops: make([]Op, 0, len(t.over)+len(t.at)+3)}
+	for k, c := range t.over {
+		switch {
+		case !c.dirty:
+		case c.present:
+			b.Set([]byte(k), c.v)
+		default:
+			b.Delete([]byte(k))
+		}
+	}
+	for _, a := range t.at {
+		b.Set(newKey(keyMeta).b(metaDigestAt).u64(a.size), a.sum.bytes())
+	}
+	b.Set(metaKey(metaWatermark), binary.BigEndian.AppendUint64(nil, watermark))
+	b.Set(metaKey(metaSum), t.sum.bytes())
+	b.Set(metaKey(metaFormat), binary.BigEndian.AppendUint64(nil, formatVersion))
+	return b
+}
+
+func metaKey(c byte) []byte { return newKey(keyMeta).b(c) }
+
+// openGap records a gap and counts it.
+func (t *txn) openGap(k key, code byte, g Gap, leaves ...uint64) error {
+	if _, ok, err := t.get(k); err != nil || ok {
+		return err
+	}
+	if err := t.set(k, gapValue(code, g.Missing, leaves...)); err != nil {
+		return err
+	}
+	if err := t.count(code, 1); err != nil {
+		return err
+	}
+	g.Kind = GapKinds[code-1]
+	g.Leaves = leaves
+	g.Detail = gapDetail(g)
+	t.opened = append(t.opened, g)
+	return nil
+}
+
+// count adjusts the open-gap counter of a kind. The counters are index
+// data, kept per leaf like the rest, so digests within a pass hold.
+func (t *txn) count(code byte, delta int64) error {
+	t.counts[code-1] += delta
+	return t.set(newKey(keyGapCount).b(code), binary.BigEndian.AppendUint64(nil, uint64(t.counts[code-1])))
+}
+
+func (t *txn) closeGap(k key, code byte) error {
+	ok, err := t.has(k)
+	if err != nil || !ok {
+		return err
+	}
+	t.closed++
+	if err := t.count(code, -1); err != nil {
+		return err
+	}
+	return t.del(k)
+}
+
+// applyLeaf indexes the leaf at idx. It fails only when the store does; a
+// leaf that does not decode is recorded as such and skipped.
+func (t *txn) applyLeaf(idx uint64, leaf []byte) error {
+	le, err := event.DecodeLeaf(leaf)
+	if err != nil {
+		t.log.Error("lineage: leaf does not decode; skipping it", "index", idx, "err", err)
+		if err := t.put(newKey(keyUndecoded).u64(idx), nil); err != nil {
+			return err
+		}
+		if err := t.count(gapCodeUndecodable, 1); err != nil {
+			return err
+		}
+		t.opened = append(t.opened, Gap{Kind: GapUndecodableLeaf, Leaves: []uint64{idx}, Detail: gapDetail(Gap{Kind: GapUndecodableLeaf})})
+		return nil
+	}
+	return t.applyRecord(recordOf(le, idx))
+}
+
+func (t *txn) applyRecord(r *record) error {
+	idx, tenant := r.Leaf, r.Tenant
+	if err := t.put(newKey(keyEvent).u64(idx), r.encode()); err != nil {
+		return err
+	}
+	op := []byte{byte(r.Op)}
+
+	// Event id: the first leaf with an id owns it.
+	xk := newKey(keyEventID).str(tenant).str(r.EventID)
+	switch ok, err := t.has(xk); {
+	case err != nil:
+		return err
+	case ok:
+		t.log.Warn("lineage: event id already in the log; the first leaf keeps it", "index", idx, "tenant", tenant)
+	default:
+		if err := t.set(xk, binary.BigEndian.AppendUint64(nil, idx)); err != nil {
+			return err
+		}
+		if err := t.resolveSubject(tenant, r.EventID); err != nil {
+			return err
+		}
+	}
+
+	if r.RunID != "" {
+		if err := t.put(newKey(keyRunEvent).str(tenant).str(r.RunID).u64(idx), op); err != nil {
+			return err
+		}
+		if err := t.updateRun(r); err != nil {
+			return err
+		}
+	}
+
+	// Secondary indexes for Find.
+	for _, k := range []key{
+		newKey(keyWorkflow).str(tenant).str(r.WorkflowID).u64(idx),
+		newKey(keyActor).str(tenant).str(r.ActorID).u64(idx),
+		newKey(keyOperation).str(tenant).b(byte(r.Op)).u64(idx),
+		newKey(keyTime).str(tenant).u64(uint64(r.EventTime)).u64(idx),
+	} {
+		if err := t.put(k, nil); err != nil {
+			return err
+		}
+	}
+	if r.StepID != "" {
+		if err := t.put(newKey(keyStep).str(tenant).str(r.StepID).u64(idx), nil); err != nil {
+			return err
+		}
+	}
+	var classes []string
+	for _, as := range [2][]assetRef{r.Inputs, r.Outputs} {
+		for _, a := range as {
+			if a.Classification != "" && !slices.Contains(classes, a.Classification) {
+				classes = append(classes, a.Classification)
+			}
+		}
+	}
+	for _, c := range classes {
+		if err := t.put(newKey(keyClass).str(tenant).str(c).u64(idx), nil); err != nil {
+			return err
+		}
+	}
+
+	// Approvals and overrides.
+	for _, s := range dedupeStrings(r.Subjects) {
+		if err := t.put(newKey(keySubject).str(tenant).str(s).u64(idx), op); err != nil {
+			return err
+		}
+		ok, err := t.has(newKey(keyEventID).str(tenant).str(s))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if err := t.waitSubject(r, s); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Inputs, then outputs: an event that writes the first version of an
+	// asset it also reads does not make its own input look unproduced.
+	uses := map[string][]byte{} // uri -> history value
+	for _, rf := range distinctRefs(r.Inputs) {
+		if err := t.put(newKey(keyInput).str(tenant).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
+			return err
+		}
+		if len(r.Outputs) == 0 && r.RunID != "" {
+			if err := t.put(newKey(keyObserver).str(tenant).str(r.RunID).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
+				return err
+			}
+		}
+		uses[rf.URI] = enc(uses[rf.URI]).uv(uint64(RoleInput)).str(rf.Version).str(rf.RecordKey)
+		if err := t.checkProduced(r, rf); err != nil {
+			return err
+		}
+	}
+	for _, rf := range distinctRefs(r.Outputs) {
+		if err := t.put(newKey(keyOutput).str(tenant).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
+			return err
+		}
+		uses[rf.URI] = enc(uses[rf.URI]).uv(uint64(RoleOutput)).str(rf.Version).str(rf.RecordKey)
+		if err := t.produced(tenant, rf); err != nil {
+			return err
+		}
+	}
+	for uri, v := range uses {
+		if err := t.put(newKey(keyHistory).str(tenant).str(uri).u64(idx), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dedupeStrings(ss []string) []string {
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func distinctRefs(as []assetRef) []ref {
+	var out []ref
+	for _, a := range as {
+		if r := a.ref(); !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// runState is what the index keeps per run (key R tenant run).
+type runState struct {
+	First      uint64 // leaf of the run's first event
+	Started    bool
+	Completed  bool
+	Failed     bool
+	Parent     string // the first parent_run_id any of its events named
+	ParentLeaf uint64
+}
+
+func (s runState) encode() []byte {
+	var flags uint64
+	if s.Started {
+		flags |= 1
+	}
+	if s.Completed {
+		flags |= 2
+	}
+	if s.Failed {
+		flags |= 4
+	}
+	return enc(nil).uv(s.First).uv(flags).str(s.Parent).uv(s.ParentLeaf)
+}
+
+func decodeRunState(v []byte) (runState, error) {
+	d := dec{b: v}
+	s := runState{First: d.uv()}
+	flags := d.uv()
+	s.Parent = d.str()
+	s.ParentLeaf = d.uv()
+	if d.err != nil || len(d.b) != 0 {
+		return runState{}, errBadValue
+	}
+	s.Started, s.Completed, s.Failed = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	return s, nil
+}
+
+func (t *txn) updateRun(r *record) error {
+	tenant, run, idx := r.Tenant, r.RunID, r.Leaf
+	rk := newKey(keyRunMeta).str(tenant).str(run)
+	v, ok, err := t.get(rk)
+	if err != nil {
+		return err
+	}
+	var s runState
+	if ok {
+		if s, err = decodeRunState(v); err != nil {
+			return fmt.Errorf("run state of %q: %w", run, err)
+		}
+	} else {
+		s.First = idx
+		// Runs that named this one as their parent were waiting for it.
+		if err := t.resolveParent(tenant, run); err != nil {
+			return err
+		}
+		if r.Op != provlogv1.Operation_OPERATION_RUN_START {
+			if err := t.openGap(gapKey(tenant, run, gapCodeNoStart), gapCodeNoStart, Gap{Tenant: tenant, RunID: run}, idx); err != nil {
+				return err
+			}
+		}
+	}
+	switch r.Op {
+	case provlogv1.Operation_OPERATION_RUN_START:
+		if !s.Started {
+			s.Started = true
+			if err := t.closeGap(gapKey(tenant, run, gapCodeNoStart), gapCodeNoStart); err != nil {
+				return err
+			}
+		}
+	case provlogv1.Operation_OPERATION_RUN_COMPLETE:
+		if !s.Completed {
+			s.Completed = true
+			if err := t.closeGap(gapKey(tenant, run, gapCodeFailed), gapCodeFailed); err != nil {
+				return err
+			}
+		}
+	case provlogv1.Operation_OPERATION_RUN_FAIL:
+		if !s.Failed {
+			s.Failed = true
+			if !s.Completed {
+				if err := t.openGap(gapKey(tenant, run, gapCodeFailed), gapCodeFailed, Gap{Tenant: tenant, RunID: run}, idx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if s.Parent == "" && r.ParentRunID != "" {
+		s.Parent, s.ParentLeaf = r.ParentRunID, idx
+		if err := t.checkParent(r); err != nil {
+			return err
+		}
+	}
+	return t.set(rk, s.encode())
+}
+
+// checkParent opens a missing-parent gap when the run's parent has no event
+// yet, and registers the run as waiting for it.
+func (t *txn) checkParent(r *record) error {
+	tenant, parent := r.Tenant, r.ParentRunID
+	if parent == r.RunID {
+		return nil
+	}
+	ok, err := t.has(newKey(keyRunMeta).str(tenant).str(parent))
+	if err != nil || ok {
+		return err
+	}
+	gk := gapKey(tenant, r.RunID, gapCodeParent).str(parent)
+	if err := t.openGap(gk, gapCodeParent, Gap{Tenant: tenant, RunID: r.RunID, Missing: parent}, r.Leaf); err != nil {
+		return err
+	}
+	wk := newKey(keyWait).b(waitRun).str(tenant).str(parent)
+	v, _, err := t.get(wk)
+	if err != nil {
+		return err
+	}
+	return t.set(wk, enc(slices.Clone(v)).str(r.RunID))
+}
+
+func (t *txn) resolveParent(tenant, run string) error {
+	wk := newKey(keyWait).b(waitRun).str(tenant).str(run)
+	v, ok, err := t.get(wk)
+	if err != nil || !ok {
+		return err
+	}
+	d := dec{b: v}
+	for len(d.b) > 0 && d.err == nil {
+		child := d.str()
+		if err := t.closeGap(gapKey(tenant, child, gapCodeParent).str(run), gapCodeParent); err != nil {
+			return err
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("runs waiting for %q: %w", run, d.err)
+	}
+	return t.del(wk)
+}
+
+func (t *txn) waitSubject(r *record, subject string) error {
+	tenant := r.Tenant
+	gk := gapKey(tenant, r.RunID, gapCodeSubject).u64(r.Leaf).str(subject)
+	if err := t.openGap(gk, gapCodeSubject, Gap{Tenant: tenant, RunID: r.RunID, Missing: subject}, r.Leaf); err != nil {
+		return err
+	}
+	wk := newKey(keyWait).b(waitSubject).str(tenant).str(subject)
+	v, _, err := t.get(wk)
+	if err != nil {
+		return err
+	}
+	return t.set(wk, enc(slices.Clone(v)).uv(r.Leaf).str(r.RunID))
+}
+
+func (t *txn) resolveSubject(tenant, id string) error {
+	wk := newKey(keyWait).b(waitSubject).str(tenant).str(id)
+	v, ok, err := t.get(wk)
+	if err != nil || !ok {
+		return err
+	}
+	d := dec{b: v}
+	for len(d.b) > 0 && d.err == nil {
+		leaf, run := d.uv(), d.str()
+		if err := t.closeGap(gapKey(tenant, run, gapCodeSubject).u64(leaf).str(id), gapCodeSubject); err != nil {
+			return err
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("approvals waiting for %q: %w", id, d.err)
+	}
+	return t.del(wk)
+}
+
+// presenceKey is P tenant uri version|ANY record_key|ANY; anyVersion and
+// anyKey select the ANY markers.
+func presenceKey(tenant, uri, version, recordKey string, anyVersion, anyKey bool) key {
+	k := newKey(keyPresence).str(tenant).str(uri)
+	if anyVersion {
+		k = k.any()
+	} else {
+		k = k.str(version)
+	}
+	if anyKey {
+		return k.any()
+	}
+	return k.str(recordKey)
+}
+
+// produced records that rf has a producer, and closes the unproduced-input
+// gaps it satisfies.
+func (t *txn) produced(tenant string, rf ref) error {
+	for _, sel := range [4][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+		if err := t.ensure(presenceKey(tenant, rf.URI, rf.Version, rf.RecordKey, sel[0], sel[1])); err != nil {
+			return err
+		}
+	}
+	wk := newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI)
+	v, ok, err := t.get(wk)
+	if err != nil || !ok {
+		return err
+	}
+	var keep enc
+	d := dec{b: v}
+	for len(d.b) > 0 && d.err == nil {
+		w := ref{URI: rf.URI, Version: d.str(), RecordKey: d.str()}
+		leaf, run := d.uv(), d.str()
+		if d.err != nil {
+			break
+		}
+		if !w.matches(rf) {
+			keep = keep.str(w.Version).str(w.RecordKey).uv(leaf).str(run)
+			continue
+		}
+		gk := gapKey(tenant, run, gapCodeUnproduced).u64(leaf).str(w.URI).str(w.Version).str(w.RecordKey)
+		if err := t.closeGap(gk, gapCodeUnproduced); err != nil {
+			return err
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("inputs waiting for a producer of %q: %w", rf.URI, d.err)
+	}
+	if len(keep) == 0 {
+		return t.del(wk)
+	}
+	return t.set(wk, keep)
+}
+
+// checkProduced opens an unproduced-input gap for an input of r whose URI
+// has a producer in the log but whose version has none.
+func (t *txn) checkProduced(r *record, rf ref) error {
+	tenant := r.Tenant
+	known, err := t.has(presenceKey(tenant, rf.URI, "", "", true, true))
+	if err != nil || !known {
+		return err
+	}
+	// The producers that match rf (record.go, ref.matches).
+	var probes [][2]bool  // {anyVersion, anyKey} over the candidates below
+	var versions []string // version to probe ("" is itself a version value)
+	var recordKeys []string
+	switch {
+	case rf.Version != "" && rf.RecordKey != "":
+		probes = [][2]bool{{false, false}, {false, false}, {false, false}, {false, false}}
+		versions = []string{rf.Version, rf.Version, "", ""}
+		recordKeys = []string{rf.RecordKey, "", rf.RecordKey, ""}
+	case rf.Version != "":
+		probes = [][2]bool{{false, true}, {false, true}}
+		versions = []string{rf.Version, ""}
+		recordKeys = []string{"", ""}
+	case rf.RecordKey != "":
+		probes = [][2]bool{{true, false}, {true, false}}
+		versions = []string{"", ""}
+		recordKeys = []string{rf.RecordKey, ""}
+	default:
+		return nil // any producer of the URI matches, and there is one
+	}
+	for i, p := range probes {
+		ok, err := t.has(presenceKey(tenant, rf.URI, versions[i], recordKeys[i], p[0], p[1]))
+		if err != nil || ok {
+			return err
+		}
+	}
+	gk := gapKey(tenant, r.RunID, gapCodeUnproduced).u64(r.Leaf).str(rf.URI).str(rf.Version).str(rf.RecordKey)
+	if err := t.openGap(gk, gapCodeUnproduced, Gap{Tenant: tenant, RunID: r.RunID, Missing: refString(rf)}, r.Leaf); err != nil {
+		return err
+	}
+	wk := newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI)
+	v, _, err := t.get(wk)
+	if err != nil {
+		return err
+	}
+	return t.set(wk, enc(slices.Clone(v)).str(rf.Version).str(rf.RecordKey).uv(r.Leaf).str(r.RunID))
+}

@@ -1,0 +1,383 @@
+package lineage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// Source is where the index reads the log from; tessera.LogReader
+// satisfies it. IntegratedSize bounds what the index reads; a Source that
+// reports the size of the latest published checkpoint instead keeps the
+// index to leaves that can already be proven.
+type Source interface {
+	IntegratedSize(ctx context.Context) (uint64, error)
+	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+}
+
+// Options configures an Index. The zero value is usable.
+type Options struct {
+	// PollInterval is how often Run looks for new leaves; 500ms when zero.
+	PollInterval time.Duration
+	// PassSize is the most leaves indexed per Store batch; 4096 when zero.
+	PassSize int
+	// Logger receives operational messages, never event contents beyond
+	// tenant and run ids; slog.Default() when nil.
+	Logger *slog.Logger
+	// Mask, when set, is applied to every node a query returns, after the
+	// answer is built and before it leaves the package: the redaction hook.
+	// It may blank fields; it must not change Node.ID, Kind or Leaf.
+	Mask func(*Node)
+	// OnGap, when set, is called once for every gap that an indexing pass
+	// opened, after the pass is committed (a metric counter). It runs on the
+	// indexing goroutine: keep it quick.
+	OnGap func(Gap)
+}
+
+// Errors.
+var (
+	// ErrIndexAhead means the index holds more leaves than the log it is
+	// given: it was built from another log, or the log lost entries.
+	ErrIndexAhead = errors.New("lineage index is ahead of the log")
+	// ErrDigestMismatch means the stored index does not match its running
+	// digest (VerifyDigest).
+	ErrDigestMismatch = errors.New("lineage index does not match its digest")
+	// ErrQueryNotFound means the start of a query (an event id, a run, an
+	// asset) is not in the tenant's index.
+	ErrQueryNotFound = errors.New("not found in the lineage index")
+	// ErrInvalidQuery is wrapped by every *QueryError.
+	ErrInvalidQuery = errors.New("invalid lineage query")
+)
+
+// QueryError is a query the index refuses; Field names the offending field.
+type QueryError struct {
+	Field  string
+	Reason string
+}
+
+func (e *QueryError) Error() string { return "invalid lineage query: " + e.Field + ": " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrInvalidQuery) hold.
+func (e *QueryError) Unwrap() error { return ErrInvalidQuery }
+
+// Index is the lineage index over one log. It is safe for concurrent use:
+// queries run alongside indexing; indexing passes (CatchUp, Run, Rebuild)
+// are serialised. The caller owns the Store and closes it after the last
+// call returns.
+type Index struct {
+	store Store
+	src   Source
+	opts  Options
+	log   *slog.Logger
+
+	passMu sync.Mutex // serialises indexing passes
+
+	mu     sync.RWMutex
+	wm     uint64
+	sum    sum
+	counts [len(gapCodes)]int64
+
+	// beforeCommit, when set (tests), runs before each pass commits; an
+	// error abandons the pass as a crash would.
+	beforeCommit func(end uint64) error
+}
+
+// Open opens the index kept in store over the log read from src, and
+// catches it up with the log's integrated size before returning. An index
+// written in another format is rebuilt.
+func Open(ctx context.Context, store Store, src Source, opts Options) (*Index, error) {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	if opts.PassSize <= 0 {
+		opts.PassSize = 4096
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ix := &Index{store: store, src: src, opts: opts, log: opts.Logger}
+	format, ok, err := ix.metaU64(ctx, metaFormat)
+	if err != nil {
+		return nil, err
+	}
+	if ok && format != formatVersion {
+		ix.log.Warn("lineage index has another format; rebuilding it from the log", "format", format, "want", formatVersion)
+		if err := ix.Rebuild(ctx); err != nil {
+			return nil, err
+		}
+		return ix, nil
+	}
+	if err := ix.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := ix.CatchUp(ctx); err != nil {
+		return nil, fmt.Errorf("couldn't catch the lineage index up with the log: %w", err)
+	}
+	return ix, nil
+}
+
+func (ix *Index) metaU64(ctx context.Context, c byte) (uint64, bool, error) {
+	v, err := ix.store.Get(ctx, metaKey(c))
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading lineage index metadata: %w", err)
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("lineage index metadata %q: %w", c, errBadValue)
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// load reads the watermark, the running digest and the gap counters.
+func (ix *Index) load(ctx context.Context) error {
+	wm, _, err := ix.metaU64(ctx, metaWatermark)
+	if err != nil {
+		return err
+	}
+	var s sum
+	v, err := ix.store.Get(ctx, metaKey(metaSum))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reading lineage index digest: %w", err)
+	default:
+		var ok bool
+		if s, ok = sumFromBytes(v); !ok {
+			return fmt.Errorf("lineage index digest: %w", errBadValue)
+		}
+	}
+	var counts [len(gapCodes)]int64
+	for i, code := range gapCodes {
+		v, err := ix.store.Get(ctx, newKey(keyGapCount).b(code))
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("reading gap counters: %w", err)
+		case len(v) != 8:
+			return fmt.Errorf("gap counter %d: %w", code, errBadValue)
+		default:
+			counts[i] = int64(binary.BigEndian.Uint64(v))
+		}
+	}
+	ix.mu.Lock()
+	ix.wm, ix.sum, ix.counts = wm, s, counts
+	ix.mu.Unlock()
+	return nil
+}
+
+// Watermark is the tree size indexed: every leaf below it is in the index.
+func (ix *Index) Watermark() uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.wm
+}
+
+// Digest returns the index digest at the watermark (doc.go, "Digest").
+func (ix *Index) Digest(ctx context.Context) (size uint64, digest [32]byte, err error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.wm, finalDigest(ix.wm, ix.sum), nil
+}
+
+// DigestAt returns the index digest recorded at tree size size: every
+// multiple of 256 up to the watermark, and every size a pass ended at.
+// Other sizes give ErrQueryNotFound.
+func (ix *Index) DigestAt(ctx context.Context, size uint64) ([32]byte, error) {
+	if size == 0 {
+		return finalDigest(0, sum{}), nil
+	}
+	v, err := ix.store.Get(ctx, newKey(keyMeta).b(metaDigestAt).u64(size))
+	if errors.Is(err, ErrNotFound) {
+		return [32]byte{}, fmt.Errorf("no index digest recorded at size %d: %w", size, ErrQueryNotFound)
+	}
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("reading index digest at size %d: %w", size, err)
+	}
+	s, ok := sumFromBytes(v)
+	if !ok {
+		return [32]byte{}, fmt.Errorf("index digest at size %d: %w", size, errBadValue)
+	}
+	return finalDigest(size, s), nil
+}
+
+// VerifyDigest recomputes the digest from every stored pair, compares it
+// with the running one, and returns it. It reads the whole index: an
+// operator's check and a test's, not a request path. A difference is
+// ErrDigestMismatch.
+func (ix *Index) VerifyDigest(ctx context.Context) (size uint64, digest [32]byte, err error) {
+	ix.passMu.Lock()
+	defer ix.passMu.Unlock()
+	var s sum
+	err = ix.store.Scan(ctx, []byte{0}, nil, false, func(k, v []byte) error {
+		if k[0] != keyMeta {
+			s.add(elementHash(k, v))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, [32]byte{}, fmt.Errorf("scanning the lineage index: %w", err)
+	}
+	ix.mu.RLock()
+	wm, running := ix.wm, ix.sum
+	ix.mu.RUnlock()
+	if s != running {
+		return wm, finalDigest(wm, s), fmt.Errorf("%w at size %d: stored pairs give %x, running digest is %x", ErrDigestMismatch, wm, finalDigest(wm, s), finalDigest(wm, running))
+	}
+	return wm, finalDigest(wm, s), nil
+}
+
+// Run follows the log until ctx ends, indexing new leaves every
+// PollInterval. A failing pass is logged and retried. It returns nil when
+// ctx ends.
+func (ix *Index) Run(ctx context.Context) error {
+	t := time.NewTicker(ix.opts.PollInterval)
+	defer t.Stop()
+	for {
+		if err := ix.CatchUp(ctx); err != nil && ctx.Err() == nil {
+			ix.log.Error("lineage: indexing the log failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// CatchUp indexes every leaf from the watermark to the log's current
+// integrated size, in passes of at most PassSize leaves, each committed with
+// its watermark in one Store batch.
+func (ix *Index) CatchUp(ctx context.Context) error {
+	ix.passMu.Lock()
+	defer ix.passMu.Unlock()
+	size, err := ix.src.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the log's size: %w", err)
+	}
+	for {
+		ix.mu.RLock()
+		wm, s, counts := ix.wm, ix.sum, ix.counts
+		ix.mu.RUnlock()
+		if wm > size {
+			return fmt.Errorf("%w: index at %d, log at %d", ErrIndexAhead, wm, size)
+		}
+		if wm == size {
+			return nil
+		}
+		end := min(size, wm+uint64(ix.opts.PassSize))
+		if err := ix.pass(ctx, wm, end, size, s, counts); err != nil {
+			return err
+		}
+	}
+}
+
+// pass indexes leaves [from, end) of a log of size size and commits them.
+func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts [len(gapCodes)]int64) error {
+	t := newTxn(ctx, ix.store, ix.log, s, counts)
+	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
+		entries, err := readBundle(ctx, ix.src, bi, size)
+		if err != nil {
+			return err
+		}
+		first := bi * layout.EntryBundleWidth
+		for idx := max(from, first); idx < min(end, first+layout.EntryBundleWidth); idx++ {
+			if err := t.applyLeaf(idx, entries[idx-first]); err != nil {
+				return fmt.Errorf("indexing leaf %d: %w", idx, err)
+			}
+			if (idx+1)%layout.EntryBundleWidth == 0 {
+				t.at = append(t.at, sizedSum{idx + 1, t.sum})
+			}
+		}
+	}
+	if end%layout.EntryBundleWidth != 0 {
+		t.at = append(t.at, sizedSum{end, t.sum})
+	}
+	b := t.batch(end)
+	if ix.beforeCommit != nil {
+		if err := ix.beforeCommit(end); err != nil {
+			return err
+		}
+	}
+	if err := ix.store.Commit(ctx, b); err != nil {
+		return fmt.Errorf("committing lineage index pass [%d, %d): %w", from, end, err)
+	}
+	ix.mu.Lock()
+	ix.wm, ix.sum, ix.counts = end, t.sum, t.counts
+	ix.mu.Unlock()
+	ix.report(t)
+	return nil
+}
+
+// report logs the gaps a committed pass opened and hands them to OnGap.
+func (ix *Index) report(t *txn) {
+	const maxLogged = 20
+	for i, g := range t.opened {
+		if i == maxLogged {
+			ix.log.Warn("lineage: more gaps opened in this pass", "more", len(t.opened)-maxLogged)
+			break
+		}
+		ix.log.Warn("lineage: completeness gap", "kind", g.Kind, "tenant", g.Tenant, "run", g.RunID, "leaves", g.Leaves)
+	}
+	if ix.opts.OnGap != nil {
+		for _, g := range t.opened {
+			ix.opts.OnGap(g)
+		}
+	}
+}
+
+// Rebuild wipes the index and indexes the log again from leaf 0, from the
+// log alone. Queries running meanwhile see a partial index.
+func (ix *Index) Rebuild(ctx context.Context) error {
+	if err := ix.wipe(ctx); err != nil {
+		return err
+	}
+	if err := ix.CatchUp(ctx); err != nil {
+		return fmt.Errorf("rebuilding the lineage index: %w", err)
+	}
+	return nil
+}
+
+func (ix *Index) wipe(ctx context.Context) error {
+	ix.passMu.Lock()
+	defer ix.passMu.Unlock()
+	b := &Batch{}
+	b.DeleteRange([]byte{0}, nil)
+	b.Set(metaKey(metaFormat), binary.BigEndian.AppendUint64(nil, formatVersion))
+	if err := ix.store.Commit(ctx, b); err != nil {
+		return fmt.Errorf("wiping the lineage index: %w", err)
+	}
+	ix.mu.Lock()
+	ix.wm, ix.sum, ix.counts = 0, sum{}, [len(gapCodes)]int64{}
+	ix.mu.Unlock()
+	return nil
+}
+
+// readBundle returns the entries of entry bundle bi of a log of size size.
+func readBundle(ctx context.Context, src Source, bi, size uint64) ([][]byte, error) {
+	p := layout.PartialTileSize(0, bi, size)
+	raw, err := src.ReadEntryBundle(ctx, bi, p)
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d: %w", bi, err)
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
+	}
+	want := int(p)
+	if p == 0 {
+		want = layout.EntryBundleWidth
+	}
+	if len(b.Entries) < want {
+		return nil, fmt.Errorf("entry bundle %d holds %d entries, want %d", bi, len(b.Entries), want)
+	}
+	return b.Entries, nil
+}

@@ -1,0 +1,140 @@
+package lineage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+)
+
+// Keyspaces. Every stored key starts with one of these bytes; see the key
+// layout in doc.go. Everything except keyMeta is index data and is covered
+// by the index digest.
+const (
+	keyEvent      = 'E' // leaf -> event record
+	keyInput      = 'i' // tenant uri version record_key leaf -> ""
+	keyOutput     = 'o' // tenant uri version record_key leaf -> ""
+	keyObserver   = 'q' // tenant run uri version record_key leaf -> "" (inputs of events without outputs)
+	keyHistory    = 'h' // tenant uri leaf -> asset uses
+	keyEventID    = 'x' // tenant event_id -> leaf (first wins)
+	keySubject    = 'y' // tenant subject_event_id leaf -> operation
+	keyRunEvent   = 'r' // tenant run leaf -> operation
+	keyRunMeta    = 'R' // tenant run -> run state
+	keyWorkflow   = 'w' // tenant workflow_id leaf -> ""
+	keyActor      = 'a' // tenant actor id leaf -> ""
+	keyOperation  = 'p' // tenant operation leaf -> ""
+	keyClass      = 'c' // tenant classification leaf -> ""
+	keyTime       = 't' // tenant event_time leaf -> ""
+	keyStep       = 's' // tenant step_id leaf -> ""
+	keyPresence   = 'P' // tenant uri version|ANY record_key|ANY -> ""
+	keyGap        = 'G' // tenant run kind detail -> gap
+	keyWait       = 'W' // kind tenant subject -> waiting gaps
+	keyGapCount   = 'C' // kind -> open gaps
+	keyUndecoded  = 'U' // leaf -> "" (leaves that do not decode)
+	keyMeta       = 'm' // watermark, digest, digests by size, format: not in the digest
+	waitRun       = 'r' // keyWait: parent run -> child runs
+	waitSubject   = 's' // keyWait: subject event id -> approvals
+	waitProducer  = 'u' // keyWait: uri -> unproduced inputs
+	metaWatermark = 'w'
+	metaSum       = 's'
+	metaDigestAt  = 'd'
+	metaFormat    = 'f'
+)
+
+// formatVersion changes whenever the layout or the meaning of stored data
+// changes; Open rebuilds an index written in another format.
+const formatVersion = 1
+
+// The escaping of strings inside keys keeps byte order and makes every
+// string self-delimiting, so that no string is a prefix of another
+// component: 0x00 is written 0x00 0xFF, and a string ends with 0x00 0x01.
+// "Any value" (presence keys) is 0x00 0x02, which no string encodes to.
+const (
+	escByte = 0x00
+	escZero = 0xFF
+	escEnd  = 0x01
+	escAny  = 0x02
+)
+
+// key builds keys. Methods append one component each.
+type key []byte
+
+func newKey(space byte) key { return key{space} }
+
+func (k key) str(s string) key {
+	for i := 0; i < len(s); i++ {
+		if s[i] == escByte {
+			k = append(k, escByte, escZero)
+		} else {
+			k = append(k, s[i])
+		}
+	}
+	return append(k, escByte, escEnd)
+}
+
+// any appends the "any value" marker in place of a string.
+func (k key) any() key { return append(k, escByte, escAny) }
+
+func (k key) u64(v uint64) key { return binary.BigEndian.AppendUint64(k, v) }
+
+func (k key) b(c byte) key { return append(k, c) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p,
+// or nil when there is none (p is all 0xFF).
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+var errBadKey = errors.New("malformed index key")
+
+// keyReader takes components off a key.
+type keyReader struct {
+	b   []byte
+	err error
+}
+
+func (r *keyReader) str() string {
+	if r.err != nil {
+		return ""
+	}
+	var out []byte
+	for i := 0; ; {
+		j := bytes.IndexByte(r.b[i:], escByte)
+		if j < 0 || i+j+1 >= len(r.b) {
+			r.err = errBadKey
+			return ""
+		}
+		j += i
+		out = append(out, r.b[i:j]...)
+		switch r.b[j+1] {
+		case escEnd:
+			r.b = r.b[j+2:]
+			return string(out)
+		case escZero:
+			out = append(out, 0)
+			i = j + 2
+		default:
+			r.err = errBadKey
+			return ""
+		}
+	}
+}
+
+func (r *keyReader) u64() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 8 {
+		r.err = errBadKey
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}

@@ -1,0 +1,176 @@
+package lineage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// pebbleStore is the embedded Store.
+//
+// Pebble (an LSM tree) rather than a B-tree store such as bbolt or SQLite:
+// the index is write-heavy, a dozen or more keys per event, and its keys
+// are random (URIs, run ids, actor ids, event ids interleave across
+// tenants). An LSM tree turns those into sequential writes and compactions,
+// where a B-tree rewrites pages all over its file on every commit; the
+// ledger's dedupe index measured the same trade (log/ledger, "index store
+// on pebble instead of bbolt"). Bloom filters keep the many point lookups of
+// absent keys (presence checks, waiting gaps) off the disk.
+//
+// Memory is bounded by the block cache and the memtables, whatever the size
+// of the log: see pebbleCacheSize and pebbleMemTableSize.
+type pebbleStore struct {
+	db    *pebble.DB
+	cache interface{ Unref() }
+}
+
+const (
+	pebbleCacheSize    = 64 << 20
+	pebbleMemTableSize = 32 << 20
+)
+
+// OpenPebbleStore opens, or creates, the embedded index store in dir.
+// Pebble's own messages go to log at debug level (errors at error level).
+func OpenPebbleStore(dir string, log *slog.Logger) (Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cache := pebble.NewCache(pebbleCacheSize)
+	opts := &pebble.Options{
+		Cache:                       cache,
+		Logger:                      pebbleLogger{log},
+		MemTableSize:                pebbleMemTableSize,
+		MemTableStopWritesThreshold: 4,
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("couldn't open lineage store %s: %w", dir, err)
+	}
+	return &pebbleStore{db: db, cache: cache}, nil
+}
+
+func (s *pebbleStore) Get(ctx context.Context, key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lineage store get: %w", err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+func (s *pebbleStore) Scan(ctx context.Context, start, end []byte, reverse bool, fn func(key, value []byte) error) (err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return fmt.Errorf("lineage store scan: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("lineage store scan: %w", cerr)
+		}
+	}()
+	var ok bool
+	if reverse {
+		ok = it.Last()
+	} else {
+		ok = it.First()
+	}
+	for n := 0; ok; n++ {
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("lineage store scan: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			if errors.Is(err, ErrStopScan) {
+				return nil
+			}
+			return err
+		}
+		if reverse {
+			ok = it.Prev()
+		} else {
+			ok = it.Next()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("lineage store scan: %w", err)
+	}
+	return nil
+}
+
+func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	for _, op := range b.Ops {
+		var err error
+		switch op.Kind {
+		case OpSet:
+			err = pb.Set(op.Key, op.Value, nil)
+		case OpDelete:
+			err = pb.Delete(op.Key, nil)
+		case OpDeleteRange:
+			end := op.End
+			if end == nil {
+				end = maxKey
+			}
+			err = pb.DeleteRange(op.Key, end, nil)
+		default:
+			err = fmt.Errorf("unknown batch operation %d", op.Kind)
+		}
+		if err != nil {
+			return fmt.Errorf("lineage store commit: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("lineage store commit of %d operations: %w", b.Len(), err)
+	}
+	return nil
+}
+
+// maxKey is above every valid key (none starts with 0xFF), standing in for
+// "no upper bound" in a pebble range deletion.
+var maxKey = []byte{0xFF}
+
+func (s *pebbleStore) Close() error {
+	err := s.db.Close()
+	s.cache.Unref()
+	if err != nil {
+		return fmt.Errorf("closing lineage store: %w", err)
+	}
+	return nil
+}
+
+// pebbleLogger sends pebble's messages to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "lineage-pebble")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "lineage-pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "lineage-pebble")
+	panic(fmt.Sprintf(format, args...))
+}
