@@ -72,3 +72,31 @@ func BenchmarkLeafHash(b *testing.B) {
 		LeafHash(leaf)
 	}
 }
+
+// The reference implementation (reference_test.go), for comparison: it is
+// what the package would cost if it encoded and decoded through
+// fxamacker/cbor's reflection.
+
+func BenchmarkReferenceEncodeEvent(b *testing.B) {
+	e := typicalEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := referenceEncodeErr(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReferenceDecodeLeaf(b *testing.B) {
+	_, leaf, err := NewLeaf(typicalEvent(), testNow, "token:engine-1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(leaf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := referenceDecodeLeaf(leaf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
