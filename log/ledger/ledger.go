@@ -138,6 +138,15 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.BatchMaxSize == 0 {
+		cfg.BatchMaxSize = tessera.DefaultBatchMaxSize
+	}
+	if cfg.BatchMaxAge <= 0 {
+		cfg.BatchMaxAge = tessera.DefaultBatchMaxAge
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = tessera.DefaultCheckpointInterval
+	}
 	if cfg.FollowInterval <= 0 {
 		cfg.FollowInterval = 500 * time.Millisecond
 	}
@@ -491,7 +500,7 @@ func (l *Ledger) InclusionProof(ctx context.Context, index, treeSize uint64) (pr
 		raw = nil
 	}
 	if treeSize > cp.Size {
-		return nil, 0, nil, ErrTreeSize
+		return nil, 0, nil, fmt.Errorf("%w: tree_size %d, published size %d", ErrTreeSize, treeSize, cp.Size)
 	}
 	if index >= treeSize {
 		return nil, 0, nil, ErrNotFound
@@ -520,7 +529,7 @@ func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) (proof [
 		raw = nil
 	}
 	if to > cp.Size {
-		return nil, 0, nil, ErrTreeSize
+		return nil, 0, nil, fmt.Errorf("%w: to_size %d, published size %d", ErrTreeSize, to, cp.Size)
 	}
 	if from > to {
 		return nil, 0, nil, fmt.Errorf("%w: from_size %d > to_size %d", ErrTreeSize, from, to)

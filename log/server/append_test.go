@@ -341,6 +341,9 @@ func TestIdempotency(t *testing.T) {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				restCode(t, restResponse{status: resp.StatusCode, header: resp.Header, body: body}, codes.AlreadyExists, ev.GetEventId(), "index "+idx)
+				if !strings.Contains(string(body), `"existing_index":"`+idx+`"`) {
+					t.Errorf("error body lacks existing_index %s: %s", idx, body)
+				}
 				if got := resp.Trailer.Get("Grpc-Trailer-" + server.ExistingIndexKey); got != idx {
 					t.Errorf("HTTP trailer %s = %q, want %q", server.ExistingIndexKey, got, idx)
 				}

@@ -40,8 +40,15 @@ func toStatus(ctx context.Context, log *slog.Logger, op string, err error) error
 		}
 		return st.Err()
 	case errors.As(err, &ce):
-		_ = grpc.SetTrailer(ctx, metadata.Pairs(ExistingIndexKey, strconv.FormatUint(ce.Index, 10)))
-		return status.Error(codes.AlreadyExists, ce.Error())
+		idx := strconv.FormatUint(ce.Index, 10)
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(ExistingIndexKey, idx))
+		st := status.New(codes.AlreadyExists, ce.Error())
+		// The index is in the details too, so REST clients see it in the
+		// error body without asking for trailers.
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: "EVENT_ID_CONFLICT", Domain: "provlog", Metadata: map[string]string{"existing_index": idx}}); derr == nil {
+			st = d
+		}
+		return st.Err()
 	case errors.Is(err, ledger.ErrPushback):
 		st := status.New(codes.Unavailable, "log is busy: too many entries outstanding; retry after the delay given in RetryInfo")
 		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(200 * time.Millisecond)}); derr == nil {

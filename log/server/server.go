@@ -127,6 +127,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.gwConn = conn
 	gw := runtime.NewServeMux(
+		// Forward only our own trailers: the binary grpc-status-details-bin
+		// is not a valid HTTP trailer value and would drop them all.
+		runtime.WithOutgoingTrailerMatcher(func(key string) (string, bool) {
+			if key == ExistingIndexKey {
+				return runtime.MetadataTrailerPrefix + key, true
+			}
+			return "", false
+		}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, oneValueJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
