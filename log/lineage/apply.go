@@ -10,6 +10,7 @@ import (
 	"hash"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/provlog/provlog/log/event"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
@@ -28,6 +29,7 @@ type txn struct {
 	counts [len(gapCodes)]int64
 	at     []sizedSum // digests at multiples of 256 within the pass
 	opened []Gap      // gaps opened in this pass, for logging and Options.OnGap
+	cands  [][]byte   // candidate keys written in this pass
 	closed int
 	h      hash.Hash
 	hbuf   [32]byte
@@ -531,11 +533,39 @@ func presenceKey(tenant, uri, version, recordKey string, anyVersion, anyKey bool
 	return k.str(recordKey)
 }
 
-// produced records that rf has a producer, and closes the unproduced-input
-// gaps it satisfies.
+// location is the part of a URI that names the system holding the asset:
+// up to the first "/" after "://" ("postgres://warehouse",
+// "s3://acme-staging"), or the whole URI when it has no "://".
+func location(uri string) string {
+	i := strings.Index(uri, "://")
+	if i < 0 {
+		return uri
+	}
+	if j := strings.IndexByte(uri[i+3:], '/'); j >= 0 {
+		return uri[:i+3+j]
+	}
+	return uri
+}
+
+// produced records that rf has a producer, turns the unproduced inputs of
+// its location into gaps if it is the location's first producer, and closes
+// the unproduced-input gaps it satisfies.
 func (t *txn) produced(tenant string, rf ref) error {
 	for _, sel := range [4][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
 		if err := t.ensure(presenceKey(tenant, rf.URI, rf.Version, rf.RecordKey, sel[0], sel[1])); err != nil {
+			return err
+		}
+	}
+	loc := location(rf.URI)
+	lk := newKey(keyLocation).str(tenant).str(loc)
+	switch ok, err := t.has(lk); {
+	case err != nil:
+		return err
+	case !ok:
+		if err := t.set(lk, nil); err != nil {
+			return err
+		}
+		if err := t.promote(tenant, loc, rf); err != nil {
 			return err
 		}
 	}
@@ -570,42 +600,102 @@ func (t *txn) produced(tenant string, rf ref) error {
 	return t.set(wk, keep)
 }
 
-// checkProduced opens an unproduced-input gap for an input of r whose URI
-// has a producer in the log but whose version has none.
+// candidateKey is K tenant location uri version record_key leaf: an input
+// with no producer, read from a location nothing in the log had written to
+// when it was indexed. Its value is the run.
+func candidateKey(tenant, loc string, rf ref, leaf uint64) key {
+	return newKey(keyCandidate).str(tenant).str(loc).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(leaf)
+}
+
+// promote handles the first producer of a location: every input read from
+// there without a producer (its candidates) becomes an unproduced-input
+// gap, unless p itself produced it.
+func (t *txn) promote(tenant, loc string, p ref) error {
+	prefix := newKey(keyCandidate).str(tenant).str(loc)
+	var cands [][]byte
+	err := t.store.Scan(t.ctx, prefix, prefixEnd(prefix), false, func(k, _ []byte) error {
+		cands = append(cands, slices.Clone(k))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("inputs read from %q: %w", loc, err)
+	}
+	for _, k := range t.cands {
+		if bytes.HasPrefix(k, prefix) {
+			cands = append(cands, k)
+		}
+	}
+	for _, ck := range cands {
+		v, ok, err := t.get(ck) // the pass may have deleted it
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		kr := keyReader{b: ck[len(prefix):]}
+		rf := ref{URI: kr.str(), Version: kr.str(), RecordKey: kr.str()}
+		leaf := kr.u64()
+		if kr.err != nil || len(kr.b) != 0 {
+			return fmt.Errorf("candidate key %x: %w", ck, errBadKey)
+		}
+		if err := t.del(ck); err != nil {
+			return err
+		}
+		if rf.matches(p) {
+			continue
+		}
+		if err := t.openUnproduced(tenant, string(v), leaf, rf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkProduced records an input of r that no event produced: an
+// unproduced-input gap when the log already has a producer at its location,
+// otherwise a candidate that the location's first producer will judge.
 func (t *txn) checkProduced(r *record, rf ref) error {
 	tenant := r.Tenant
-	known, err := t.has(presenceKey(tenant, rf.URI, "", "", true, true))
-	if err != nil || !known {
+	loc := location(rf.URI)
+	known, err := t.has(newKey(keyLocation).str(tenant).str(loc))
+	if err != nil {
 		return err
 	}
-	// The producers that match rf (record.go, ref.matches).
-	var probes [][2]bool  // {anyVersion, anyKey} over the candidates below
-	var versions []string // version to probe ("" is itself a version value)
-	var recordKeys []string
+	if !known {
+		k := candidateKey(tenant, loc, rf, r.Leaf)
+		t.cands = append(t.cands, k)
+		return t.put(k, []byte(r.RunID))
+	}
+	// The producers that match rf (record.go, ref.matches), by presence key:
+	// {version, record key, any version, any record key}.
+	type probe struct {
+		v, k       string
+		anyV, anyK bool
+	}
+	var probes []probe
 	switch {
 	case rf.Version != "" && rf.RecordKey != "":
-		probes = [][2]bool{{false, false}, {false, false}, {false, false}, {false, false}}
-		versions = []string{rf.Version, rf.Version, "", ""}
-		recordKeys = []string{rf.RecordKey, "", rf.RecordKey, ""}
+		probes = []probe{{v: rf.Version, k: rf.RecordKey}, {v: rf.Version}, {k: rf.RecordKey}, {}}
 	case rf.Version != "":
-		probes = [][2]bool{{false, true}, {false, true}}
-		versions = []string{rf.Version, ""}
-		recordKeys = []string{"", ""}
+		probes = []probe{{v: rf.Version, anyK: true}, {anyK: true}}
 	case rf.RecordKey != "":
-		probes = [][2]bool{{true, false}, {true, false}}
-		versions = []string{"", ""}
-		recordKeys = []string{rf.RecordKey, ""}
+		probes = []probe{{k: rf.RecordKey, anyV: true}, {anyV: true}}
 	default:
-		return nil // any producer of the URI matches, and there is one
+		probes = []probe{{anyV: true, anyK: true}}
 	}
-	for i, p := range probes {
-		ok, err := t.has(presenceKey(tenant, rf.URI, versions[i], recordKeys[i], p[0], p[1]))
+	for _, p := range probes {
+		ok, err := t.has(presenceKey(tenant, rf.URI, p.v, p.k, p.anyV, p.anyK))
 		if err != nil || ok {
 			return err
 		}
 	}
-	gk := gapKey(tenant, r.RunID, gapCodeUnproduced).u64(r.Leaf).str(rf.URI).str(rf.Version).str(rf.RecordKey)
-	if err := t.openGap(gk, gapCodeUnproduced, Gap{Tenant: tenant, RunID: r.RunID, Missing: refString(rf)}, r.Leaf); err != nil {
+	return t.openUnproduced(tenant, r.RunID, r.Leaf, rf)
+}
+
+func (t *txn) openUnproduced(tenant, run string, leaf uint64, rf ref) error {
+	gk := gapKey(tenant, run, gapCodeUnproduced).u64(leaf).str(rf.URI).str(rf.Version).str(rf.RecordKey)
+	if err := t.openGap(gk, gapCodeUnproduced, Gap{Tenant: tenant, RunID: run, Missing: refString(rf)}, leaf); err != nil {
 		return err
 	}
 	wk := newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI)
@@ -613,5 +703,5 @@ func (t *txn) checkProduced(r *record, rf ref) error {
 	if err != nil {
 		return err
 	}
-	return t.set(wk, enc(slices.Clone(v)).str(rf.Version).str(rf.RecordKey).uv(r.Leaf).str(r.RunID))
+	return t.set(wk, enc(slices.Clone(v)).str(rf.Version).str(rf.RecordKey).uv(leaf).str(run))
 }

@@ -18,9 +18,9 @@ const (
 	// GapMissingSubject: an approval or override names a subject event id
 	// that the tenant's log does not hold.
 	GapMissingSubject GapKind = "missing_subject"
-	// GapUnproducedInput: an event consumed a version of an asset that is
-	// produced inside the log (an earlier event in the tenant wrote to its
-	// URI), yet no event produced that version.
+	// GapUnproducedInput: an event consumed an asset version that no event
+	// in the tenant's log produced, from a location (scheme and authority,
+	// "postgres://warehouse") that events in the log do write to.
 	GapUnproducedInput GapKind = "unproduced_input"
 	// GapRunWithoutStart: a run has events but no RUN_START.
 	GapRunWithoutStart GapKind = "run_without_start"
@@ -117,7 +117,7 @@ func gapDetail(g Gap) string {
 	case GapMissingSubject:
 		return fmt.Sprintf("an approval or override acts on event %q, which is not in the log", g.Missing)
 	case GapUnproducedInput:
-		return fmt.Sprintf("input %s was consumed, but no event in the log produced that version, although other versions of the asset were produced in the log", g.Missing)
+		return fmt.Sprintf("input %s was consumed, but no event in the log produced it, although events in the log write to %s", g.Missing, location(g.Missing))
 	case GapRunWithoutStart:
 		return fmt.Sprintf("run %q has events but no RUN_START", g.RunID)
 	case GapRunFailed:

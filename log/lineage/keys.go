@@ -26,6 +26,8 @@ const (
 	keyTime       = 't' // tenant event_time leaf -> ""
 	keyStep       = 's' // tenant step_id leaf -> ""
 	keyPresence   = 'P' // tenant uri version|ANY record_key|ANY -> ""
+	keyLocation   = 'L' // tenant location -> "" (something there was produced)
+	keyCandidate  = 'K' // tenant location uri version record_key leaf -> run
 	keyGap        = 'G' // tenant run kind detail -> gap
 	keyWait       = 'W' // kind tenant subject -> waiting gaps
 	keyGapCount   = 'C' // kind -> open gaps
@@ -55,12 +57,22 @@ const (
 	escAny  = 0x02
 )
 
-// key builds keys. Methods append one component each.
+// key builds keys. Methods return a new key with one more component; they
+// never write into k's spare capacity, so a key can be extended in several
+// ways (a prefix and the keys under it) without the results aliasing.
 type key []byte
 
 func newKey(space byte) key { return key{space} }
 
+// grow returns a copy of k with room for n more bytes.
+func (k key) grow(n int) key {
+	out := make(key, len(k), len(k)+n)
+	copy(out, k)
+	return out
+}
+
 func (k key) str(s string) key {
+	k = k.grow(len(s) + 2)
 	for i := 0; i < len(s); i++ {
 		if s[i] == escByte {
 			k = append(k, escByte, escZero)
@@ -72,11 +84,11 @@ func (k key) str(s string) key {
 }
 
 // any appends the "any value" marker in place of a string.
-func (k key) any() key { return append(k, escByte, escAny) }
+func (k key) any() key { return append(k.grow(2), escByte, escAny) }
 
-func (k key) u64(v uint64) key { return binary.BigEndian.AppendUint64(k, v) }
+func (k key) u64(v uint64) key { return binary.BigEndian.AppendUint64(k.grow(8), v) }
 
-func (k key) b(c byte) key { return append(k, c) }
+func (k key) b(c byte) key { return append(k.grow(1), c) }
 
 // prefixEnd returns the smallest key greater than every key with prefix p,
 // or nil when there is none (p is all 0xFF).

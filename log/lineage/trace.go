@@ -488,21 +488,21 @@ func (b *builder) lookup(space byte, r ref) ([]match, error) {
 	return out, nil
 }
 
-// observers returns the leaves below size of events of run that consumed an
-// asset matching r and produced nothing: the reads, checks and failed
-// attempts of a step's inputs.
-func (b *builder) observers(run string, r ref) ([]uint64, error) {
+// observers returns the events below size of run that consumed an asset
+// matching r and produced nothing: the reads, checks and failed attempts of
+// a step's inputs.
+func (b *builder) observers(run string, r ref) ([]match, error) {
 	p := newKey(keyObserver).str(b.tenant).str(run).str(r.URI)
-	var out []uint64
+	var out []match
 	err := b.ix.store.Scan(b.ctx, p, prefixEnd(p), false, func(k, _ []byte) error {
 		kr := keyReader{b: k[len(p):]}
-		u := ref{URI: r.URI, Version: kr.str(), RecordKey: kr.str()}
-		leaf := kr.u64()
+		m := match{ref: ref{URI: r.URI, Version: kr.str(), RecordKey: kr.str()}}
+		m.leaf = kr.u64()
 		if kr.err != nil || len(kr.b) != 0 {
 			return fmt.Errorf("observer key %x: %w", k, errBadKey)
 		}
-		if leaf < b.size && u.matches(r) {
-			out = append(out, leaf)
+		if m.leaf < b.size && m.ref.matches(r) {
+			out = append(out, m)
 			if len(out) > b.maxNodes {
 				b.truncated = true
 				return ErrStopScan
@@ -513,7 +513,20 @@ func (b *builder) observers(run string, r ref) ([]uint64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reads of %s in run %q: %w", refString(r), run, err)
 	}
+	slices.SortFunc(out, func(x, y match) int { return cmp.Compare(x.leaf, y.leaf) })
 	return out, nil
+}
+
+// addMatch adds the matches edge between the reference an event found by
+// a lookup made of an asset, and the reference looked up, when they differ.
+func (b *builder) addMatch(m match, looked ref) {
+	if m.ref == looked {
+		return
+	}
+	from, to := AssetID(m.ref.URI, m.ref.Version, m.ref.RecordKey), AssetID(looked.URI, looked.Version, looked.RecordKey)
+	if b.nodes[from] != nil && b.nodes[to] != nil {
+		b.addEdge(Edge{From: from, To: to, Kind: EdgeMatches, Leaf: m.leaf})
+	}
 }
 
 // pass reports whether a hop may reach r under the filters.
@@ -606,15 +619,7 @@ func (b *builder) walk(up bool, start *ref, starts []*record, depth int) error {
 				if err != nil || !ok {
 					return err
 				}
-				if m.ref != a {
-					from, to := m.ref, a
-					if !up {
-						from, to = a, m.ref
-					}
-					if b.nodes[AssetID(from.URI, from.Version, from.RecordKey)] != nil && b.nodes[AssetID(to.URI, to.Version, to.RecordKey)] != nil {
-						b.addEdge(Edge{From: AssetID(from.URI, from.Version, from.RecordKey), To: AssetID(to.URI, to.Version, to.RecordKey), Kind: EdgeMatches, Leaf: m.leaf})
-					}
-				}
+				b.addMatch(m, a)
 				if expanded[m.leaf] {
 					continue
 				}
@@ -642,21 +647,22 @@ func (b *builder) addChecks(r *record) error {
 		return nil
 	}
 	for _, in := range distinctRefs(r.Inputs) {
-		leaves, err := b.observers(r.RunID, in)
+		ms, err := b.observers(r.RunID, in)
 		if err != nil {
 			return err
 		}
-		for _, l := range leaves {
-			if l == r.Leaf {
+		for _, m := range ms {
+			if m.leaf == r.Leaf {
 				continue
 			}
-			c, err := b.load(l)
+			c, err := b.load(m.leaf)
 			if err != nil || c == nil {
 				return err
 			}
 			if ok, err := b.addEvent(c); err != nil || !ok {
 				return err
 			}
+			b.addMatch(m, in)
 		}
 	}
 	return nil

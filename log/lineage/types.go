@@ -145,11 +145,11 @@ const (
 	EdgeStepOfRun
 	// EdgeParentRun: run From names run To as its parent.
 	EdgeParentRun
-	// EdgeMatches: asset From, as its producer referenced it, is asset To
-	// as its consumer referenced it, under the matching rule (doc.go):
-	// one of them leaves out the version or the record key. Leaf is that
-	// of the event the traversal found through the match: the producer
-	// upstream, the consumer downstream.
+	// EdgeMatches: assets From and To are the same data under the matching
+	// rule (doc.go), one reference leaving out the version or the record
+	// key. From is how the event at Leaf referenced it (a producer found
+	// upstream, a consumer found downstream, a check of a step's input),
+	// To the reference the traversal looked for.
 	EdgeMatches
 )
 
