@@ -104,6 +104,7 @@ type Ledger struct {
 
 	leafMu     sync.Mutex
 	recentLeaf map[[32]byte]uint64 // leaf hash -> index, until the follower records it
+	recentIdx  map[uint64]record   // index -> record, until the follower records it
 
 	cpMu     sync.Mutex
 	cpRaw    []byte
@@ -169,6 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		log:        cfg.Logger,
 		seed:       maphash.MakeSeed(),
 		recentLeaf: make(map[[32]byte]uint64),
+		recentIdx:  make(map[uint64]record),
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		closed:     make(chan struct{}),
@@ -388,6 +390,7 @@ func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err erro
 	if err == nil {
 		l.leafMu.Lock()
 		l.recentLeaf[rec.LeafHash] = rec.Index
+		l.recentIdx[rec.Index] = rec
 		l.leafMu.Unlock()
 	}
 	sh.mu.Lock()
@@ -604,6 +607,14 @@ func (l *Ledger) follow(ctx context.Context) error {
 
 func (l *Ledger) recordOf(idx uint64, leaf []byte) record {
 	hash := event.LeafHash(leaf)
+	// A leaf this process appended is already known: skip decoding it, but
+	// only if the log holds exactly the leaf we appended.
+	l.leafMu.Lock()
+	r, ok := l.recentIdx[idx]
+	l.leafMu.Unlock()
+	if ok && r.LeafHash == hash {
+		return r
+	}
 	entry, err := event.DecodeLeaf(leaf)
 	if err != nil {
 		// Only the ledger writes leaves; one that does not decode is a bug
@@ -611,9 +622,7 @@ func (l *Ledger) recordOf(idx uint64, leaf []byte) record {
 		l.log.Error("leaf does not decode", "index", idx, "err", err)
 		return record{Key: fmt.Sprintf("\x00undecodable\x00%d", idx), Index: idx, LeafHash: hash}
 	}
-	var d [32]byte
-	copy(d[:], entry.GetEventDigest())
-	return record{Key: dedupeKey(entry.GetEvent().GetTenant(), entry.GetEvent().GetEventId()), Index: idx, LeafHash: hash, Digest: d}
+	return record{Key: dedupeKey(entry.GetEvent().GetTenant(), entry.GetEvent().GetEventId()), Index: idx, LeafHash: hash, Digest: [32]byte(entry.GetEventDigest())}
 }
 
 func (l *Ledger) evict(watermark uint64) {
@@ -631,6 +640,11 @@ func (l *Ledger) evict(watermark uint64) {
 	for h, idx := range l.recentLeaf {
 		if idx < watermark {
 			delete(l.recentLeaf, h)
+		}
+	}
+	for idx := range l.recentIdx {
+		if idx < watermark {
+			delete(l.recentIdx, idx)
 		}
 	}
 	l.leafMu.Unlock()

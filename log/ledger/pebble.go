@@ -101,21 +101,24 @@ func (s *pebbleStore) Watermark() (uint64, error) {
 }
 
 func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
-	b := s.db.NewIndexedBatch()
+	b := s.db.NewBatch()
 	defer b.Close()
+	// A key keeps its lowest index, whether stored before or earlier in
+	// this batch. Lookups of absent keys are cheap: bloom filters.
+	seen := make(map[string]uint64, len(recs))
 	for _, r := range recs {
+		if prev, ok := seen[r.Key]; ok && prev <= r.Index {
+			continue
+		}
 		ek := eventKey(r.Key)
-		old, closer, err := b.Get(ek)
-		switch {
-		case err == nil:
-			keep := len(old) == 72 && binary.BigEndian.Uint64(old) <= r.Index
-			closer.Close()
-			if keep {
+		if _, inBatch := seen[r.Key]; !inBatch {
+			if v, ok, err := s.get(ek); err != nil {
+				return fmt.Errorf("committing index records: %w", err)
+			} else if ok && len(v) == 72 && binary.BigEndian.Uint64(v) <= r.Index {
 				continue
 			}
-		case !errors.Is(err, pebble.ErrNotFound):
-			return fmt.Errorf("committing index records: %w", err)
 		}
+		seen[r.Key] = r.Index
 		val := make([]byte, 72)
 		binary.BigEndian.PutUint64(val, r.Index)
 		copy(val[8:40], r.LeafHash[:])
