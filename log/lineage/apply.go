@@ -30,9 +30,18 @@ type txn struct {
 	at     []sizedSum // digests at multiples of 256 within the pass
 	opened []Gap      // gaps opened in this pass, for logging and Options.OnGap
 	cands  [][]byte   // candidate keys written in this pass
-	closed int
-	h      hash.Hash
-	hbuf   [32]byte
+	// ids and outs are what this pass indexed, for the checks that would
+	// otherwise scan the store and miss the pass's own writes: event ids
+	// (tenant NUL id -> first leaf) and outputs (tenant NUL uri -> refs).
+	ids  map[string]uint64
+	outs map[string][]ref
+	// knownLocs answers, without a read, for locations committed before
+	// the pass; newLocs are those the pass adds.
+	knownLocs *boundedSet
+	newLocs   []string
+	closed    int
+	h         hash.Hash
+	hbuf      [32]byte
 }
 
 // gapCodes has one entry per GapKinds element.
@@ -50,7 +59,10 @@ type sizedSum struct {
 }
 
 func newTxn(ctx context.Context, store Store, log *slog.Logger, s sum, counts [len(gapCodes)]int64) *txn {
-	return &txn{ctx: ctx, store: store, log: log, over: make(map[string]cell), sum: s, counts: counts, h: sha256.New()}
+	return &txn{
+		ctx: ctx, store: store, log: log, over: make(map[string]cell), sum: s, counts: counts, h: sha256.New(),
+		ids: map[string]uint64{}, outs: map[string][]ref{},
+	}
 }
 
 func (t *txn) elem(k, v []byte) sum {
@@ -223,17 +235,16 @@ func (t *txn) applyRecord(r *record) error {
 	}
 	op := []byte{byte(r.Op)}
 
-	// Event id: the first leaf with an id owns it.
-	xk := newKey(keyEventID).str(tenant).str(r.EventID)
-	switch ok, err := t.has(xk); {
-	case err != nil:
+	// Event id. Every leaf is indexed under its id; lookups take the
+	// first (the ledger never logs an id twice, but the index must not
+	// depend on it).
+	if err := t.put(newKey(keyEventID).str(tenant).str(r.EventID).u64(idx), nil); err != nil {
 		return err
-	case ok:
-		t.log.Warn("lineage: event id already in the log; the first leaf keeps it", "index", idx, "tenant", tenant)
-	default:
-		if err := t.set(xk, binary.BigEndian.AppendUint64(nil, idx)); err != nil {
-			return err
-		}
+	}
+	if _, ok := t.ids[tenant+"\x00"+r.EventID]; !ok {
+		t.ids[tenant+"\x00"+r.EventID] = idx
+	}
+	if t.counts[gapCodeSubject-1] > 0 {
 		if err := t.resolveSubject(tenant, r.EventID); err != nil {
 			return err
 		}
@@ -283,7 +294,7 @@ func (t *txn) applyRecord(r *record) error {
 		if err := t.put(newKey(keySubject).str(tenant).str(s).u64(idx), op); err != nil {
 			return err
 		}
-		ok, err := t.has(newKey(keyEventID).str(tenant).str(s))
+		ok, err := t.eventExists(tenant, s)
 		if err != nil {
 			return err
 		}
@@ -400,8 +411,10 @@ func (t *txn) updateRun(r *record) error {
 	} else {
 		s.First = idx
 		// Runs that named this one as their parent were waiting for it.
-		if err := t.resolveParent(tenant, run); err != nil {
-			return err
+		if t.counts[gapCodeParent-1] > 0 {
+			if err := t.resolveParent(tenant, run); err != nil {
+				return err
+			}
 		}
 		if r.Op != provlogv1.Operation_OPERATION_RUN_START {
 			if err := t.openGap(gapKey(tenant, run, gapCodeNoStart), gapCodeNoStart, Gap{Tenant: tenant, RunID: run}, idx); err != nil {
@@ -413,15 +426,19 @@ func (t *txn) updateRun(r *record) error {
 	case provlogv1.Operation_OPERATION_RUN_START:
 		if !s.Started {
 			s.Started = true
-			if err := t.closeGap(gapKey(tenant, run, gapCodeNoStart), gapCodeNoStart); err != nil {
-				return err
+			if ok { // the run began without its start
+				if err := t.closeGap(gapKey(tenant, run, gapCodeNoStart), gapCodeNoStart); err != nil {
+					return err
+				}
 			}
 		}
 	case provlogv1.Operation_OPERATION_RUN_COMPLETE:
 		if !s.Completed {
 			s.Completed = true
-			if err := t.closeGap(gapKey(tenant, run, gapCodeFailed), gapCodeFailed); err != nil {
-				return err
+			if s.Failed {
+				if err := t.closeGap(gapKey(tenant, run, gapCodeFailed), gapCodeFailed); err != nil {
+					return err
+				}
 			}
 		}
 	case provlogv1.Operation_OPERATION_RUN_FAIL:
@@ -518,19 +535,77 @@ func (t *txn) resolveSubject(tenant, id string) error {
 	return t.del(wk)
 }
 
-// presenceKey is P tenant uri version|ANY record_key|ANY; anyVersion and
-// anyKey select the ANY markers.
-func presenceKey(tenant, uri, version, recordKey string, anyVersion, anyKey bool) key {
-	k := newKey(keyPresence).str(tenant).str(uri)
-	if anyVersion {
-		k = k.any()
-	} else {
-		k = k.str(version)
+// eventExists reports whether the tenant's log holds an event with id, in
+// this pass or before.
+func (t *txn) eventExists(tenant, id string) (bool, error) {
+	if _, ok := t.ids[tenant+"\x00"+id]; ok {
+		return true, nil
 	}
-	if anyKey {
-		return k.any()
+	return t.any(newKey(keyEventID).str(tenant).str(id))
+}
+
+// any reports whether the store holds a key with prefix p.
+func (t *txn) any(p key) (bool, error) {
+	found := false
+	err := t.store.Scan(t.ctx, p, prefixEnd(p), false, func(_, _ []byte) error {
+		found = true
+		return ErrStopScan
+	})
+	return found, err
+}
+
+// hasProducer reports whether an event produced an asset matching rf, in
+// this pass or before.
+func (t *txn) hasProducer(tenant string, rf ref) (bool, error) {
+	for _, o := range t.outs[tenant+"\x00"+rf.URI] {
+		if o.matches(rf) {
+			return true, nil
+		}
 	}
-	return k.str(recordKey)
+	base := newKey(keyOutput).str(tenant).str(rf.URI)
+	var prefixes []key
+	switch {
+	case rf.Version != "" && rf.RecordKey != "":
+		prefixes = []key{base.str(rf.Version).str(rf.RecordKey), base.str(rf.Version).str(""), base.str("").str(rf.RecordKey), base.str("").str("")}
+	case rf.Version != "":
+		prefixes = []key{base.str(rf.Version), base.str("")}
+	case rf.RecordKey != "":
+		// Any version: scan them all for the record key or none.
+		found := false
+		err := t.store.Scan(t.ctx, base, prefixEnd(base), false, func(k, _ []byte) error {
+			kr := keyReader{b: k[len(base):]}
+			kr.str()
+			if rk := kr.str(); kr.err == nil && (rk == "" || rk == rf.RecordKey) {
+				found = true
+				return ErrStopScan
+			}
+			return nil
+		})
+		return found, err
+	default:
+		prefixes = []key{base}
+	}
+	for _, p := range prefixes {
+		if ok, err := t.any(p); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// locationKnown reports whether something at loc was produced.
+func (t *txn) locationKnown(tenant, loc string) (bool, error) {
+	lk := newKey(keyLocation).str(tenant).str(loc)
+	if t.knownLocs != nil && t.knownLocs.has(string(lk)) {
+		return true, nil
+	}
+	ok, err := t.has(lk)
+	if ok && t.knownLocs != nil {
+		if c := t.over[string(lk)]; !c.dirty {
+			t.knownLocs.add(string(lk)) // committed before this pass
+		}
+	}
+	return ok, err
 }
 
 // location is the part of a URI that names the system holding the asset:
@@ -551,23 +626,23 @@ func location(uri string) string {
 // its location into gaps if it is the location's first producer, and closes
 // the unproduced-input gaps it satisfies.
 func (t *txn) produced(tenant string, rf ref) error {
-	for _, sel := range [4][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
-		if err := t.ensure(presenceKey(tenant, rf.URI, rf.Version, rf.RecordKey, sel[0], sel[1])); err != nil {
-			return err
-		}
-	}
+	t.outs[tenant+"\x00"+rf.URI] = append(t.outs[tenant+"\x00"+rf.URI], rf)
 	loc := location(rf.URI)
-	lk := newKey(keyLocation).str(tenant).str(loc)
-	switch ok, err := t.has(lk); {
+	switch ok, err := t.locationKnown(tenant, loc); {
 	case err != nil:
 		return err
 	case !ok:
+		lk := newKey(keyLocation).str(tenant).str(loc)
 		if err := t.set(lk, nil); err != nil {
 			return err
 		}
+		t.newLocs = append(t.newLocs, string(lk))
 		if err := t.promote(tenant, loc, rf); err != nil {
 			return err
 		}
+	}
+	if t.counts[gapCodeUnproduced-1] == 0 {
+		return nil
 	}
 	wk := newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI)
 	v, ok, err := t.get(wk)
@@ -658,7 +733,7 @@ func (t *txn) promote(tenant, loc string, p ref) error {
 func (t *txn) checkProduced(r *record, rf ref) error {
 	tenant := r.Tenant
 	loc := location(rf.URI)
-	known, err := t.has(newKey(keyLocation).str(tenant).str(loc))
+	known, err := t.locationKnown(tenant, loc)
 	if err != nil {
 		return err
 	}
@@ -667,28 +742,8 @@ func (t *txn) checkProduced(r *record, rf ref) error {
 		t.cands = append(t.cands, k)
 		return t.put(k, []byte(r.RunID))
 	}
-	// The producers that match rf (record.go, ref.matches), by presence key:
-	// {version, record key, any version, any record key}.
-	type probe struct {
-		v, k       string
-		anyV, anyK bool
-	}
-	var probes []probe
-	switch {
-	case rf.Version != "" && rf.RecordKey != "":
-		probes = []probe{{v: rf.Version, k: rf.RecordKey}, {v: rf.Version}, {k: rf.RecordKey}, {}}
-	case rf.Version != "":
-		probes = []probe{{v: rf.Version, anyK: true}, {anyK: true}}
-	case rf.RecordKey != "":
-		probes = []probe{{k: rf.RecordKey, anyV: true}, {anyV: true}}
-	default:
-		probes = []probe{{anyV: true, anyK: true}}
-	}
-	for _, p := range probes {
-		ok, err := t.has(presenceKey(tenant, rf.URI, p.v, p.k, p.anyV, p.anyK))
-		if err != nil || ok {
-			return err
-		}
+	if ok, err := t.hasProducer(tenant, rf); err != nil || ok {
+		return err
 	}
 	return t.openUnproduced(tenant, r.RunID, r.Leaf, rf)
 }

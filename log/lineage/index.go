@@ -77,7 +77,8 @@ type Index struct {
 	opts  Options
 	log   *slog.Logger
 
-	passMu sync.Mutex // serialises indexing passes
+	passMu sync.Mutex  // serialises indexing passes
+	locs   *boundedSet // committed location keys (under passMu)
 
 	mu     sync.RWMutex
 	wm     uint64
@@ -93,16 +94,7 @@ type Index struct {
 // catches it up with the log's integrated size before returning. An index
 // written in another format is rebuilt.
 func Open(ctx context.Context, store Store, src Source, opts Options) (*Index, error) {
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 500 * time.Millisecond
-	}
-	if opts.PassSize <= 0 {
-		opts.PassSize = 4096
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	ix := &Index{store: store, src: src, opts: opts, log: opts.Logger}
+	ix := newIndex(store, src, opts)
 	format, ok, err := ix.metaU64(ctx, metaFormat)
 	if err != nil {
 		return nil, err
@@ -121,6 +113,20 @@ func Open(ctx context.Context, store Store, src Source, opts Options) (*Index, e
 		return nil, fmt.Errorf("couldn't catch the lineage index up with the log: %w", err)
 	}
 	return ix, nil
+}
+
+// newIndex applies the defaults of opts; the index starts empty.
+func newIndex(store Store, src Source, opts Options) *Index {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	if opts.PassSize <= 0 {
+		opts.PassSize = 4096
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Index{store: store, src: src, opts: opts, log: opts.Logger, locs: newBoundedSet(1 << 16)}
 }
 
 func (ix *Index) metaU64(ctx context.Context, c byte) (uint64, bool, error) {
@@ -283,6 +289,7 @@ func (ix *Index) CatchUp(ctx context.Context) error {
 // pass indexes leaves [from, end) of a log of size size and commits them.
 func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts [len(gapCodes)]int64) error {
 	t := newTxn(ctx, ix.store, ix.log, s, counts)
+	t.knownLocs = ix.locs
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
 		entries, err := readBundle(ctx, ix.src, bi, size)
 		if err != nil {
@@ -313,6 +320,9 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 	ix.mu.Lock()
 	ix.wm, ix.sum, ix.counts = end, t.sum, t.counts
 	ix.mu.Unlock()
+	for _, l := range t.newLocs {
+		ix.locs.add(l)
+	}
 	ix.report(t)
 	return nil
 }
@@ -358,8 +368,29 @@ func (ix *Index) wipe(ctx context.Context) error {
 	ix.mu.Lock()
 	ix.wm, ix.sum, ix.counts = 0, sum{}, [len(gapCodes)]int64{}
 	ix.mu.Unlock()
+	ix.locs.clear()
 	return nil
 }
+
+// boundedSet is a set of at most max strings: a cache that forgets
+// everything when it fills up, so its memory never grows with the log.
+type boundedSet struct {
+	m   map[string]struct{}
+	max int
+}
+
+func newBoundedSet(max int) *boundedSet { return &boundedSet{m: map[string]struct{}{}, max: max} }
+
+func (s *boundedSet) has(k string) bool { _, ok := s.m[k]; return ok }
+
+func (s *boundedSet) add(k string) {
+	if len(s.m) >= s.max {
+		clear(s.m)
+	}
+	s.m[k] = struct{}{}
+}
+
+func (s *boundedSet) clear() { clear(s.m) }
 
 // readBundle returns the entries of entry bundle bi of a log of size size.
 func readBundle(ctx context.Context, src Source, bi, size uint64) ([][]byte, error) {

@@ -15,7 +15,7 @@ const (
 	keyOutput     = 'o' // tenant uri version record_key leaf -> ""
 	keyObserver   = 'q' // tenant run uri version record_key leaf -> "" (inputs of events without outputs)
 	keyHistory    = 'h' // tenant uri leaf -> asset uses
-	keyEventID    = 'x' // tenant event_id -> leaf (first wins)
+	keyEventID    = 'x' // tenant event_id leaf -> ""
 	keySubject    = 'y' // tenant subject_event_id leaf -> operation
 	keyRunEvent   = 'r' // tenant run leaf -> operation
 	keyRunMeta    = 'R' // tenant run -> run state
@@ -25,7 +25,6 @@ const (
 	keyClass      = 'c' // tenant classification leaf -> ""
 	keyTime       = 't' // tenant event_time leaf -> ""
 	keyStep       = 's' // tenant step_id leaf -> ""
-	keyPresence   = 'P' // tenant uri version|ANY record_key|ANY -> ""
 	keyLocation   = 'L' // tenant location -> "" (something there was produced)
 	keyCandidate  = 'K' // tenant location uri version record_key leaf -> run
 	keyGap        = 'G' // tenant run kind detail -> gap
@@ -49,12 +48,11 @@ const formatVersion = 1
 // The escaping of strings inside keys keeps byte order and makes every
 // string self-delimiting, so that no string is a prefix of another
 // component: 0x00 is written 0x00 0xFF, and a string ends with 0x00 0x01.
-// "Any value" (presence keys) is 0x00 0x02, which no string encodes to.
+
 const (
 	escByte = 0x00
 	escZero = 0xFF
 	escEnd  = 0x01
-	escAny  = 0x02
 )
 
 // key builds keys. Methods return a new key with one more component; they
@@ -82,9 +80,6 @@ func (k key) str(s string) key {
 	}
 	return append(k, escByte, escEnd)
 }
-
-// any appends the "any value" marker in place of a string.
-func (k key) any() key { return append(k.grow(2), escByte, escAny) }
 
 func (k key) u64(v uint64) key { return binary.BigEndian.AppendUint64(k.grow(8), v) }
 

@@ -148,7 +148,7 @@ func TestDigestDetectsChanges(t *testing.T) {
 			}
 			_, before := checkedDigest(t, ix)
 			b := &Batch{}
-			k := newKey(keyEventID).str(synthLog().g.event(809).GetTenant()).str("e-809")
+			k := newKey(keyRunMeta).str(synthLog().g.event(809).GetTenant()).str("run-101")
 			if _, err := s.Get(t.Context(), k); err != nil {
 				t.Fatalf("the pair to tamper with: %v", err)
 			}
@@ -216,7 +216,7 @@ func TestCrashMidIndexing(t *testing.T) {
 				t.Fatal(err)
 			}
 			flaky := synthLog()
-			ix := &Index{store: s, src: flaky, opts: Options{PassSize: 128, PollInterval: time.Second}, log: testLogger}
+			ix := newIndex(s, flaky, Options{PassSize: 128, Logger: testLogger})
 			wantWM := tc.crash(ix, flaky)
 			if err := ix.CatchUp(t.Context()); !errors.Is(err, errCrash) {
 				t.Fatalf("CatchUp: %v, want the crash", err)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -137,18 +136,22 @@ func (ix *Index) answerSize(treeSize uint64) (uint64, error) {
 	return treeSize, nil
 }
 
+// eventLeaf returns the first leaf of the tenant's event with this id.
 func (ix *Index) eventLeaf(ctx context.Context, tenant, id string) (uint64, bool, error) {
-	v, err := ix.store.Get(ctx, newKey(keyEventID).str(tenant).str(id))
-	if errors.Is(err, ErrNotFound) {
-		return 0, false, nil
-	}
+	p := newKey(keyEventID).str(tenant).str(id)
+	var leaf uint64
+	found := false
+	err := ix.store.Scan(ctx, p, prefixEnd(p), false, func(k, _ []byte) error {
+		if len(k) != len(p)+8 {
+			return fmt.Errorf("event id key %x: %w", k, errBadKey)
+		}
+		leaf, found = binary.BigEndian.Uint64(k[len(p):]), true
+		return ErrStopScan
+	})
 	if err != nil {
 		return 0, false, fmt.Errorf("looking up event %q: %w", id, err)
 	}
-	if len(v) != 8 {
-		return 0, false, fmt.Errorf("event id record of %q: %w", id, errBadValue)
-	}
-	return binary.BigEndian.Uint64(v), true, nil
+	return leaf, found, nil
 }
 
 // runLeaves returns the leaves of a run below size, at most limit+1.
