@@ -319,3 +319,23 @@ func jsonField(t *testing.T, b []byte, field string) string {
 	v, _ := m[field].(string)
 	return v
 }
+
+// authGet GETs path with the admin token.
+func (d *daemon) authGet(path string) (int, []byte) {
+	d.t.Helper()
+	req, err := http.NewRequestWithContext(d.t.Context(), http.MethodGet, "http://"+d.httpAddr+path, nil)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}

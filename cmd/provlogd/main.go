@@ -41,6 +41,7 @@ type config struct {
 	BatchMaxAge        time.Duration
 	PublishTimeout     time.Duration
 	ShutdownTimeout    time.Duration
+	Reindex            bool
 	LogFormat          string
 	LogLevel           string
 }
@@ -63,6 +64,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.BatchMaxAge, "batch-max-age", 100*time.Millisecond, "longest an entry waits for its storage batch to fill")
 	fs.DurationVar(&cfg.PublishTimeout, "publish-timeout", 30*time.Second, "longest an append asking to wait for publication waits")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
+	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs
@@ -173,8 +175,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		httpLis.Close()
 		return fmt.Errorf("couldn't open the log: %w", err)
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	ix, err := openLineage(ctx, cfg, l, reg, log)
 	if err != nil {
+		l.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	if err != nil {
+		ix.close()
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
@@ -185,6 +193,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	srv.SetServing(true)
 
 	g, gctx := errgroup.WithContext(ctx)
+	lctx, stopLineage := context.WithCancel(context.WithoutCancel(ctx))
+	lineageDone := make(chan struct{})
+	go func() {
+		defer close(lineageDone)
+		if err := ix.index.Run(lctx); err != nil && lctx.Err() == nil {
+			log.Error("lineage index stopped", "err", err)
+		}
+	}()
 	g.Go(func() error {
 		if err := srv.GRPC.Serve(grpcLis); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
@@ -220,6 +236,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		// it to be integrated and published, and indexes it.
 		if err := l.Close(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("closing the log: %w", err))
+		}
+		// Index what the log published last, then stop the index.
+		if err := ix.index.CatchUp(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("final lineage pass: %w", err))
+		}
+		stopLineage()
+		<-lineageDone
+		if err := ix.close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the lineage index: %w", err))
 		}
 		return errors.Join(errs...)
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/ledger"
+	"github.com/provlog/provlog/log/lineage"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,6 +43,8 @@ const (
 // Config configures a Server.
 type Config struct {
 	Ledger *ledger.Ledger
+	// Lineage, when set, serves provlog.v1.LineageService.
+	Lineage *lineage.Index
 	Auth   auth.Authenticator
 	Logger *slog.Logger
 	// PublishTimeout bounds how long an append waiting for publication waits.
@@ -73,6 +76,10 @@ var Policy = auth.Policy{
 		pb.LogService_GetCheckpoint_FullMethodName:       auth.PermProof,
 		pb.LogService_GetInclusionProof_FullMethodName:   auth.PermProof,
 		pb.LogService_GetConsistencyProof_FullMethodName: auth.PermProof,
+		pb.LineageService_Trace_FullMethodName:           auth.PermRead,
+		pb.LineageService_History_FullMethodName:         auth.PermRead,
+		pb.LineageService_ListRunEvents_FullMethodName:   auth.PermRead,
+		pb.LineageService_GetIndexDigest_FullMethodName:  auth.PermProof,
 	},
 	// Health and reflection expose no data: load balancers and grpcurl use
 	// them without credentials.
@@ -108,6 +115,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:            cfg.Now,
 		metrics:        m,
 	})
+	if cfg.Lineage != nil {
+		pb.RegisterLineageServiceServer(g, &lineageService{ledger: cfg.Ledger, index: cfg.Lineage, log: cfg.Logger})
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
@@ -142,6 +152,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	if err := pb.RegisterLogServiceHandler(ctx, gw, conn); err != nil {
 		return nil, fmt.Errorf("couldn't register the REST gateway: %w", err)
+	}
+	if cfg.Lineage != nil {
+		if err := pb.RegisterLineageServiceHandler(ctx, gw, conn); err != nil {
+			return nil, fmt.Errorf("couldn't register the lineage REST gateway: %w", err)
+		}
 	}
 
 	mux := http.NewServeMux()

@@ -154,6 +154,10 @@ const (
 	EdgeKind_EDGE_KIND_STEP_OF_RUN EdgeKind = 6
 	// run -> its parent run.
 	EdgeKind_EDGE_KIND_PARENT_RUN EdgeKind = 7
+	// asset -> asset: the same data referenced more or less precisely (one
+	// reference leaves out the version or the record key); from is how the
+	// event at leaf_index referenced it.
+	EdgeKind_EDGE_KIND_MATCHES EdgeKind = 8
 )
 
 // Enum value maps for EdgeKind.
@@ -167,6 +171,7 @@ var (
 		5: "EDGE_KIND_OVERRIDES",
 		6: "EDGE_KIND_STEP_OF_RUN",
 		7: "EDGE_KIND_PARENT_RUN",
+		8: "EDGE_KIND_MATCHES",
 	}
 	EdgeKind_value = map[string]int32{
 		"EDGE_KIND_UNSPECIFIED": 0,
@@ -177,6 +182,7 @@ var (
 		"EDGE_KIND_OVERRIDES":   5,
 		"EDGE_KIND_STEP_OF_RUN": 6,
 		"EDGE_KIND_PARENT_RUN":  7,
+		"EDGE_KIND_MATCHES":     8,
 	}
 )
 
@@ -1000,6 +1006,115 @@ func (x *TraceResponse) GetProofs() *LeafProofs {
 	return nil
 }
 
+type GetIndexDigestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tree size to read the digest at; 0 means the index watermark. Digests
+	// are kept at every multiple of 256 and at each watermark.
+	TreeSize      uint64 `protobuf:"varint,1,opt,name=tree_size,json=treeSize" json:"tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIndexDigestRequest) Reset() {
+	*x = GetIndexDigestRequest{}
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIndexDigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIndexDigestRequest) ProtoMessage() {}
+
+func (x *GetIndexDigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIndexDigestRequest.ProtoReflect.Descriptor instead.
+func (*GetIndexDigestRequest) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetIndexDigestRequest) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+type GetIndexDigestResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TreeSize uint64                 `protobuf:"varint,1,opt,name=tree_size,json=treeSize" json:"tree_size,omitempty"`
+	// The digest of the index's contents at tree_size: two indexes built
+	// from the same log agree on it.
+	Digest []byte `protobuf:"bytes,2,opt,name=digest" json:"digest,omitempty"`
+	// Tree size the index has reached.
+	Watermark     uint64 `protobuf:"varint,3,opt,name=watermark" json:"watermark,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIndexDigestResponse) Reset() {
+	*x = GetIndexDigestResponse{}
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIndexDigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIndexDigestResponse) ProtoMessage() {}
+
+func (x *GetIndexDigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIndexDigestResponse.ProtoReflect.Descriptor instead.
+func (*GetIndexDigestResponse) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetIndexDigestResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *GetIndexDigestResponse) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *GetIndexDigestResponse) GetWatermark() uint64 {
+	if x != nil {
+		return x.Watermark
+	}
+	return 0
+}
+
 type HistoryRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Tenant string                 `protobuf:"bytes,1,opt,name=tenant" json:"tenant,omitempty"`
@@ -1013,7 +1128,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[9]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1140,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[9]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1153,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{9}
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HistoryRequest) GetTenant() string {
@@ -1085,7 +1200,7 @@ type EventSummary struct {
 
 func (x *EventSummary) Reset() {
 	*x = EventSummary{}
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[10]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1212,7 @@ func (x *EventSummary) String() string {
 func (*EventSummary) ProtoMessage() {}
 
 func (x *EventSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[10]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1225,7 @@ func (x *EventSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSummary.ProtoReflect.Descriptor instead.
 func (*EventSummary) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{10}
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EventSummary) GetLeafIndex() uint64 {
@@ -1173,7 +1288,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[11]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1300,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[11]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1313,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{11}
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HistoryResponse) GetEvents() []*EventSummary {
@@ -1232,7 +1347,7 @@ type ListRunEventsRequest struct {
 
 func (x *ListRunEventsRequest) Reset() {
 	*x = ListRunEventsRequest{}
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[12]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1359,7 @@ func (x *ListRunEventsRequest) String() string {
 func (*ListRunEventsRequest) ProtoMessage() {}
 
 func (x *ListRunEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[12]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1372,7 @@ func (x *ListRunEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunEventsRequest) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{12}
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRunEventsRequest) GetTenant() string {
@@ -1285,7 +1400,7 @@ type ListRunEventsResponse struct {
 
 func (x *ListRunEventsResponse) Reset() {
 	*x = ListRunEventsResponse{}
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[13]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1412,7 @@ func (x *ListRunEventsResponse) String() string {
 func (*ListRunEventsResponse) ProtoMessage() {}
 
 func (x *ListRunEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_lineage_service_proto_msgTypes[13]
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1425,7 @@ func (x *ListRunEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunEventsResponse) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{13}
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRunEventsResponse) GetEvents() []*EventSummary {
@@ -1413,7 +1528,13 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\x05edges\x18\x02 \x03(\v2\x17.provlog.v1.LineageEdgeR\x05edges\x12#\n" +
 	"\x04gaps\x18\x03 \x03(\v2\x0f.provlog.v1.GapR\x04gaps\x12\x1c\n" +
 	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12.\n" +
-	"\x06proofs\x18\x05 \x01(\v2\x16.provlog.v1.LeafProofsR\x06proofs\"\x90\x01\n" +
+	"\x06proofs\x18\x05 \x01(\v2\x16.provlog.v1.LeafProofsR\x06proofs\"4\n" +
+	"\x15GetIndexDigestRequest\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\"k\n" +
+	"\x16GetIndexDigestResponse\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\x12\x1c\n" +
+	"\twatermark\x18\x03 \x01(\x04R\twatermark\"\x90\x01\n" +
 	"\x0eHistoryRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12*\n" +
 	"\x05asset\x18\x02 \x01(\v2\x14.provlog.v1.AssetRefR\x05asset\x12\x1b\n" +
@@ -1450,7 +1571,7 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\x15NODE_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fNODE_KIND_ASSET\x10\x01\x12\x16\n" +
 	"\x12NODE_KIND_ACTIVITY\x10\x02\x12\x11\n" +
-	"\rNODE_KIND_RUN\x10\x03*\xcb\x01\n" +
+	"\rNODE_KIND_RUN\x10\x03*\xe2\x01\n" +
 	"\bEdgeKind\x12\x19\n" +
 	"\x15EDGE_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEDGE_KIND_INPUT\x10\x01\x12\x14\n" +
@@ -1459,11 +1580,13 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\x12EDGE_KIND_APPROVES\x10\x04\x12\x17\n" +
 	"\x13EDGE_KIND_OVERRIDES\x10\x05\x12\x19\n" +
 	"\x15EDGE_KIND_STEP_OF_RUN\x10\x06\x12\x18\n" +
-	"\x14EDGE_KIND_PARENT_RUN\x10\a2\xe8\x01\n" +
+	"\x14EDGE_KIND_PARENT_RUN\x10\a\x12\x15\n" +
+	"\x11EDGE_KIND_MATCHES\x10\b2\xc1\x02\n" +
 	"\x0eLineageService\x12<\n" +
 	"\x05Trace\x12\x18.provlog.v1.TraceRequest\x1a\x19.provlog.v1.TraceResponse\x12B\n" +
 	"\aHistory\x12\x1a.provlog.v1.HistoryRequest\x1a\x1b.provlog.v1.HistoryResponse\x12T\n" +
-	"\rListRunEvents\x12 .provlog.v1.ListRunEventsRequest\x1a!.provlog.v1.ListRunEventsResponseB>Z5github.com/provlog/provlog/proto/provlog/v1;provlogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\rListRunEvents\x12 .provlog.v1.ListRunEventsRequest\x1a!.provlog.v1.ListRunEventsResponse\x12W\n" +
+	"\x0eGetIndexDigest\x12!.provlog.v1.GetIndexDigestRequest\x1a\".provlog.v1.GetIndexDigestResponseB>Z5github.com/provlog/provlog/proto/provlog/v1;provlogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_provlog_v1_lineage_service_proto_rawDescOnce sync.Once
@@ -1478,39 +1601,41 @@ func file_provlog_v1_lineage_service_proto_rawDescGZIP() []byte {
 }
 
 var file_provlog_v1_lineage_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_provlog_v1_lineage_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_provlog_v1_lineage_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_provlog_v1_lineage_service_proto_goTypes = []any{
-	(Direction)(0),                // 0: provlog.v1.Direction
-	(NodeKind)(0),                 // 1: provlog.v1.NodeKind
-	(EdgeKind)(0),                 // 2: provlog.v1.EdgeKind
-	(*AssetRef)(nil),              // 3: provlog.v1.AssetRef
-	(*TraceFilter)(nil),           // 4: provlog.v1.TraceFilter
-	(*TraceRequest)(nil),          // 5: provlog.v1.TraceRequest
-	(*LineageNode)(nil),           // 6: provlog.v1.LineageNode
-	(*LineageEdge)(nil),           // 7: provlog.v1.LineageEdge
-	(*Gap)(nil),                   // 8: provlog.v1.Gap
-	(*LeafProofs)(nil),            // 9: provlog.v1.LeafProofs
-	(*ProvenLeaf)(nil),            // 10: provlog.v1.ProvenLeaf
-	(*TraceResponse)(nil),         // 11: provlog.v1.TraceResponse
-	(*HistoryRequest)(nil),        // 12: provlog.v1.HistoryRequest
-	(*EventSummary)(nil),          // 13: provlog.v1.EventSummary
-	(*HistoryResponse)(nil),       // 14: provlog.v1.HistoryResponse
-	(*ListRunEventsRequest)(nil),  // 15: provlog.v1.ListRunEventsRequest
-	(*ListRunEventsResponse)(nil), // 16: provlog.v1.ListRunEventsResponse
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(Operation)(0),                // 18: provlog.v1.Operation
+	(Direction)(0),                 // 0: provlog.v1.Direction
+	(NodeKind)(0),                  // 1: provlog.v1.NodeKind
+	(EdgeKind)(0),                  // 2: provlog.v1.EdgeKind
+	(*AssetRef)(nil),               // 3: provlog.v1.AssetRef
+	(*TraceFilter)(nil),            // 4: provlog.v1.TraceFilter
+	(*TraceRequest)(nil),           // 5: provlog.v1.TraceRequest
+	(*LineageNode)(nil),            // 6: provlog.v1.LineageNode
+	(*LineageEdge)(nil),            // 7: provlog.v1.LineageEdge
+	(*Gap)(nil),                    // 8: provlog.v1.Gap
+	(*LeafProofs)(nil),             // 9: provlog.v1.LeafProofs
+	(*ProvenLeaf)(nil),             // 10: provlog.v1.ProvenLeaf
+	(*TraceResponse)(nil),          // 11: provlog.v1.TraceResponse
+	(*GetIndexDigestRequest)(nil),  // 12: provlog.v1.GetIndexDigestRequest
+	(*GetIndexDigestResponse)(nil), // 13: provlog.v1.GetIndexDigestResponse
+	(*HistoryRequest)(nil),         // 14: provlog.v1.HistoryRequest
+	(*EventSummary)(nil),           // 15: provlog.v1.EventSummary
+	(*HistoryResponse)(nil),        // 16: provlog.v1.HistoryResponse
+	(*ListRunEventsRequest)(nil),   // 17: provlog.v1.ListRunEventsRequest
+	(*ListRunEventsResponse)(nil),  // 18: provlog.v1.ListRunEventsResponse
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(Operation)(0),                 // 20: provlog.v1.Operation
 }
 var file_provlog_v1_lineage_service_proto_depIdxs = []int32{
-	17, // 0: provlog.v1.TraceFilter.since:type_name -> google.protobuf.Timestamp
-	17, // 1: provlog.v1.TraceFilter.until:type_name -> google.protobuf.Timestamp
-	18, // 2: provlog.v1.TraceFilter.operations:type_name -> provlog.v1.Operation
+	19, // 0: provlog.v1.TraceFilter.since:type_name -> google.protobuf.Timestamp
+	19, // 1: provlog.v1.TraceFilter.until:type_name -> google.protobuf.Timestamp
+	20, // 2: provlog.v1.TraceFilter.operations:type_name -> provlog.v1.Operation
 	3,  // 3: provlog.v1.TraceRequest.asset:type_name -> provlog.v1.AssetRef
 	0,  // 4: provlog.v1.TraceRequest.direction:type_name -> provlog.v1.Direction
 	4,  // 5: provlog.v1.TraceRequest.filter:type_name -> provlog.v1.TraceFilter
 	1,  // 6: provlog.v1.LineageNode.kind:type_name -> provlog.v1.NodeKind
 	3,  // 7: provlog.v1.LineageNode.asset:type_name -> provlog.v1.AssetRef
-	18, // 8: provlog.v1.LineageNode.operation:type_name -> provlog.v1.Operation
-	17, // 9: provlog.v1.LineageNode.event_time:type_name -> google.protobuf.Timestamp
+	20, // 8: provlog.v1.LineageNode.operation:type_name -> provlog.v1.Operation
+	19, // 9: provlog.v1.LineageNode.event_time:type_name -> google.protobuf.Timestamp
 	2,  // 10: provlog.v1.LineageEdge.kind:type_name -> provlog.v1.EdgeKind
 	10, // 11: provlog.v1.LeafProofs.leaves:type_name -> provlog.v1.ProvenLeaf
 	6,  // 12: provlog.v1.TraceResponse.nodes:type_name -> provlog.v1.LineageNode
@@ -1518,21 +1643,23 @@ var file_provlog_v1_lineage_service_proto_depIdxs = []int32{
 	8,  // 14: provlog.v1.TraceResponse.gaps:type_name -> provlog.v1.Gap
 	9,  // 15: provlog.v1.TraceResponse.proofs:type_name -> provlog.v1.LeafProofs
 	3,  // 16: provlog.v1.HistoryRequest.asset:type_name -> provlog.v1.AssetRef
-	18, // 17: provlog.v1.EventSummary.operation:type_name -> provlog.v1.Operation
-	17, // 18: provlog.v1.EventSummary.event_time:type_name -> google.protobuf.Timestamp
-	13, // 19: provlog.v1.HistoryResponse.events:type_name -> provlog.v1.EventSummary
+	20, // 17: provlog.v1.EventSummary.operation:type_name -> provlog.v1.Operation
+	19, // 18: provlog.v1.EventSummary.event_time:type_name -> google.protobuf.Timestamp
+	15, // 19: provlog.v1.HistoryResponse.events:type_name -> provlog.v1.EventSummary
 	9,  // 20: provlog.v1.HistoryResponse.proofs:type_name -> provlog.v1.LeafProofs
-	13, // 21: provlog.v1.ListRunEventsResponse.events:type_name -> provlog.v1.EventSummary
+	15, // 21: provlog.v1.ListRunEventsResponse.events:type_name -> provlog.v1.EventSummary
 	8,  // 22: provlog.v1.ListRunEventsResponse.gaps:type_name -> provlog.v1.Gap
 	9,  // 23: provlog.v1.ListRunEventsResponse.proofs:type_name -> provlog.v1.LeafProofs
 	5,  // 24: provlog.v1.LineageService.Trace:input_type -> provlog.v1.TraceRequest
-	12, // 25: provlog.v1.LineageService.History:input_type -> provlog.v1.HistoryRequest
-	15, // 26: provlog.v1.LineageService.ListRunEvents:input_type -> provlog.v1.ListRunEventsRequest
-	11, // 27: provlog.v1.LineageService.Trace:output_type -> provlog.v1.TraceResponse
-	14, // 28: provlog.v1.LineageService.History:output_type -> provlog.v1.HistoryResponse
-	16, // 29: provlog.v1.LineageService.ListRunEvents:output_type -> provlog.v1.ListRunEventsResponse
-	27, // [27:30] is the sub-list for method output_type
-	24, // [24:27] is the sub-list for method input_type
+	14, // 25: provlog.v1.LineageService.History:input_type -> provlog.v1.HistoryRequest
+	17, // 26: provlog.v1.LineageService.ListRunEvents:input_type -> provlog.v1.ListRunEventsRequest
+	12, // 27: provlog.v1.LineageService.GetIndexDigest:input_type -> provlog.v1.GetIndexDigestRequest
+	11, // 28: provlog.v1.LineageService.Trace:output_type -> provlog.v1.TraceResponse
+	16, // 29: provlog.v1.LineageService.History:output_type -> provlog.v1.HistoryResponse
+	18, // 30: provlog.v1.LineageService.ListRunEvents:output_type -> provlog.v1.ListRunEventsResponse
+	13, // 31: provlog.v1.LineageService.GetIndexDigest:output_type -> provlog.v1.GetIndexDigestResponse
+	28, // [28:32] is the sub-list for method output_type
+	24, // [24:28] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1555,7 +1682,7 @@ func file_provlog_v1_lineage_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provlog_v1_lineage_service_proto_rawDesc), len(file_provlog_v1_lineage_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

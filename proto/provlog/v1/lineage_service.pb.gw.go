@@ -158,6 +158,41 @@ func local_request_LineageService_ListRunEvents_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
+var filter_LineageService_GetIndexDigest_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_LineageService_GetIndexDigest_0(ctx context.Context, marshaler runtime.Marshaler, client LineageServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetIndexDigestRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_LineageService_GetIndexDigest_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetIndexDigest(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_LineageService_GetIndexDigest_0(ctx context.Context, marshaler runtime.Marshaler, server LineageServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetIndexDigestRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_LineageService_GetIndexDigest_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GetIndexDigest(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterLineageServiceHandlerServer registers the http handlers for service LineageService to "mux".
 // UnaryRPC     :call LineageServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -223,6 +258,26 @@ func RegisterLineageServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_LineageService_ListRunEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_LineageService_GetIndexDigest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/provlog.v1.LineageService/GetIndexDigest", runtime.WithHTTPPathPattern("/v1/lineage/digest"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_LineageService_GetIndexDigest_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LineageService_GetIndexDigest_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -315,17 +370,36 @@ func RegisterLineageServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_LineageService_ListRunEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_LineageService_GetIndexDigest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/provlog.v1.LineageService/GetIndexDigest", runtime.WithHTTPPathPattern("/v1/lineage/digest"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_LineageService_GetIndexDigest_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LineageService_GetIndexDigest_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_LineageService_Trace_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "lineage"}, ""))
-	pattern_LineageService_History_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "lineage", "history"}, ""))
-	pattern_LineageService_ListRunEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "lineage", "runs", "run_id"}, ""))
+	pattern_LineageService_Trace_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "lineage"}, ""))
+	pattern_LineageService_History_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "lineage", "history"}, ""))
+	pattern_LineageService_ListRunEvents_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "lineage", "runs", "run_id"}, ""))
+	pattern_LineageService_GetIndexDigest_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "lineage", "digest"}, ""))
 )
 
 var (
-	forward_LineageService_Trace_0         = runtime.ForwardResponseMessage
-	forward_LineageService_History_0       = runtime.ForwardResponseMessage
-	forward_LineageService_ListRunEvents_0 = runtime.ForwardResponseMessage
+	forward_LineageService_Trace_0          = runtime.ForwardResponseMessage
+	forward_LineageService_History_0        = runtime.ForwardResponseMessage
+	forward_LineageService_ListRunEvents_0  = runtime.ForwardResponseMessage
+	forward_LineageService_GetIndexDigest_0 = runtime.ForwardResponseMessage
 )

@@ -24,9 +24,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LineageService_Trace_FullMethodName         = "/provlog.v1.LineageService/Trace"
-	LineageService_History_FullMethodName       = "/provlog.v1.LineageService/History"
-	LineageService_ListRunEvents_FullMethodName = "/provlog.v1.LineageService/ListRunEvents"
+	LineageService_Trace_FullMethodName          = "/provlog.v1.LineageService/Trace"
+	LineageService_History_FullMethodName        = "/provlog.v1.LineageService/History"
+	LineageService_ListRunEvents_FullMethodName  = "/provlog.v1.LineageService/ListRunEvents"
+	LineageService_GetIndexDigest_FullMethodName = "/provlog.v1.LineageService/GetIndexDigest"
 )
 
 // LineageServiceClient is the client API for LineageService service.
@@ -42,6 +43,9 @@ type LineageServiceClient interface {
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 	// ListRunEvents lists every event of a run in log order, with gaps.
 	ListRunEvents(ctx context.Context, in *ListRunEventsRequest, opts ...grpc.CallOption) (*ListRunEventsResponse, error)
+	// GetIndexDigest returns the digest of the index at a tree size, so two
+	// indexes (live, rebuilt) can be compared.
+	GetIndexDigest(ctx context.Context, in *GetIndexDigestRequest, opts ...grpc.CallOption) (*GetIndexDigestResponse, error)
 }
 
 type lineageServiceClient struct {
@@ -82,6 +86,16 @@ func (c *lineageServiceClient) ListRunEvents(ctx context.Context, in *ListRunEve
 	return out, nil
 }
 
+func (c *lineageServiceClient) GetIndexDigest(ctx context.Context, in *GetIndexDigestRequest, opts ...grpc.CallOption) (*GetIndexDigestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIndexDigestResponse)
+	err := c.cc.Invoke(ctx, LineageService_GetIndexDigest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LineageServiceServer is the server API for LineageService service.
 // All implementations must embed UnimplementedLineageServiceServer
 // for forward compatibility.
@@ -95,6 +109,9 @@ type LineageServiceServer interface {
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	// ListRunEvents lists every event of a run in log order, with gaps.
 	ListRunEvents(context.Context, *ListRunEventsRequest) (*ListRunEventsResponse, error)
+	// GetIndexDigest returns the digest of the index at a tree size, so two
+	// indexes (live, rebuilt) can be compared.
+	GetIndexDigest(context.Context, *GetIndexDigestRequest) (*GetIndexDigestResponse, error)
 	mustEmbedUnimplementedLineageServiceServer()
 }
 
@@ -113,6 +130,9 @@ func (UnimplementedLineageServiceServer) History(context.Context, *HistoryReques
 }
 func (UnimplementedLineageServiceServer) ListRunEvents(context.Context, *ListRunEventsRequest) (*ListRunEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRunEvents not implemented")
+}
+func (UnimplementedLineageServiceServer) GetIndexDigest(context.Context, *GetIndexDigestRequest) (*GetIndexDigestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIndexDigest not implemented")
 }
 func (UnimplementedLineageServiceServer) mustEmbedUnimplementedLineageServiceServer() {}
 func (UnimplementedLineageServiceServer) testEmbeddedByValue()                        {}
@@ -189,6 +209,24 @@ func _LineageService_ListRunEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LineageService_GetIndexDigest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIndexDigestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LineageServiceServer).GetIndexDigest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LineageService_GetIndexDigest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LineageServiceServer).GetIndexDigest(ctx, req.(*GetIndexDigestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LineageService_ServiceDesc is the grpc.ServiceDesc for LineageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -207,6 +245,10 @@ var LineageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRunEvents",
 			Handler:    _LineageService_ListRunEvents_Handler,
+		},
+		{
+			MethodName: "GetIndexDigest",
+			Handler:    _LineageService_GetIndexDigest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
