@@ -248,4 +248,3 @@ func summary(n *lineage.Node) *pb.EventSummary {
 	}
 	return out
 }
-

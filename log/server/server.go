@@ -45,8 +45,8 @@ type Config struct {
 	Ledger *ledger.Ledger
 	// Lineage, when set, serves provlog.v1.LineageService.
 	Lineage *lineage.Index
-	Auth   auth.Authenticator
-	Logger *slog.Logger
+	Auth    auth.Authenticator
+	Logger  *slog.Logger
 	// PublishTimeout bounds how long an append waiting for publication waits.
 	PublishTimeout time.Duration
 	// Now is the clock for validation; time.Now when nil.
