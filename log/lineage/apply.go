@@ -294,6 +294,9 @@ func (t *txn) applyRecord(r *record) error {
 		if err := t.put(newKey(keySubject).str(tenant).str(s).u64(idx), op); err != nil {
 			return err
 		}
+		if err := t.ensure(newKey(keyActedOn).str(tenant).str(s)); err != nil {
+			return err
+		}
 		ok, err := t.eventExists(tenant, s)
 		if err != nil {
 			return err
@@ -308,6 +311,15 @@ func (t *txn) applyRecord(r *record) error {
 	// Inputs, then outputs: an event that writes the first version of an
 	// asset it also reads does not make its own input look unproduced.
 	uses := map[string][]byte{} // uri -> history value
+	for _, as := range [2][]assetRef{r.Inputs, r.Outputs} {
+		for _, a := range as {
+			if a.Version == "" {
+				if err := t.ensure(newKey(keyUnversion).str(tenant).str(a.URI)); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for _, rf := range distinctRefs(r.Inputs) {
 		if err := t.put(newKey(keyInput).str(tenant).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
 			return err

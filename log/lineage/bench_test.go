@@ -179,6 +179,8 @@ func bigIndexFor(b *testing.B) (*Index, uint64) {
 			}
 		}
 		elapsed := time.Since(start)
+		settled := quiesce(s)
+		b.Logf("compactions settled in %s", settled.Round(time.Millisecond))
 		b.Logf("built an index of %d events in %s (%.0f events/s, generation included); %.0f B/event on disk; RSS/peak by size: %s",
 			n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), float64(dirSize(dir))/float64(n), strings.Join(rssLog, " "))
 		bigIndex, bigSize = ix, n
@@ -219,6 +221,9 @@ func BenchmarkTrace(b *testing.B) {
 				if gr.Truncated {
 					truncated++
 				}
+			}
+			if ps, ok := ix.store.(*pebbleStore); ok && os.Getenv("LINEAGE_BENCH_METRICS") != "" {
+				b.Logf("pebble metrics:\n%s", ps.db.Metrics())
 			}
 			slices.Sort(lat)
 			pct := func(p float64) float64 {
@@ -265,4 +270,24 @@ func TestSynthTrace(t *testing.T) {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "%d nodes, %d edges, %d runs", len(g.Nodes), len(g.Edges), runs)
 	t.Log(buf.String())
+}
+
+// quiesce waits until pebble runs no flush or compaction, so that trace
+// latencies measure queries and not the tail of the build.
+func quiesce(s Store) time.Duration {
+	ps, ok := s.(*pebbleStore)
+	if !ok {
+		return 0
+	}
+	start := time.Now()
+	for idle := 0; idle < 5 && time.Since(start) < 5*time.Minute; {
+		m := ps.db.Metrics()
+		if m.Compact.NumInProgress == 0 && m.Flush.NumInProgress == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
 }

@@ -139,8 +139,24 @@ func refString(r ref) string {
 	return s
 }
 
+// anyTenantGaps reports whether any gap that belongs to a tenant is open;
+// when none is, answers skip reading gaps run by run.
+func (ix *Index) anyTenantGaps() bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for i, code := range gapCodes {
+		if code != gapCodeUndecodable && ix.counts[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // runGaps returns the open gaps of a run, in key order.
 func (ix *Index) runGaps(ctx context.Context, tenant, run string) ([]Gap, error) {
+	if !ix.anyTenantGaps() {
+		return nil, nil
+	}
 	p := newKey(keyGap).str(tenant).str(run)
 	var out []Gap
 	err := ix.store.Scan(ctx, p, prefixEnd(p), false, func(k, v []byte) error {

@@ -17,6 +17,8 @@ const (
 	keyHistory    = 'h' // tenant uri leaf -> asset uses
 	keyEventID    = 'x' // tenant event_id leaf -> ""
 	keySubject    = 'y' // tenant subject_event_id leaf -> operation
+	keyActedOn    = 'Y' // tenant subject_event_id -> "" (some approval or override names it)
+	keyUnversion  = 'N' // tenant uri -> "" (some event names the uri without a version)
 	keyRunEvent   = 'r' // tenant run leaf -> operation
 	keyRunMeta    = 'R' // tenant run -> run state
 	keyWorkflow   = 'w' // tenant workflow_id leaf -> ""

@@ -21,16 +21,20 @@ import (
 // on pebble instead of bbolt"). Bloom filters keep the many point lookups of
 // absent keys (presence checks, waiting gaps) off the disk.
 //
-// Memory is bounded by the block cache and the memtables, whatever the size
-// of the log: see pebbleCacheSize and pebbleMemTableSize.
+// Memory is bounded, whatever the size of the log, by pebbleCacheSize:
+// pebble charges its memtables (at most pebbleMemTables of
+// pebbleMemTableSize) to the block cache, so the cache must be well above
+// their total or it holds no blocks at all, and every read goes to the
+// file system.
 type pebbleStore struct {
 	db    *pebble.DB
 	cache interface{ Unref() }
 }
 
 const (
-	pebbleCacheSize    = 64 << 20
+	pebbleCacheSize    = 160 << 20
 	pebbleMemTableSize = 32 << 20
+	pebbleMemTables    = 2
 )
 
 // OpenPebbleStore opens, or creates, the embedded index store in dir.
@@ -44,7 +48,7 @@ func OpenPebbleStore(dir string, log *slog.Logger) (Store, error) {
 		Cache:                       cache,
 		Logger:                      pebbleLogger{log},
 		MemTableSize:                pebbleMemTableSize,
-		MemTableStopWritesThreshold: 4,
+		MemTableStopWritesThreshold: pebbleMemTables,
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)

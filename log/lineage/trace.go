@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -19,14 +20,15 @@ func (ix *Index) Trace(ctx context.Context, q TraceQuery) (*Graph, error) {
 	}
 	b := &builder{
 		ix: ix, ctx: ctx, tenant: q.Tenant, size: size, maxNodes: q.MaxNodes,
-		budget:  16 * q.MaxNodes,
-		filters: q.Filters,
-		nodes:   map[string]*Node{},
-		edges:   map[edgeKey]*Edge{},
-		records: map[uint64]*record{},
-		byID:    map[string]uint64{},
-		runs:    map[string]bool{},
-		attrSrc: map[string]uint64{},
+		budget:   16 * q.MaxNodes,
+		filters:  q.Filters,
+		nodes:    map[string]*Node{},
+		edges:    map[edgeKey]*Edge{},
+		records:  map[uint64]*record{},
+		byID:     map[string]uint64{},
+		runs:     map[string]bool{},
+		attrSrc:  map[string]uint64{},
+		observed: map[string][]match{},
 	}
 	var startAsset *ref
 	var starts []*record
@@ -246,7 +248,8 @@ type builder struct {
 	records   map[uint64]*record // events in the graph
 	byID      map[string]uint64  // event id -> leaf, events in the graph
 	runs      map[string]bool
-	attrSrc   map[string]uint64 // asset or run node -> leaf its attributes come from
+	attrSrc   map[string]uint64  // asset or run node -> leaf its attributes come from
+	observed  map[string][]match // run -> its observations, read once
 	truncated bool
 }
 
@@ -423,6 +426,9 @@ func actingKind(r *record) EdgeKind {
 // approvers returns the leaves below size of approvals and overrides of the
 // event with this id.
 func (b *builder) approvers(eventID string) ([]uint64, error) {
+	if ok, err := b.has(newKey(keyActedOn).str(b.tenant).str(eventID)); err != nil || !ok {
+		return nil, err
+	}
 	p := newKey(keySubject).str(b.tenant).str(eventID)
 	var out []uint64
 	err := b.ix.store.Scan(b.ctx, p, p.u64(b.size), false, func(k, _ []byte) error {
@@ -453,16 +459,28 @@ type match struct {
 // consumed (keyInput) an asset matching r, by leaf.
 func (b *builder) lookup(space byte, r ref) ([]match, error) {
 	base := newKey(space).str(b.tenant).str(r.URI)
-	var prefixes []key
-	switch {
-	case r.Version != "" && r.RecordKey != "":
-		for _, v := range []string{r.Version, ""} {
-			prefixes = append(prefixes, base.str(v).str(r.RecordKey), base.str(v).str(""))
+	versions := []string{r.Version}
+	if r.Version != "" {
+		// Events that named the asset without a version match too; a
+		// marker says whether there are any, which saves a scan.
+		ok, err := b.has(newKey(keyUnversion).str(b.tenant).str(r.URI))
+		if err != nil {
+			return nil, err
 		}
-	case r.Version != "":
-		prefixes = []key{base.str(r.Version), base.str("")}
-	default:
-		prefixes = []key{base}
+		if ok {
+			versions = append(versions, "")
+		}
+	}
+	var prefixes []key
+	for _, v := range versions {
+		switch {
+		case v == "" && r.Version == "":
+			prefixes = append(prefixes, base)
+		case r.RecordKey != "":
+			prefixes = append(prefixes, base.str(v).str(r.RecordKey), base.str(v).str(""))
+		default:
+			prefixes = append(prefixes, base.str(v))
+		}
 	}
 	var out []match
 	for _, p := range prefixes {
@@ -493,31 +511,51 @@ func (b *builder) lookup(space byte, r ref) ([]match, error) {
 
 // observers returns the events below size of run that consumed an asset
 // matching r and produced nothing: the reads, checks and failed attempts of
-// a step's inputs.
+// a step's inputs. It reads the run's observations once per answer.
 func (b *builder) observers(run string, r ref) ([]match, error) {
-	p := newKey(keyObserver).str(b.tenant).str(run).str(r.URI)
-	var out []match
-	err := b.ix.store.Scan(b.ctx, p, prefixEnd(p), false, func(k, _ []byte) error {
-		kr := keyReader{b: k[len(p):]}
-		m := match{ref: ref{URI: r.URI, Version: kr.str(), RecordKey: kr.str()}}
-		m.leaf = kr.u64()
-		if kr.err != nil || len(kr.b) != 0 {
-			return fmt.Errorf("observer key %x: %w", k, errBadKey)
-		}
-		if m.leaf < b.size && m.ref.matches(r) {
-			out = append(out, m)
-			if len(out) > b.maxNodes {
-				b.truncated = true
-				return ErrStopScan
+	all, ok := b.observed[run]
+	if !ok {
+		p := newKey(keyObserver).str(b.tenant).str(run)
+		err := b.ix.store.Scan(b.ctx, p, prefixEnd(p), false, func(k, _ []byte) error {
+			kr := keyReader{b: k[len(p):]}
+			m := match{ref: ref{URI: kr.str(), Version: kr.str(), RecordKey: kr.str()}}
+			m.leaf = kr.u64()
+			if kr.err != nil || len(kr.b) != 0 {
+				return fmt.Errorf("observer key %x: %w", k, errBadKey)
 			}
+			if m.leaf < b.size {
+				all = append(all, m)
+				if len(all) > b.maxNodes {
+					b.truncated = true
+					return ErrStopScan
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reads in run %q: %w", run, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reads of %s in run %q: %w", refString(r), run, err)
+		b.observed[run] = all
+	}
+	var out []match
+	for _, m := range all {
+		if m.ref.matches(r) {
+			out = append(out, m)
+		}
 	}
 	slices.SortFunc(out, func(x, y match) int { return cmp.Compare(x.leaf, y.leaf) })
 	return out, nil
+}
+
+func (b *builder) has(k key) (bool, error) {
+	_, err := b.ix.store.Get(b.ctx, k)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("lineage index lookup: %w", err)
+	}
+	return true, nil
 }
 
 // addMatch adds the matches edge between the reference an event found by
@@ -706,6 +744,9 @@ func (b *builder) finish() (*Graph, error) {
 		runs = append(runs, r)
 	}
 	slices.Sort(runs)
+	if !b.ix.anyTenantGaps() {
+		runs = nil
+	}
 	for _, r := range runs {
 		gaps, err := b.ix.runGaps(b.ctx, b.tenant, r)
 		if err != nil {
