@@ -42,6 +42,7 @@ type txn struct {
 	closed    int
 	h         hash.Hash
 	hbuf      [32]byte
+	bytes     int // written so far, roughly
 }
 
 // gapCodes has one entry per GapKinds element.
@@ -111,6 +112,7 @@ func (t *txn) set(k, v []byte) error {
 	}
 	t.sum.add(t.elem(k, v))
 	t.over[string(k)] = cell{v: v, present: true, dirty: true}
+	t.bytes += len(k) + len(v)
 	return nil
 }
 
@@ -122,6 +124,7 @@ func (t *txn) put(k, v []byte) error {
 	}
 	t.sum.add(t.elem(k, v))
 	t.over[string(k)] = cell{v: v, present: true, dirty: true}
+	t.bytes += len(k) + len(v)
 	return nil
 }
 

@@ -79,6 +79,8 @@ type Index struct {
 
 	passMu sync.Mutex  // serialises indexing passes
 	locs   *boundedSet // committed location keys (under passMu)
+	// passBytes ends a pass early when its writes reach it.
+	passBytes int
 
 	mu     sync.RWMutex
 	wm     uint64
@@ -126,7 +128,7 @@ func newIndex(store Store, src Source, opts Options) *Index {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Index{store: store, src: src, opts: opts, log: opts.Logger, locs: newBoundedSet(1 << 16)}
+	return &Index{store: store, src: src, opts: opts, log: opts.Logger, locs: newBoundedSet(1 << 16), passBytes: maxPassBytes}
 }
 
 func (ix *Index) metaU64(ctx context.Context, c byte) (uint64, bool, error) {
@@ -286,7 +288,12 @@ func (ix *Index) CatchUp(ctx context.Context) error {
 	}
 }
 
-// pass indexes leaves [from, end) of a log of size size and commits them.
+// maxPassBytes bounds the writes a pass keeps in memory: a pass of large
+// events ends early, whatever PassSize says.
+const maxPassBytes = 64 << 20
+
+// pass indexes leaves [from, end) of a log of size size and commits them;
+// it may end the pass earlier (maxPassBytes).
 func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts [len(gapCodes)]int64) error {
 	t := newTxn(ctx, ix.store, ix.log, s, counts)
 	t.knownLocs = ix.locs
@@ -302,6 +309,9 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 			}
 			if (idx+1)%layout.EntryBundleWidth == 0 {
 				t.at = append(t.at, sizedSum{idx + 1, t.sum})
+			}
+			if t.bytes >= ix.passBytes && idx+1 < end {
+				end = idx + 1 // the pass is big enough: commit it here
 			}
 		}
 	}

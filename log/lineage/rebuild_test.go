@@ -112,6 +112,19 @@ func TestRebuildEqualsLive(t *testing.T) {
 		t.Error("digests at 1024 and 1500 are equal")
 	}
 
+	// So does an index whose passes end early on their size in bytes.
+	small := newIndex(openStore(t, t.TempDir()), src, Options{Logger: testLogger})
+	small.passBytes = 20 << 10
+	if err := small.CatchUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if size, d := checkedDigest(t, small); size != liveSize || d != liveDigest {
+		t.Errorf("index in passes of 20KiB: %d %x, want %d %x", size, d, liveSize, liveDigest)
+	}
+	if _, err := small.DigestAt(t.Context(), 1280); err != nil {
+		t.Errorf("DigestAt(1280) of the index in small passes: %v", err)
+	}
+
 	// Rebuild in place gives the same again.
 	if err := live.Rebuild(t.Context()); err != nil {
 		t.Fatal(err)

@@ -176,36 +176,14 @@ func (ix *Index) runLeaves(ctx context.Context, tenant, run string, size uint64,
 	return out, nil
 }
 
-// assetSeen reports whether an event below size referenced an asset that
-// matches r.
+// assetSeen reports whether an event below size produced or consumed an
+// asset matching r.
 func (ix *Index) assetSeen(ctx context.Context, tenant string, r ref, size uint64) (bool, error) {
-	p := newKey(keyHistory).str(tenant).str(r.URI)
-	found := false
-	err := ix.store.Scan(ctx, p, p.u64(size), false, func(k, v []byte) error {
-		ok, err := usesMatch(r, v)
-		if err != nil {
-			return fmt.Errorf("history of %q: %w", r.URI, err)
-		}
-		if ok {
-			found = true
-			return ErrStopScan
-		}
-		return nil
-	})
-	return found, err
-}
-
-// usesMatch reports whether a history value has a use matching r.
-func usesMatch(r ref, v []byte) (bool, error) {
-	d := dec{b: v}
-	for len(d.b) > 0 {
-		d.uv()
-		u := ref{URI: r.URI, Version: d.str(), RecordKey: d.str()}
-		if d.err != nil {
-			return false, d.err
-		}
-		if u.matches(r) {
-			return true, nil
+	b := &builder{ix: ix, ctx: ctx, tenant: tenant, size: size, maxNodes: 1}
+	for _, space := range []byte{keyOutput, keyInput} {
+		ms, err := b.lookup(space, r, 1)
+		if err != nil || len(ms) > 0 {
+			return len(ms) > 0, err
 		}
 	}
 	return false, nil
@@ -456,8 +434,9 @@ type match struct {
 }
 
 // lookup returns the events below size that produced (space keyOutput) or
-// consumed (keyInput) an asset matching r, by leaf.
-func (b *builder) lookup(space byte, r ref) ([]match, error) {
+// consumed (keyInput) an asset matching r, by leaf; at most limit of them,
+// and when there are more, it sets truncated.
+func (b *builder) lookup(space byte, r ref, limit int) ([]match, error) {
 	base := newKey(space).str(b.tenant).str(r.URI)
 	versions := []string{r.Version}
 	if r.Version != "" {
@@ -494,15 +473,18 @@ func (b *builder) lookup(space byte, r ref) ([]match, error) {
 			if m.leaf >= b.size || !m.ref.matches(r) {
 				return nil
 			}
-			out = append(out, m)
-			if len(out) > b.maxNodes {
+			if len(out) == limit {
 				b.truncated = true
 				return ErrStopScan
 			}
+			out = append(out, m)
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("looking up %s: %w", refString(r), err)
+		}
+		if len(out) == limit {
+			break
 		}
 	}
 	slices.SortFunc(out, func(x, y match) int { return cmp.Compare(x.leaf, y.leaf) })
@@ -641,7 +623,7 @@ func (b *builder) walk(up bool, start *ref, starts []*record, depth int) error {
 				continue
 			}
 			looked[a] = true
-			ms, err := b.lookup(space, a)
+			ms, err := b.lookup(space, a, b.maxNodes)
 			if err != nil {
 				return err
 			}
