@@ -16,6 +16,11 @@ for _ in $(seq 100); do
   curl -fsS http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break
   sleep 0.1
 done
+if ! kill -0 "$pid" 2>/dev/null; then
+  echo "provlogd did not start:" >&2
+  cat "$work/provlogd.log" >&2
+  exit 1
+fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $# -eq 0 ]]; then
   set -- --mode batch --duration 15s --concurrency 64 --batch-size 100
