@@ -1,10 +1,13 @@
 package lineage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -330,4 +333,73 @@ func TestRun(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("gaps reported (-want +got):\n%s", d)
 	}
+}
+
+// TestKilledMidIndexing runs the indexer in a child process, kills it with
+// SIGKILL while it indexes, and catches up from what it left on disk: the
+// result equals a fresh rebuild.
+func TestKilledMidIndexing(t *testing.T) {
+	if os.Getenv("LINEAGE_CRASH_CHILD") != "" {
+		t.Skip("in the child")
+	}
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	const size = 20000
+	src := &synthSource{g: synth{tenants: 3}, size: size}
+	fresh, err := Open(t.Context(), openStore(t, t.TempDir()), src, Options{Logger: testLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := checkedDigest(t, fresh)
+
+	dir := filepath.Join(t.TempDir(), "index")
+	for _, delay := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "LINEAGE_CRASH_CHILD="+dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		cmd.Wait()
+		s, err := OpenPebbleStore(dir, testLogger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wm, _, err := newIndex(s, src, Options{}).metaU64(t.Context(), metaWatermark)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("child killed after %s at watermark %d", delay, wm)
+	}
+	s := openStore(t, dir)
+	ix, err := Open(t.Context(), s, src, Options{Logger: testLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, d := checkedDigest(t, ix); got != size || d != want {
+		t.Errorf("after the kills and catching up: %d %x, fresh rebuild %x", got, d, want)
+	}
+}
+
+// TestCrashChild is the child of TestKilledMidIndexing: it indexes until
+// it is killed.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv("LINEAGE_CRASH_CHILD")
+	if dir == "" {
+		t.Skip("only as the child of TestKilledMidIndexing")
+	}
+	s, err := OpenPebbleStore(dir, testLogger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &synthSource{g: synth{tenants: 3}, size: 20000}
+	if _, err := Open(context.Background(), s, src, Options{PassSize: 256, Logger: testLogger}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Minute) // wait to be killed
 }
