@@ -36,8 +36,10 @@ type Options struct {
 	// It may blank fields; it must not change Node.ID, Kind or Leaf.
 	Mask func(*Node)
 	// OnGap, when set, is called once for every gap that an indexing pass
-	// opened, after the pass is committed (a metric counter). It runs on the
-	// indexing goroutine: keep it quick.
+	// opened, after the pass is committed: a counter of gaps opened. Gaps
+	// that later close were reported too, and a Rebuild reports the gaps
+	// of the whole log again; GapCounts is the gauge of those open. It runs
+	// on the indexing goroutine: keep it quick.
 	OnGap func(Gap)
 }
 

@@ -1,7 +1,7 @@
 package lineage
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -336,8 +336,8 @@ func TestRun(t *testing.T) {
 }
 
 // TestKilledMidIndexing runs the indexer in a child process, kills it with
-// SIGKILL while it indexes, and catches up from what it left on disk: the
-// result equals a fresh rebuild.
+// SIGKILL while it indexes, twice, and catches up from what it left on
+// disk: the result equals a fresh rebuild.
 func TestKilledMidIndexing(t *testing.T) {
 	if os.Getenv("LINEAGE_CRASH_CHILD") != "" {
 		t.Skip("in the child")
@@ -345,8 +345,7 @@ func TestKilledMidIndexing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	const size = 20000
-	src := &synthSource{g: synth{tenants: 3}, size: size}
+	src := &synthSource{g: synth{tenants: 3}, size: crashChildSize}
 	fresh, err := Open(t.Context(), openStore(t, t.TempDir()), src, Options{Logger: testLogger})
 	if err != nil {
 		t.Fatal(err)
@@ -354,15 +353,25 @@ func TestKilledMidIndexing(t *testing.T) {
 	_, want := checkedDigest(t, fresh)
 
 	dir := filepath.Join(t.TempDir(), "index")
-	for _, delay := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	for _, after := range []uint64{1024, 3072} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), "LINEAGE_CRASH_CHILD="+dir)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(delay)
+		// Kill it as soon as it reports having indexed past after: it is
+		// then in the middle of its next pass.
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var n uint64
+			if _, err := fmt.Sscanf(sc.Text(), "indexed %d", &n); err == nil && n >= after {
+				break
+			}
+		}
 		cmd.Process.Kill()
 		cmd.Wait()
 		s, err := OpenPebbleStore(dir, testLogger)
@@ -374,20 +383,25 @@ func TestKilledMidIndexing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("child killed after %s at watermark %d", delay, wm)
+		if wm < after || wm >= crashChildSize {
+			t.Errorf("child killed at watermark %d, want it in [%d, %d)", wm, after, crashChildSize)
+		}
+		t.Logf("child killed at watermark %d", wm)
 	}
 	s := openStore(t, dir)
 	ix, err := Open(t.Context(), s, src, Options{Logger: testLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, d := checkedDigest(t, ix); got != size || d != want {
+	if got, d := checkedDigest(t, ix); got != crashChildSize || d != want {
 		t.Errorf("after the kills and catching up: %d %x, fresh rebuild %x", got, d, want)
 	}
 }
 
-// TestCrashChild is the child of TestKilledMidIndexing: it indexes until
-// it is killed.
+const crashChildSize = 6000
+
+// TestCrashChild is the child of TestKilledMidIndexing: it indexes a
+// growing log, reporting each pass, until it is killed.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv("LINEAGE_CRASH_CHILD")
 	if dir == "" {
@@ -397,9 +411,21 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &synthSource{g: synth{tenants: 3}, size: 20000}
-	if _, err := Open(context.Background(), s, src, Options{PassSize: 256, Logger: testLogger}); err != nil {
+	wm, _, err := newIndex(s, nil, Options{}).metaU64(context.Background(), metaWatermark)
+	if err != nil {
 		t.Fatal(err)
+	}
+	src := &synthSource{g: synth{tenants: 3}, size: wm} // the log as far as the last run got
+	ix, err := Open(context.Background(), s, src, Options{PassSize: 128, Logger: testLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := ix.Watermark() + 128; n <= crashChildSize; n += 128 {
+		src.setSize(n)
+		if err := ix.CatchUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("indexed %d\n", n)
 	}
 	time.Sleep(time.Minute) // wait to be killed
 }
