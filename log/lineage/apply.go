@@ -715,6 +715,9 @@ func (t *txn) promote(tenant, loc string, p ref) error {
 			cands = append(cands, k)
 		}
 	}
+	// In key order, whichever of them this pass wrote: the gaps' waiting
+	// lists must not depend on where passes begin and end.
+	slices.SortFunc(cands, bytes.Compare)
 	for _, ck := range cands {
 		v, ok, err := t.get(ck) // the pass may have deleted it
 		if err != nil {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // contents is every index pair of a store outside the meta keyspace.
@@ -428,4 +431,87 @@ func TestCrashChild(t *testing.T) {
 		fmt.Printf("indexed %d\n", n)
 	}
 	time.Sleep(time.Minute) // wait to be killed
+}
+
+// TestPassBoundariesDoNotMatter indexes logs full of gaps that open and
+// close (steps missing, runs out of order) in passes of many sizes: the
+// digests are equal at every size, so the state is a function of the log
+// alone.
+func TestPassBoundariesDoNotMatter(t *testing.T) {
+	feeds := map[string]*feed{
+		"missing transform": sampleFeed(t, 13),
+		"missing run A":     sampleFeed(t, 1, 2, 3, 4, 5, 6, 7, 8, 9, 18),
+	}
+	byNum := map[int]sample{}
+	for _, s := range samples(t) {
+		byNum[s.n] = s
+	}
+	rev := &feed{}
+	for n := 24; n >= 1; n-- {
+		if n != 13 {
+			rev.add(t, byNum[n])
+		}
+	}
+	feeds["reversed"] = rev
+	// Inputs read from a location before its first producer, in an order
+	// that is not their key order.
+	late := &feed{}
+	mk := func(n int, op provlogv1.Operation, in, out []*provlogv1.Asset) {
+		late.add(t, sample{n: n, e: &provlogv1.ProvenanceEvent{
+			SchemaVersion: 1, EventId: fmt.Sprintf("e%d", n), Tenant: "acme", Operation: op,
+			EventTime: timestamppb.New(testReceived),
+			Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "svc"},
+			Workflow:  &provlogv1.Workflow{Platform: "custom", RunId: "run-1"},
+			Inputs:    in, Outputs: out,
+		}})
+	}
+	read := provlogv1.Operation_OPERATION_READ
+	mk(1, read, []*provlogv1.Asset{{Uri: "db://x/t1", Version: "v2"}}, nil)
+	mk(2, read, []*provlogv1.Asset{{Uri: "db://x/t1", Version: "v1"}}, nil)
+	mk(3, read, []*provlogv1.Asset{{Uri: "db://x/t0", Version: "v9"}}, nil)
+	mk(4, provlogv1.Operation_OPERATION_WRITE, nil, []*provlogv1.Asset{{Uri: "db://x/other", Version: "v"}})
+	feeds["candidates judged late"] = late
+	for name, f := range feeds {
+		t.Run(name, func(t *testing.T) {
+			var want [][32]byte
+			for _, passSize := range []int{1000, 1, 2, 3, 5, 7} {
+				src := f.source()
+				ix := openIndex(t, src, Options{PassSize: passSize})
+				var got [][32]byte
+				for n := uint64(1); n <= uint64(len(f.leaves)); n++ {
+					d, err := ix.DigestAt(t.Context(), n)
+					if err != nil {
+						if passSize != 1 {
+							continue
+						}
+						t.Fatal(err)
+					}
+					got = append(got, d)
+				}
+				if passSize == 1000 {
+					// Only the last size is recorded; rebuild one leaf at a
+					// time for every size.
+					continue
+				}
+				if passSize == 1 {
+					want = got
+					if _, d := checkedDigest(t, ix); d != got[len(got)-1] {
+						t.Fatalf("digest %x, DigestAt the watermark %x", d, got[len(got)-1])
+					}
+					continue
+				}
+				// The sizes this index recorded: multiples of its pass size
+				// and the end.
+				for n := uint64(1); n <= uint64(len(f.leaves)); n++ {
+					d, err := ix.DigestAt(t.Context(), n)
+					if err != nil {
+						continue
+					}
+					if d != want[n-1] {
+						t.Errorf("pass size %d: digest at %d differs from the one-leaf-at-a-time index", passSize, n)
+					}
+				}
+			}
+		})
+	}
 }
