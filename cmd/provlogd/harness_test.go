@@ -202,9 +202,22 @@ func (d *daemon) rest(method, path string, body []byte) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func (d *daemon) get(path string) (int, []byte) {
+// get GETs path anonymously.
+func (d *daemon) get(path string) (int, []byte) { return d.fetch(path, "") }
+
+// authGet GETs path with the admin token.
+func (d *daemon) authGet(path string) (int, []byte) { return d.fetch(path, d.token) }
+
+func (d *daemon) fetch(path, token string) (int, []byte) {
 	d.t.Helper()
-	resp, err := http.Get("http://" + d.httpAddr + path)
+	req, err := http.NewRequestWithContext(d.t.Context(), http.MethodGet, "http://"+d.httpAddr+path, nil)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -320,22 +333,3 @@ func jsonField(t *testing.T, b []byte, field string) string {
 	return v
 }
 
-// authGet GETs path with the admin token.
-func (d *daemon) authGet(path string) (int, []byte) {
-	d.t.Helper()
-	req, err := http.NewRequestWithContext(d.t.Context(), http.MethodGet, "http://"+d.httpAddr+path, nil)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return resp.StatusCode, b
-}

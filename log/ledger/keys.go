@@ -43,7 +43,7 @@ func LoadOrCreateKeys(dir, origin, defaultOrigin string) (note.Signer, string, e
 		if err := WriteSecretFile(keyPath, []byte(sk+"\n")); err != nil {
 			return nil, "", err
 		}
-		if err := writeFileSync(pubPath, []byte(vk+"\n"), 0o644); err != nil {
+		if err := writeFileSync(pubPath, []byte(vk+"\n"), 0o644, os.O_TRUNC); err != nil {
 			return nil, "", err
 		}
 		skey = []byte(sk)
@@ -79,22 +79,7 @@ func LoadOrCreateKeys(dir, origin, defaultOrigin string) (note.Signer, string, e
 // WriteSecretFile writes data to a new file readable only by its owner,
 // fsyncs it and its directory. It refuses to overwrite an existing file.
 func WriteSecretFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("couldn't create %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("couldn't close %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return writeFileSync(path, data, 0o600, os.O_EXCL)
 }
 
 // CheckSecretFileMode refuses a secret file that group or others can read.
@@ -109,8 +94,11 @@ func CheckSecretFileMode(path string) error {
 	return nil
 }
 
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+// writeFileSync writes data to path (opened with O_WRONLY|O_CREATE and
+// flag: O_EXCL to refuse an existing file, O_TRUNC to replace it), then
+// fsyncs the file and its directory.
+func writeFileSync(path string, data []byte, perm os.FileMode, flag int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, perm)
 	if err != nil {
 		return fmt.Errorf("couldn't create %s: %w", path, err)
 	}
