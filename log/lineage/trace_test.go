@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
@@ -464,5 +466,80 @@ func TestMask(t *testing.T) {
 		if e.Uses[0].Asset.Asset.Digest != "" {
 			t.Errorf("History: pii asset not masked in %s", e.Event.ID)
 		}
+	}
+}
+
+// TestRecordRevisions: every revision of a record is traceable to the run
+// that produced it, by version and record key, with the matching rule for
+// references that leave either out.
+func TestRecordRevisions(t *testing.T) {
+	f := &feed{}
+	n := 0
+	ev := func(run string, op provlogv1.Operation, in, out []*provlogv1.Asset) {
+		n++
+		f.add(t, sample{n: n, e: &provlogv1.ProvenanceEvent{
+			SchemaVersion: 1, EventId: fmt.Sprintf("e%d", n), Tenant: "acme", Operation: op,
+			EventTime: timestamppb.New(testReceived.Add(time.Duration(n) * time.Minute)),
+			Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "svc"},
+			Workflow:  &provlogv1.Workflow{Platform: "custom", RunId: run},
+			Inputs:    in, Outputs: out,
+		}})
+	}
+	rec := func(version, key string) *provlogv1.Asset {
+		return &provlogv1.Asset{Uri: "crm://acme/contacts", Version: version, RecordKey: key}
+	}
+	write, read := provlogv1.Operation_OPERATION_WRITE, provlogv1.Operation_OPERATION_READ
+	ev("r1", write, []*provlogv1.Asset{{Uri: "web://form/1"}}, []*provlogv1.Asset{rec("1", "C-7")}) // 1
+	ev("r2", write, []*provlogv1.Asset{{Uri: "web://form/2"}}, []*provlogv1.Asset{rec("2", "C-7")}) // 2
+	ev("r3", write, []*provlogv1.Asset{{Uri: "web://form/3"}}, []*provlogv1.Asset{rec("2", "C-8")}) // 3
+	ev("r4", write, []*provlogv1.Asset{{Uri: "csv://import"}}, []*provlogv1.Asset{rec("3", "")})    // 4: a whole version
+	ev("r5", read, []*provlogv1.Asset{rec("", "C-7")}, nil)                                         // 5: every revision of C-7
+	ix := openIndex(t, f.source(), Options{})
+	for _, tc := range []struct {
+		name    string
+		version string
+		key     string
+		dir     Direction
+		events  []int
+		matches []string
+	}{
+		{name: "revision 1 of C-7", version: "1", key: "C-7", dir: Upstream, events: []int{1}},
+		{name: "revision 2 of C-7", version: "2", key: "C-7", dir: Upstream, events: []int{2}},
+		{name: "version 2, every record", version: "2", dir: Upstream, events: []int{2, 3}, matches: []string{
+			AssetID("crm://acme/contacts", "2", "C-7") + " -> " + AssetID("crm://acme/contacts", "2", ""),
+			AssetID("crm://acme/contacts", "2", "C-8") + " -> " + AssetID("crm://acme/contacts", "2", ""),
+		}},
+		{name: "C-7 in version 3, written as a whole", version: "3", key: "C-7", dir: Upstream, events: []int{4}, matches: []string{
+			AssetID("crm://acme/contacts", "3", "") + " -> " + AssetID("crm://acme/contacts", "3", "C-7"),
+		}},
+		{name: "every revision of C-7", key: "C-7", dir: Upstream, events: []int{1, 2, 4}, matches: []string{
+			AssetID("crm://acme/contacts", "1", "C-7") + " -> " + AssetID("crm://acme/contacts", "", "C-7"),
+			AssetID("crm://acme/contacts", "2", "C-7") + " -> " + AssetID("crm://acme/contacts", "", "C-7"),
+			AssetID("crm://acme/contacts", "3", "") + " -> " + AssetID("crm://acme/contacts", "", "C-7"),
+		}},
+		{name: "who read revision 2 of C-8", version: "2", key: "C-8", dir: Downstream},
+		{name: "who read revision 2 of C-7", version: "2", key: "C-7", dir: Downstream, events: []int{5}, matches: []string{
+			AssetID("crm://acme/contacts", "", "C-7") + " -> " + AssetID("crm://acme/contacts", "2", "C-7"),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := ix.Trace(t.Context(), TraceQuery{Tenant: "acme", AssetURI: "crm://acme/contacts", AssetVersion: tc.version, RecordKey: tc.key, Direction: tc.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := summarize(t, g, f, "acme")
+			if d := cmp.Diff(tc.events, s.Events); d != "" {
+				t.Errorf("events (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(sorted(tc.matches...), s.Matches, cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("matches (-want +got):\n%s", d)
+			}
+			// Each producing event's run is in the graph.
+			for _, e := range s.Events {
+				if want := fmt.Sprintf("r%d", e); !slices.Contains(s.Runs, want) {
+					t.Errorf("run %s of event %d missing from %v", want, e, s.Runs)
+				}
+			}
+		})
 	}
 }
