@@ -332,4 +332,3 @@ func jsonField(t *testing.T, b []byte, field string) string {
 	v, _ := m[field].(string)
 	return v
 }
-
