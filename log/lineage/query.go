@@ -163,7 +163,7 @@ func assetNode(r *record, u use) *Node {
 			break
 		}
 	}
-	return &Node{ID: AssetID(a.URI, a.Version, a.RecordKey), Kind: NodeAsset, Leaf: r.Leaf, Asset: a}
+	return &Node{ID: AssetNodeID(a.URI, a.Version, a.RecordKey), Kind: NodeAsset, Leaf: r.Leaf, Asset: a}
 }
 
 func (ix *Index) maskEntries(es []HistoryEntry) {
@@ -215,7 +215,7 @@ func (ix *Index) RunEventsAt(ctx context.Context, tenant, runID string, treeSize
 			return nil, err
 		}
 		if out.Run == nil {
-			out.Run = &Node{ID: RunID(runID), Kind: NodeRun, Leaf: l, Run: &Run{RunID: runID, WorkflowID: r.WorkflowID, Platform: r.Platform}}
+			out.Run = &Node{ID: RunNodeID(runID), Kind: NodeRun, Leaf: l, Run: &Run{RunID: runID, WorkflowID: r.WorkflowID, Platform: r.Platform}}
 		}
 		if out.Run.Run.ParentRunID == "" && r.ParentRunID != "" {
 			out.Run.Run.ParentRunID = r.ParentRunID

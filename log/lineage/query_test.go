@@ -164,7 +164,7 @@ func TestRunEvents(t *testing.T) {
 			if d := cmp.Diff(tc.gaps, gapStrings(f, re.Gaps)); d != "" {
 				t.Errorf("gaps (-want +got):\n%s", d)
 			}
-			if re.Run.ID != RunID(tc.run) || re.Run.Leaf != re.Events[0].Leaf {
+			if re.Run.ID != RunNodeID(tc.run) || re.Run.Leaf != re.Events[0].Leaf {
 				t.Errorf("run node %+v", re.Run)
 			}
 			for _, g := range re.Gaps {

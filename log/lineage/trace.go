@@ -43,7 +43,7 @@ func (ix *Index) Trace(ctx context.Context, q TraceQuery) (*Graph, error) {
 			return nil, fmt.Errorf("asset %s: %w", refString(r), ErrQueryNotFound)
 		}
 		startAsset = &r
-		if !b.addNode(&Node{ID: AssetID(r.URI, r.Version, r.RecordKey), Kind: NodeAsset, Asset: &Asset{URI: r.URI, Version: r.Version, RecordKey: r.RecordKey}}) {
+		if !b.addNode(&Node{ID: AssetNodeID(r.URI, r.Version, r.RecordKey), Kind: NodeAsset, Asset: &Asset{URI: r.URI, Version: r.Version, RecordKey: r.RecordKey}}) {
 			break
 		}
 	case q.EventID != "":
@@ -271,7 +271,7 @@ func (b *builder) addEdge(e Edge) {
 // addAsset adds the node for an asset as the event at leaf referenced it.
 // The node shows what the earliest such event said.
 func (b *builder) addAsset(a assetRef, leaf uint64) (string, bool) {
-	id := AssetID(a.URI, a.Version, a.RecordKey)
+	id := AssetNodeID(a.URI, a.Version, a.RecordKey)
 	n, ok := b.nodes[id]
 	if !ok {
 		n = &Node{ID: id, Kind: NodeAsset, Asset: &Asset{URI: a.URI, Version: a.Version, RecordKey: a.RecordKey}}
@@ -290,7 +290,7 @@ func (b *builder) addAsset(a assetRef, leaf uint64) (string, bool) {
 // addRun adds the node of a run; rec, when not nil, is one of its events,
 // whose workflow the node shows if it is the earliest.
 func (b *builder) addRun(run string, rec *record) (string, bool) {
-	id := RunID(run)
+	id := RunNodeID(run)
 	n, ok := b.nodes[id]
 	if !ok {
 		n = &Node{ID: id, Kind: NodeRun, Run: &Run{RunID: run}}
@@ -313,7 +313,7 @@ func (b *builder) addRun(run string, rec *record) (string, bool) {
 // inputs and outputs, field lineage, run and parent run, and the approvals
 // and overrides that act on it. It reports false when MaxNodes stops it.
 func (b *builder) addEvent(r *record) (bool, error) {
-	id := ActivityID(r.Leaf)
+	id := ActivityNodeID(r.Leaf)
 	if _, ok := b.nodes[id]; ok {
 		return true, nil
 	}
@@ -347,7 +347,7 @@ func (b *builder) addEvent(r *record) (bool, error) {
 				for _, in := range r.Inputs {
 					if in.URI == s.URI {
 						b.addEdge(Edge{
-							From: AssetID(in.URI, in.Version, in.RecordKey), To: AssetID(out.URI, out.Version, out.RecordKey),
+							From: AssetNodeID(in.URI, in.Version, in.RecordKey), To: AssetNodeID(out.URI, out.Version, out.RecordKey),
 							Kind: EdgeField, Leaf: r.Leaf, FromField: s.Field, ToField: l.OutputField, Transformation: l.Transformation,
 						})
 					}
@@ -372,7 +372,7 @@ func (b *builder) addEvent(r *record) (bool, error) {
 	// This event as an approval or override of events already here.
 	for _, s := range r.Subjects {
 		if l, ok := b.byID[s]; ok {
-			b.addEdge(Edge{From: id, To: ActivityID(l), Kind: actingKind(r), Leaf: r.Leaf})
+			b.addEdge(Edge{From: id, To: ActivityNodeID(l), Kind: actingKind(r), Leaf: r.Leaf})
 		}
 	}
 	// Approvals and overrides of this event: part of its step.
@@ -389,7 +389,7 @@ func (b *builder) addEvent(r *record) (bool, error) {
 		if err != nil || !ok {
 			return ok, err
 		}
-		b.addEdge(Edge{From: ActivityID(l), To: id, Kind: actingKind(a), Leaf: l})
+		b.addEdge(Edge{From: ActivityNodeID(l), To: id, Kind: actingKind(a), Leaf: l})
 	}
 	return true, nil
 }
@@ -546,7 +546,7 @@ func (b *builder) addMatch(m match, looked ref) {
 	if m.ref == looked {
 		return
 	}
-	from, to := AssetID(m.ref.URI, m.ref.Version, m.ref.RecordKey), AssetID(looked.URI, looked.Version, looked.RecordKey)
+	from, to := AssetNodeID(m.ref.URI, m.ref.Version, m.ref.RecordKey), AssetNodeID(looked.URI, looked.Version, looked.RecordKey)
 	if b.nodes[from] != nil && b.nodes[to] != nil {
 		b.addEdge(Edge{From: from, To: to, Kind: EdgeMatches, Leaf: m.leaf})
 	}
@@ -798,5 +798,5 @@ func activityNode(r *record) *Node {
 	if r.ReceivedTime != 0 {
 		a.ReceivedTime = time.Unix(0, r.ReceivedTime).UTC()
 	}
-	return &Node{ID: ActivityID(r.Leaf), Kind: NodeActivity, Leaf: r.Leaf, Activity: a}
+	return &Node{ID: ActivityNodeID(r.Leaf), Kind: NodeActivity, Leaf: r.Leaf, Activity: a}
 }

@@ -26,20 +26,20 @@ const (
 var (
 	csvURI      = "s3://acme-exports/marketing/customer_segments/2026-11-26.csv"
 	csvVersion  = "mT3kQ9vB2xN7pL0sW4eR8yU1iO6aZ5cD"
-	csv         = AssetID(csvURI, csvVersion, "")
-	segments    = AssetID("postgres://warehouse/analytics.customer_segments", "txid:88219950", "")
-	customers   = AssetID("postgres://warehouse/analytics.customers", "txid:88214102", "")
-	stg         = AssetID("postgres://warehouse/staging.stg_customers", "txid:88213377", "")
-	parquet     = AssetID("s3://acme-staging/contacts/2026-11-26.parquet", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrH", "")
-	contacts    = AssetID("crm://acme-crm/contacts", "snapshot-2026-11-26T02:00:00Z", "")
-	contactsAny = AssetID("crm://acme-crm/contacts", "", "")
-	consents    = AssetID("crm://acme-crm/consents", "rev-20661", "")
-	enrich      = AssetID("https://api.enrich.example/v2/companies", "2026-11-01", "")
-	dqReport    = AssetID("s3://acme-staging/dq-reports/contacts-dupes-2026-11-26.json", "Zq0s8m1rQ7uYp3kT2vBnL5xWc9dHf4Ae", "")
-	manifest    = AssetID("s3://acme-staging/contacts/_manifests/2026-11-26.json", "p8bIeGm0hDqkU1cQ0Y_3dWk2kVZs4n7Q", "")
+	csv         = AssetNodeID(csvURI, csvVersion, "")
+	segments    = AssetNodeID("postgres://warehouse/analytics.customer_segments", "txid:88219950", "")
+	customers   = AssetNodeID("postgres://warehouse/analytics.customers", "txid:88214102", "")
+	stg         = AssetNodeID("postgres://warehouse/staging.stg_customers", "txid:88213377", "")
+	parquet     = AssetNodeID("s3://acme-staging/contacts/2026-11-26.parquet", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrH", "")
+	contacts    = AssetNodeID("crm://acme-crm/contacts", "snapshot-2026-11-26T02:00:00Z", "")
+	contactsAny = AssetNodeID("crm://acme-crm/contacts", "", "")
+	consents    = AssetNodeID("crm://acme-crm/consents", "rev-20661", "")
+	enrich      = AssetNodeID("https://api.enrich.example/v2/companies", "2026-11-01", "")
+	dqReport    = AssetNodeID("s3://acme-staging/dq-reports/contacts-dupes-2026-11-26.json", "Zq0s8m1rQ7uYp3kT2vBnL5xWc9dHf4Ae", "")
+	manifest    = AssetNodeID("s3://acme-staging/contacts/_manifests/2026-11-26.json", "p8bIeGm0hDqkU1cQ0Y_3dWk2kVZs4n7Q", "")
 )
 
-func consent(key string) string { return AssetID("crm://acme-crm/consents", "rev-20661", key) }
+func consent(key string) string { return AssetNodeID("crm://acme-crm/consents", "rev-20661", key) }
 
 // summary is a graph in the samples' terms: events by file number, assets
 // by node ID, runs by run id, and the edges that are not input/output.
@@ -126,7 +126,7 @@ func checkGraph(t *testing.T, g *Graph, f *feed, tenant string) {
 		if !leaves[n.Leaf] {
 			t.Errorf("node %s cites leaf %d, not in Leaves", n.ID, n.Leaf)
 		}
-		if n.Kind == NodeActivity && n.ID != ActivityID(n.Leaf) {
+		if n.Kind == NodeActivity && n.ID != ActivityNodeID(n.Leaf) {
 			t.Errorf("activity %s has leaf %d", n.ID, n.Leaf)
 		}
 	}
@@ -145,7 +145,7 @@ func checkGraph(t *testing.T, g *Graph, f *feed, tenant string) {
 		case EdgeOutput, EdgeStepOfRun, EdgeApproves, EdgeOverrides:
 			self = e.From
 		}
-		if self != "" && self != ActivityID(e.Leaf) {
+		if self != "" && self != ActivityNodeID(e.Leaf) {
 			t.Errorf("edge %s %s -> %s cites leaf %d, not its activity's", e.Kind, e.From, e.To, e.Leaf)
 		}
 	}
@@ -210,8 +210,8 @@ func TestTrace(t *testing.T) {
 		{name: "upstream of the export", q: fromCSV, want: upstreamOfCSV},
 		{name: "upstream of the export, unversioned", q: with(fromCSV, func(q *TraceQuery) { q.AssetVersion = "" }), want: func() summary {
 			s := upstreamOfCSV
-			s.Assets = sorted(append(slices.Clone(s.Assets), AssetID(csvURI, "", ""))...)
-			s.Matches = sorted(append(slices.Clone(s.Matches), csv+" -> "+AssetID(csvURI, "", ""))...)
+			s.Assets = sorted(append(slices.Clone(s.Assets), AssetNodeID(csvURI, "", ""))...)
+			s.Matches = sorted(append(slices.Clone(s.Matches), csv+" -> "+AssetNodeID(csvURI, "", ""))...)
 			return s
 		}()},
 		{name: "downstream of the CRM contacts", q: fromContacts, want: downstreamOfContacts},
@@ -319,20 +319,20 @@ func TestTraceEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := func(n int) uint64 { return f.leafOfNum("acme", n) }
-	a := ActivityID
+	a := ActivityNodeID
 	want := []Edge{
 		{From: stg, To: a(l(14)), Kind: EdgeInput, Leaf: l(14)},
 		{From: stg, To: a(l(16)), Kind: EdgeInput, Leaf: l(16)},
 		{From: stg, To: a(l(17)), Kind: EdgeInput, Leaf: l(17)},
-		{From: a(l(14)), To: RunID(runB), Kind: EdgeStepOfRun, Leaf: l(14)},
-		{From: a(l(15)), To: RunID(runB), Kind: EdgeStepOfRun, Leaf: l(15)},
+		{From: a(l(14)), To: RunNodeID(runB), Kind: EdgeStepOfRun, Leaf: l(14)},
+		{From: a(l(15)), To: RunNodeID(runB), Kind: EdgeStepOfRun, Leaf: l(15)},
 		{From: a(l(15)), To: a(l(14)), Kind: EdgeOverrides, Leaf: l(15)},
-		{From: a(l(16)), To: RunID(runB), Kind: EdgeStepOfRun, Leaf: l(16)},
-		{From: a(l(17)), To: RunID(runB), Kind: EdgeStepOfRun, Leaf: l(17)},
+		{From: a(l(16)), To: RunNodeID(runB), Kind: EdgeStepOfRun, Leaf: l(16)},
+		{From: a(l(17)), To: RunNodeID(runB), Kind: EdgeStepOfRun, Leaf: l(17)},
 		{From: a(l(17)), To: customers, Kind: EdgeOutput, Leaf: l(17)},
-		{From: a(l(18)), To: RunID(runB), Kind: EdgeStepOfRun, Leaf: l(18)},
+		{From: a(l(18)), To: RunNodeID(runB), Kind: EdgeStepOfRun, Leaf: l(18)},
 		{From: a(l(18)), To: customers, Kind: EdgeOutput, Leaf: l(18)},
-		{From: RunID(runB), To: RunID(runA), Kind: EdgeParentRun, Leaf: l(14)},
+		{From: RunNodeID(runB), To: RunNodeID(runA), Kind: EdgeParentRun, Leaf: l(14)},
 	}
 	for _, fld := range []string{"customer_key", "email", "full_name", "company_name", "marketing_opt_in"} {
 		want = append(want, Edge{From: stg, To: customers, Kind: EdgeField, Leaf: l(17), FromField: fld, ToField: fld, Transformation: ""})
@@ -357,7 +357,7 @@ func TestTraceEdges(t *testing.T) {
 		ov.Workflow.RunID != runB || ov.Workflow.StepID != "dq_gate" || ov.EventTime.IsZero() || ov.ReceivedTime.IsZero() {
 		t.Errorf("override node: %+v", ov)
 	}
-	if r := g.node(RunID(runB)).Run; r.WorkflowID != "warehouse_load_customers" || r.Platform != "airflow" || r.ParentRunID != runA {
+	if r := g.node(RunNodeID(runB)).Run; r.WorkflowID != "warehouse_load_customers" || r.Platform != "airflow" || r.ParentRunID != runA {
 		t.Errorf("run node: %+v", r)
 	}
 }
@@ -506,20 +506,20 @@ func TestRecordRevisions(t *testing.T) {
 		{name: "revision 1 of C-7", version: "1", key: "C-7", dir: Upstream, events: []int{1}},
 		{name: "revision 2 of C-7", version: "2", key: "C-7", dir: Upstream, events: []int{2}},
 		{name: "version 2, every record", version: "2", dir: Upstream, events: []int{2, 3}, matches: []string{
-			AssetID("crm://acme/contacts", "2", "C-7") + " -> " + AssetID("crm://acme/contacts", "2", ""),
-			AssetID("crm://acme/contacts", "2", "C-8") + " -> " + AssetID("crm://acme/contacts", "2", ""),
+			AssetNodeID("crm://acme/contacts", "2", "C-7") + " -> " + AssetNodeID("crm://acme/contacts", "2", ""),
+			AssetNodeID("crm://acme/contacts", "2", "C-8") + " -> " + AssetNodeID("crm://acme/contacts", "2", ""),
 		}},
 		{name: "C-7 in version 3, written as a whole", version: "3", key: "C-7", dir: Upstream, events: []int{4}, matches: []string{
-			AssetID("crm://acme/contacts", "3", "") + " -> " + AssetID("crm://acme/contacts", "3", "C-7"),
+			AssetNodeID("crm://acme/contacts", "3", "") + " -> " + AssetNodeID("crm://acme/contacts", "3", "C-7"),
 		}},
 		{name: "every revision of C-7", key: "C-7", dir: Upstream, events: []int{1, 2, 4}, matches: []string{
-			AssetID("crm://acme/contacts", "1", "C-7") + " -> " + AssetID("crm://acme/contacts", "", "C-7"),
-			AssetID("crm://acme/contacts", "2", "C-7") + " -> " + AssetID("crm://acme/contacts", "", "C-7"),
-			AssetID("crm://acme/contacts", "3", "") + " -> " + AssetID("crm://acme/contacts", "", "C-7"),
+			AssetNodeID("crm://acme/contacts", "1", "C-7") + " -> " + AssetNodeID("crm://acme/contacts", "", "C-7"),
+			AssetNodeID("crm://acme/contacts", "2", "C-7") + " -> " + AssetNodeID("crm://acme/contacts", "", "C-7"),
+			AssetNodeID("crm://acme/contacts", "3", "") + " -> " + AssetNodeID("crm://acme/contacts", "", "C-7"),
 		}},
 		{name: "who read revision 2 of C-8", version: "2", key: "C-8", dir: Downstream},
 		{name: "who read revision 2 of C-7", version: "2", key: "C-7", dir: Downstream, events: []int{5}, matches: []string{
-			AssetID("crm://acme/contacts", "", "C-7") + " -> " + AssetID("crm://acme/contacts", "2", "C-7"),
+			AssetNodeID("crm://acme/contacts", "", "C-7") + " -> " + AssetNodeID("crm://acme/contacts", "2", "C-7"),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,7 +36,7 @@ func (k NodeKind) String() string {
 // Run is set, as Kind says.
 type Node struct {
 	// ID identifies the node within an answer, stably across answers:
-	// AssetID, ActivityID or RunID of what it stands for.
+	// AssetNodeID, ActivityNodeID or RunNodeID of what it stands for.
 	ID   string
 	Kind NodeKind
 	// Leaf is the leaf that asserts the node: an activity's own leaf; for
@@ -106,10 +106,10 @@ type Run struct {
 	ParentRunID string
 }
 
-// AssetID is the Node.ID of an asset: "asset:" and the quoted URI, then
+// AssetNodeID is the Node.ID of an asset: "asset:" and the quoted URI, then
 // "@" and the quoted version, then "#" and the quoted record key, each part
 // only when set.
-func AssetID(uri, version, recordKey string) string {
+func AssetNodeID(uri, version, recordKey string) string {
 	s := "asset:" + strconv.Quote(uri)
 	if version != "" {
 		s += "@" + strconv.Quote(version)
@@ -120,11 +120,11 @@ func AssetID(uri, version, recordKey string) string {
 	return s
 }
 
-// ActivityID is the Node.ID of the event at leaf: "event:" and the index.
-func ActivityID(leaf uint64) string { return "event:" + strconv.FormatUint(leaf, 10) }
+// ActivityNodeID is the Node.ID of the event at leaf: "event:" and the index.
+func ActivityNodeID(leaf uint64) string { return "event:" + strconv.FormatUint(leaf, 10) }
 
-// RunID is the Node.ID of a run: "run:" and the quoted run id.
-func RunID(runID string) string { return "run:" + strconv.Quote(runID) }
+// RunNodeID is the Node.ID of a run: "run:" and the quoted run id.
+func RunNodeID(runID string) string { return "run:" + strconv.Quote(runID) }
 
 // EdgeKind says what an Edge asserts.
 type EdgeKind uint8
