@@ -19,23 +19,37 @@ import (
 //
 // Keys: "e" + tenant + 0x00 + event id -> index(8) | leaf hash(32) | digest(32);
 // "l" + leaf hash -> index(8); "m/watermark" -> tree size(8). All big-endian.
-type pebbleStore struct{ db *pebble.DB }
+type pebbleStore struct {
+	db    *pebble.DB
+	cache *pebble.Cache
+}
+
+// Memory bound of the index store. Pebble charges memtables to the block
+// cache, so the cache must be well above them or reads always go to disk.
+const (
+	indexCacheSize    = 64 << 20
+	indexMemTableSize = 16 << 20
+)
 
 var pebbleWatermarkKey = []byte("m/watermark")
 
 func openPebbleStore(dir string, log *slog.Logger) (*pebbleStore, error) {
+	cache := pebble.NewCache(indexCacheSize)
 	opts := &pebble.Options{
-		Logger:       pebbleLogger{log},
-		MemTableSize: 32 << 20,
+		Cache:                       cache,
+		Logger:                      pebbleLogger{log},
+		MemTableSize:                indexMemTableSize,
+		MemTableStopWritesThreshold: 2,
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
+		cache.Unref()
 		return nil, fmt.Errorf("couldn't open index store %s: %w", dir, err)
 	}
-	return &pebbleStore{db: db}, nil
+	return &pebbleStore{db: db, cache: cache}, nil
 }
 
 func eventKey(key string) []byte { return append([]byte{'e'}, key...) }
@@ -143,7 +157,14 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	return nil
 }
 
-func (s *pebbleStore) Close() error { return s.db.Close() }
+func (s *pebbleStore) Close() error {
+	err := s.db.Close()
+	s.cache.Unref()
+	if err != nil {
+		return fmt.Errorf("closing index store: %w", err)
+	}
+	return nil
+}
 
 // pebbleLogger sends pebble's messages to slog.
 type pebbleLogger struct{ log *slog.Logger }
