@@ -144,7 +144,9 @@ func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	// No fsync per batch (Store contract, Durability): the index is derived
+	// from the log, and a fsync per pass competes with the log's own.
+	if err := pb.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("lineage store commit of %d operations: %w", b.Len(), err)
 	}
 	return nil

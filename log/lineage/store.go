@@ -23,9 +23,12 @@ import (
 //     so a half-visible batch is harmless to it).
 //   - Atomicity: Commit applies all of a Batch or none of it, also across a
 //     crash.
-//   - Durability: once Commit returns nil, the batch survives a process or
-//     machine crash (pebble: a synced WAL; MySQL: a committed InnoDB
-//     transaction).
+//   - Durability: once Commit returns nil, the batch survives a process
+//     crash. A machine crash may lose a suffix of the latest commits, never
+//     part of one: the index is derived from the log, so losing commits
+//     with their watermark only means re-indexing those leaves (pebble: the
+//     WAL is written but not synced per batch, and replay applies whole
+//     batches; MySQL: a committed InnoDB transaction).
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound. The caller
 	// owns the returned slice.
@@ -38,7 +41,7 @@ type Store interface {
 	// stop early without an error.
 	Scan(ctx context.Context, start, end []byte, reverse bool, fn func(key, value []byte) error) error
 
-	// Commit applies b atomically and durably.
+	// Commit applies b atomically (see Durability above).
 	Commit(ctx context.Context, b *Batch) error
 
 	// Close releases the store. No other method may be called afterwards.
