@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/provlog/provlog/log/ledger"
@@ -28,11 +30,12 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 		Help: "Completeness gaps found by the lineage index, by kind (missing events).",
 	}, []string{"kind"})
 	reg.MustRegister(gaps)
+	gapLog := &gapLogger{log: log, every: 10 * time.Second}
 	opts := lineage.Options{
 		Logger: log,
 		OnGap: func(g lineage.Gap) {
 			gaps.WithLabelValues(string(g.Kind)).Inc()
-			log.Warn("lineage gap", "kind", string(g.Kind), "tenant", g.Tenant, "run", g.RunID, "leaves", g.Leaves)
+			gapLog.gap(g)
 		},
 	}
 	ix, err := lineage.Open(ctx, store, l.Reader(), opts)
@@ -58,4 +61,29 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 		Help: "Tree size the lineage index has indexed.",
 	}, func() float64 { return float64(ix.Watermark()) }))
 	return &lineageIndex{index: ix, close: store.Close}, nil
+}
+
+// gapLogger logs gaps at WARN, at most one line per kind every interval
+// (with how many were opened since), so a flood of incomplete runs cannot
+// flood the log. The metric counts every one.
+type gapLogger struct {
+	log   *slog.Logger
+	every time.Duration
+	mu    sync.Mutex
+	last  map[lineage.GapKind]time.Time
+	since map[lineage.GapKind]int
+}
+
+func (l *gapLogger) gap(g lineage.Gap) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.since = map[lineage.GapKind]time.Time{}, map[lineage.GapKind]int{}
+	}
+	l.since[g.Kind]++
+	if now := time.Now(); now.Sub(l.last[g.Kind]) >= l.every {
+		l.log.Warn("lineage gap: events are missing", "kind", string(g.Kind), "tenant", g.Tenant, "run", g.RunID,
+			"leaves", g.Leaves, "opened_since_last_line", l.since[g.Kind])
+		l.last[g.Kind], l.since[g.Kind] = now, 0
+	}
 }
