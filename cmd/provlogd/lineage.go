@@ -31,8 +31,13 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 	}, []string{"kind"})
 	reg.MustRegister(gaps)
 	gapLog := &gapLogger{log: log, every: 10 * time.Second}
+	if cfg.LineageMaxBusy <= 0 || cfg.LineageMaxBusy > 1 {
+		store.Close()
+		return nil, fmt.Errorf("--lineage-max-busy %v: want a value in (0,1]", cfg.LineageMaxBusy)
+	}
 	opts := lineage.Options{
-		Logger: log,
+		Logger:  log,
+		MaxBusy: cfg.LineageMaxBusy,
 		OnGap: func(g lineage.Gap) {
 			gaps.WithLabelValues(string(g.Kind)).Inc()
 			gapLog.gap(g)

@@ -42,6 +42,7 @@ type config struct {
 	PublishTimeout     time.Duration
 	ShutdownTimeout    time.Duration
 	Reindex            bool
+	LineageMaxBusy     float64
 	LogFormat          string
 	LogLevel           string
 }
@@ -65,6 +66,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.PublishTimeout, "publish-timeout", 30*time.Second, "longest an append asking to wait for publication waits")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
+	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs

@@ -28,6 +28,13 @@ type Options struct {
 	PollInterval time.Duration
 	// PassSize is the most leaves indexed per Store batch; 4096 when zero.
 	PassSize int
+	// MaxBusy, in (0, 1], caps the share of wall time Run spends indexing
+	// while it is behind the log: after a pass that took d, Run pauses
+	// d*(1-MaxBusy)/MaxBusy. It keeps indexing from starving appends on a
+	// small machine, at the price of lag under sustained load; the index
+	// catches up when appends slow down. 0 or 1 means no cap. CatchUp and
+	// Rebuild are never paced.
+	MaxBusy float64
 	// Logger receives operational messages, never event contents beyond
 	// tenant and run ids; slog.Default() when nil.
 	Logger *slog.Logger
@@ -252,7 +259,7 @@ func (ix *Index) Run(ctx context.Context) error {
 	t := time.NewTicker(ix.opts.PollInterval)
 	defer t.Stop()
 	for {
-		if err := ix.CatchUp(ctx); err != nil && ctx.Err() == nil {
+		if err := ix.catchUp(ctx, true); err != nil && ctx.Err() == nil {
 			ix.log.Error("lineage: indexing the log failed; will retry", "err", err)
 		}
 		select {
@@ -266,28 +273,53 @@ func (ix *Index) Run(ctx context.Context) error {
 // CatchUp indexes every leaf from the watermark to the log's current
 // integrated size, in passes of at most PassSize leaves, each committed with
 // its watermark in one Store batch.
-func (ix *Index) CatchUp(ctx context.Context) error {
-	ix.passMu.Lock()
-	defer ix.passMu.Unlock()
+func (ix *Index) CatchUp(ctx context.Context) error { return ix.catchUp(ctx, false) }
+
+func (ix *Index) catchUp(ctx context.Context, paced bool) error {
 	size, err := ix.src.IntegratedSize(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the log's size: %w", err)
 	}
 	for {
-		ix.mu.RLock()
-		wm, s, counts := ix.wm, ix.sum, ix.counts
-		ix.mu.RUnlock()
-		if wm > size {
-			return fmt.Errorf("%w: index at %d, log at %d", ErrIndexAhead, wm, size)
-		}
-		if wm == size {
-			return nil
-		}
-		end := min(size, wm+uint64(ix.opts.PassSize))
-		if err := ix.pass(ctx, wm, end, size, s, counts); err != nil {
+		took, done, err := ix.onePass(ctx, size)
+		if err != nil || done {
 			return err
 		}
+		// Pause outside passMu, so CatchUp and Rebuild never wait on it.
+		if f := ix.opts.MaxBusy; paced && f > 0 && f < 1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(float64(took) * (1 - f) / f)):
+			}
+		}
 	}
+}
+
+// onePass indexes at most PassSize leaves towards size; done says the
+// watermark has reached size.
+func (ix *Index) onePass(ctx context.Context, size uint64) (took time.Duration, done bool, err error) {
+	ix.passMu.Lock()
+	defer ix.passMu.Unlock()
+	ix.mu.RLock()
+	wm, s, counts := ix.wm, ix.sum, ix.counts
+	ix.mu.RUnlock()
+	if wm > size {
+		return 0, false, fmt.Errorf("%w: index at %d, log at %d", ErrIndexAhead, wm, size)
+	}
+	if wm == size {
+		return 0, true, nil
+	}
+	end := min(size, wm+uint64(ix.opts.PassSize))
+	start := time.Now()
+	if err := ix.pass(ctx, wm, end, size, s, counts); err != nil {
+		return 0, false, err
+	}
+	// A pass may stop short of end (maxPassBytes): done is what it reached.
+	ix.mu.RLock()
+	reached := ix.wm
+	ix.mu.RUnlock()
+	return time.Since(start), reached >= size, nil
 }
 
 // maxPassBytes bounds the writes a pass keeps in memory: a pass of large
