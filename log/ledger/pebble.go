@@ -147,10 +147,11 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	if err := b.Set(pebbleWatermarkKey, binary.BigEndian.AppendUint64(nil, watermark), nil); err != nil {
 		return fmt.Errorf("committing watermark: %w", err)
 	}
-	// No fsync: the index is derived from the log, and pebble applies a
+	// No sync: the index is derived from the log, and pebble applies a
 	// batch (records and watermark together) atomically on WAL replay, so
-	// a crash can only lose a suffix of commits, which the follower
-	// re-derives from the log on the next start.
+	// a crash (of the process or the machine) can only lose a suffix of
+	// commits, which the follower re-derives from the log before the next
+	// start accepts appends.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("committing %d index records at watermark %d: %w", len(recs), watermark, err)
 	}

@@ -34,7 +34,7 @@
 // # Store
 //
 // Store is a small ordered key-value interface (Get, Scan over a range in
-// either direction, atomic durable Commit of a Batch, Close) that an
+// either direction, atomic Commit of a Batch, Close) that an
 // embedded and a MySQL implementation share; lineagetest.StoreConformance
 // checks both. The embedded store is pebble: the index writes a dozen or
 // more keys per event, with random keys (URIs, runs, actors, event ids of

@@ -144,8 +144,9 @@ func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// No fsync per batch (Store contract, Durability): the index is derived
-	// from the log, and a fsync per pass competes with the log's own.
+	// No sync per batch (Store contract, Durability): the index is derived
+	// from the log, and a fsync per pass competes with the log's own. A
+	// crash, even of the process alone, may lose the latest batches whole.
 	if err := pb.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("lineage store commit of %d operations: %w", b.Len(), err)
 	}

@@ -386,8 +386,12 @@ func TestKilledMidIndexing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if wm < after || wm >= crashChildSize {
-			t.Errorf("child killed at watermark %d, want it in [%d, %d)", wm, after, crashChildSize)
+		// Commits are not synced (Store contract): the kill may lose the
+		// latest ones, so the watermark may be below what the child
+		// reported. It must still be short of the end, or the kill did not
+		// land mid-indexing.
+		if wm >= crashChildSize {
+			t.Errorf("child killed at watermark %d, want it below %d", wm, crashChildSize)
 		}
 		t.Logf("child killed at watermark %d", wm)
 	}

@@ -23,12 +23,11 @@ import (
 //     so a half-visible batch is harmless to it).
 //   - Atomicity: Commit applies all of a Batch or none of it, also across a
 //     crash.
-//   - Durability: once Commit returns nil, the batch survives a process
-//     crash. A machine crash may lose a suffix of the latest commits, never
-//     part of one: the index is derived from the log, so losing commits
-//     with their watermark only means re-indexing those leaves (pebble: the
-//     WAL is written but not synced per batch, and replay applies whole
-//     batches; MySQL: a committed InnoDB transaction).
+//   - Durability is not required: a crash may lose a suffix of the latest
+//     commits, never part of one. The index is derived from the log, so
+//     losing commits with their watermark only means indexing those leaves
+//     again (pebble: the WAL is not synced per batch, and replay applies
+//     whole batches; MySQL: a committed InnoDB transaction).
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound. The caller
 	// owns the returned slice.
