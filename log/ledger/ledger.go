@@ -508,15 +508,11 @@ func (l *Ledger) InclusionProof(ctx context.Context, index, treeSize uint64) (pr
 	if index >= treeSize {
 		return nil, 0, nil, ErrNotFound
 	}
-	builder, err := client.NewProofBuilder(ctx, treeSize, l.reader.ReadTile)
+	p, err := l.InclusionProofs(ctx, treeSize, []uint64{index})
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("building proof at size %d: %w", treeSize, err)
+		return nil, 0, nil, err
 	}
-	p, err := builder.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, treeSize, err)
-	}
-	return p, treeSize, raw, nil
+	return p[0], treeSize, raw, nil
 }
 
 // ConsistencyProof proves the tree of size from is a prefix of the tree of
@@ -661,20 +657,28 @@ func (l *Ledger) Receipt(ctx context.Context, index uint64) (cpRaw []byte, proof
 	if err != nil {
 		return nil, nil, err
 	}
-	return l.ProofAt(ctx, raw, cp.Size, index)
+	p, err := l.InclusionProofs(ctx, cp.Size, []uint64{index})
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, p[0], nil
 }
 
-// ProofAt returns cpRaw and an inclusion proof of index in the tree of size.
-func (l *Ledger) ProofAt(ctx context.Context, cpRaw []byte, size, index uint64) ([]byte, [][]byte, error) {
+// InclusionProofs returns inclusion proofs of indexes in the tree of size,
+// in order, from one proof builder: tiles shared between the proofs are read
+// once. The caller checks size against a checkpoint it holds.
+func (l *Ledger) InclusionProofs(ctx context.Context, size uint64, indexes []uint64) ([][][]byte, error) {
 	builder, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("building proof at size %d: %w", size, err)
+		return nil, fmt.Errorf("building proofs at size %d: %w", size, err)
 	}
-	p, err := builder.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, size, err)
+	out := make([][][]byte, len(indexes))
+	for i, idx := range indexes {
+		if out[i], err = builder.InclusionProof(ctx, idx); err != nil {
+			return nil, fmt.Errorf("inclusion proof for %d at size %d: %w", idx, size, err)
+		}
 	}
-	return cpRaw, p, nil
+	return out, nil
 }
 
 // ParseCheckpoint verifies one of this log's checkpoints and parses it.

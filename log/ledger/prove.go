@@ -34,14 +34,14 @@ func (l *Ledger) ProveLeaves(ctx context.Context, indexes []uint64) (*pb.LeafPro
 	if last := idx[len(idx)-1]; last >= cp.Size {
 		return nil, fmt.Errorf("%w: leaf %d is not covered by the published checkpoint of size %d", ErrNotFound, last, cp.Size)
 	}
-	builder, err := client.NewProofBuilder(ctx, cp.Size, l.reader.ReadTile)
+	proofs, err := l.InclusionProofs(ctx, cp.Size, idx)
 	if err != nil {
-		return nil, fmt.Errorf("building proofs at size %d: %w", cp.Size, err)
+		return nil, err
 	}
 	nodeRef := map[string]uint32{}
 	var bundleIdx uint64 = ^uint64(0)
 	var bundle [][]byte
-	for _, i := range idx {
+	for k, i := range idx {
 		if i/256 != bundleIdx {
 			b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, i/256, cp.Size)
 			if err != nil {
@@ -52,12 +52,8 @@ func (l *Ledger) ProveLeaves(ctx context.Context, indexes []uint64) (*pb.LeafPro
 		if i%256 >= uint64(len(bundle)) {
 			return nil, fmt.Errorf("entry bundle %d holds %d entries, want index %d", bundleIdx, len(bundle), i)
 		}
-		p, err := builder.InclusionProof(ctx, i)
-		if err != nil {
-			return nil, fmt.Errorf("inclusion proof for %d at size %d: %w", i, cp.Size, err)
-		}
-		refs := make([]uint32, len(p))
-		for j, h := range p {
+		refs := make([]uint32, len(proofs[k]))
+		for j, h := range proofs[k] {
 			r, ok := nodeRef[string(h)]
 			if !ok {
 				r = uint32(len(out.Nodes))

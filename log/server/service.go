@@ -155,22 +155,26 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 		return nil, toStatus(ctx, s.log, "AppendBatch", err)
 	}
 	resp.Checkpoint = cpRaw
+	var ok []int // positions in rs of appended events
+	var indexes []uint64
 	for j, r := range rs {
-		if r.Err != nil {
-			continue
+		if r.Err == nil {
+			ok, indexes = append(ok, j), append(indexes, r.Index)
 		}
-		res := results[pos[j]]
-		_, proof, err := s.ledger.ProofAt(ctx, cpRaw, cp.Size, r.Index)
-		if err != nil {
-			return nil, toStatus(ctx, s.log, "AppendBatch", err)
-		}
+	}
+	proofs, err := s.ledger.InclusionProofs(ctx, cp.Size, indexes)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, "AppendBatch", err)
+	}
+	for k, j := range ok {
+		r := rs[j]
 		leaf := r.Leaf
 		if leaf == nil {
 			if leaf, err = s.ledger.Entry(ctx, r.Index); err != nil {
 				return nil, toStatus(ctx, s.log, "AppendBatch", err)
 			}
 		}
-		res.Receipt = &pb.Receipt{Index: r.Index, Leaf: leaf, Checkpoint: cpRaw, InclusionProof: proof}
+		results[pos[j]].Receipt = &pb.Receipt{Index: r.Index, Leaf: leaf, Checkpoint: cpRaw, InclusionProof: proofs[k]}
 	}
 	s.metrics.appendLatency.WithLabelValues("published").Observe(time.Since(start).Seconds())
 	return resp, nil
