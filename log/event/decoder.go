@@ -228,22 +228,7 @@ func (d *decoder) message(what string, emptyOK bool) (int, error) {
 }
 
 func (d *decoder) texts(what string) ([]string, error) {
-	at := d.off
-	n, err := d.count(4, 1, what)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		d.off = at
-		return nil, d.fail(what + ": empty value present")
-	}
-	out := make([]string, n)
-	for i := range out {
-		if out[i], err = d.textOrEmpty(what); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return array(d, what, func() (string, error) { return d.textOrEmpty(what) })
 }
 
 func (d *decoder) textMap(what string) (map[string]string, error) {
@@ -385,27 +370,9 @@ var workflowFieldNames = [...]string{1: "workflow.platform", 2: "workflow.platfo
 	4: "workflow.workflow_version", 5: "workflow.run_id", 6: "workflow.parent_run_id", 7: "workflow.step_id"}
 
 func (d *decoder) assets(what string) ([]*provlogv1.Asset, error) {
-	at := d.off
-	n, err := d.count(4, 1, what)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		d.off = at
-		return nil, d.fail(what + ": empty value present")
-	}
-	out := make([]*provlogv1.Asset, n)
-	for i := range out {
-		m, err := d.message(what, true)
-		if err != nil {
-			return nil, err
-		}
+	return array(d, what, func() (*provlogv1.Asset, error) {
 		a := &provlogv1.Asset{}
-		var k uint64
-		for range m {
-			if k, err = d.key(k, 6); err != nil {
-				return nil, err
-			}
+		return a, d.fields(what, 6, func(k uint64) (err error) {
 			switch k {
 			case 1:
 				a.Uri, err = d.text("uri")
@@ -420,37 +387,15 @@ func (d *decoder) assets(what string) ([]*provlogv1.Asset, error) {
 			case 6:
 				a.RecordKey, err = d.text("record_key")
 			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		out[i] = a
-	}
-	return out, nil
+			return err
+		})
+	})
 }
 
 func (d *decoder) fieldLineage() ([]*provlogv1.FieldLineage, error) {
-	at := d.off
-	n, err := d.count(4, 1, "field_lineage")
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		d.off = at
-		return nil, d.fail("field_lineage: empty value present")
-	}
-	out := make([]*provlogv1.FieldLineage, n)
-	for i := range out {
-		m, err := d.message("field_lineage", true)
-		if err != nil {
-			return nil, err
-		}
+	return array(d, "field_lineage", func() (*provlogv1.FieldLineage, error) {
 		fl := &provlogv1.FieldLineage{}
-		var k uint64
-		for range m {
-			if k, err = d.key(k, 4); err != nil {
-				return nil, err
-			}
+		return fl, d.fields("field_lineage", 4, func(k uint64) (err error) {
 			switch k {
 			case 1:
 				fl.OutputUri, err = d.text("output_uri")
@@ -461,49 +406,62 @@ func (d *decoder) fieldLineage() ([]*provlogv1.FieldLineage, error) {
 			case 4:
 				fl.Transformation, err = d.text("transformation")
 			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		out[i] = fl
-	}
-	return out, nil
+			return err
+		})
+	})
 }
 
 func (d *decoder) fieldRefs() ([]*provlogv1.FieldRef, error) {
-	at := d.off
-	n, err := d.count(4, 1, "sources")
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		d.off = at
-		return nil, d.fail("sources: empty value present")
-	}
-	out := make([]*provlogv1.FieldRef, n)
-	for i := range out {
-		m, err := d.message("sources", true)
-		if err != nil {
-			return nil, err
-		}
+	return array(d, "sources", func() (*provlogv1.FieldRef, error) {
 		r := &provlogv1.FieldRef{}
-		var k uint64
-		for range m {
-			if k, err = d.key(k, 2); err != nil {
-				return nil, err
-			}
+		return r, d.fields("sources", 2, func(k uint64) (err error) {
 			if k == 1 {
 				r.Uri, err = d.text("uri")
 			} else {
 				r.Field, err = d.text("field")
 			}
-			if err != nil {
-				return nil, err
-			}
+			return err
+		})
+	})
+}
+
+// array reads a non-empty CBOR array, decoding each element with elem.
+func array[T any](d *decoder, what string, elem func() (T, error)) ([]T, error) {
+	at := d.off
+	n, err := d.count(4, 1, what)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		d.off = at
+		return nil, d.fail(what + ": empty value present")
+	}
+	out := make([]T, n)
+	for i := range out {
+		if out[i], err = elem(); err != nil {
+			return nil, err
 		}
-		out[i] = r
 	}
 	return out, nil
+}
+
+// fields reads one message (a map with integer keys ascending up to max)
+// and calls field for each key, which must read that key's value.
+func (d *decoder) fields(what string, max uint64, field func(k uint64) error) error {
+	m, err := d.message(what, true)
+	if err != nil {
+		return err
+	}
+	var k uint64
+	for range m {
+		if k, err = d.key(k, max); err != nil {
+			return err
+		}
+		if err := field(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *decoder) signature() (*provlogv1.SubmitterSignature, error) {
