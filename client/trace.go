@@ -87,9 +87,12 @@ func VerifyTrace(resp *pb.TraceResponse, p *Policy) error {
 	return nil
 }
 
-func assetIn(a *pb.AssetRef, assets []*pb.Asset) *pb.Asset {
+// assetIn finds a among assets: exactly, or under the matching rule when
+// loose (version and record key each equal or left out on either side).
+func assetIn(a *pb.AssetRef, assets []*pb.Asset, loose bool) *pb.Asset {
+	eq := func(x, y string) bool { return x == y || loose && looseMatch(x, y) }
 	for _, x := range assets {
-		if x.GetUri() == a.GetUri() && x.GetVersion() == a.GetVersion() && x.GetRecordKey() == a.GetRecordKey() {
+		if x.GetUri() == a.GetUri() && eq(x.GetVersion(), a.GetVersion()) && eq(x.GetRecordKey(), a.GetRecordKey()) {
 			return x
 		}
 	}
@@ -102,12 +105,12 @@ func checkNode(n *pb.LineageNode, ev *pb.ProvenanceEvent) error {
 		// An asset node may name the data less precisely than the event
 		// did (a trace started from a URI without version): it must match
 		// an input or output of its leaf's event under the matching rule.
-		a := assetIn(n.GetAsset(), ev.GetInputs())
+		a := assetIn(n.GetAsset(), ev.GetInputs(), false)
 		if a == nil {
-			a = assetIn(n.GetAsset(), ev.GetOutputs())
+			a = assetIn(n.GetAsset(), ev.GetOutputs(), false)
 		}
 		if a == nil {
-			if looseAssetIn(n.GetAsset(), ev.GetInputs()) || looseAssetIn(n.GetAsset(), ev.GetOutputs()) {
+			if assetIn(n.GetAsset(), ev.GetInputs(), true) != nil || assetIn(n.GetAsset(), ev.GetOutputs(), true) != nil {
 				return nil
 			}
 			return fmt.Errorf("asset %s@%s is neither an input nor an output of its leaf's event", n.GetAsset().GetUri(), n.GetAsset().GetVersion())
@@ -142,11 +145,11 @@ func checkEdge(ed *pb.LineageEdge, from, to *pb.LineageNode, ev *pb.ProvenanceEv
 	}
 	switch ed.GetKind() {
 	case pb.EdgeKind_EDGE_KIND_INPUT:
-		if from.GetKind() != pb.NodeKind_NODE_KIND_ASSET || !isActivityOf(to) || assetIn(from.GetAsset(), ev.GetInputs()) == nil {
+		if from.GetKind() != pb.NodeKind_NODE_KIND_ASSET || !isActivityOf(to) || assetIn(from.GetAsset(), ev.GetInputs(), false) == nil {
 			return fmt.Errorf("the event does not read that asset")
 		}
 	case pb.EdgeKind_EDGE_KIND_OUTPUT:
-		if !isActivityOf(from) || to.GetKind() != pb.NodeKind_NODE_KIND_ASSET || assetIn(to.GetAsset(), ev.GetOutputs()) == nil {
+		if !isActivityOf(from) || to.GetKind() != pb.NodeKind_NODE_KIND_ASSET || assetIn(to.GetAsset(), ev.GetOutputs(), false) == nil {
 			return fmt.Errorf("the event does not write that asset")
 		}
 	case pb.EdgeKind_EDGE_KIND_FIELD:
@@ -189,7 +192,7 @@ func checkEdge(ed *pb.LineageEdge, from, to *pb.LineageNode, ev *pb.ProvenanceEv
 		if from.GetKind() != pb.NodeKind_NODE_KIND_ASSET || to.GetKind() != pb.NodeKind_NODE_KIND_ASSET {
 			return fmt.Errorf("matches edges join assets")
 		}
-		if assetIn(from.GetAsset(), ev.GetInputs()) == nil && assetIn(from.GetAsset(), ev.GetOutputs()) == nil {
+		if assetIn(from.GetAsset(), ev.GetInputs(), false) == nil && assetIn(from.GetAsset(), ev.GetOutputs(), false) == nil {
 			return fmt.Errorf("the event does not reference %s", from.GetAsset().GetUri())
 		}
 		f, t := from.GetAsset(), to.GetAsset()
@@ -200,15 +203,6 @@ func checkEdge(ed *pb.LineageEdge, from, to *pb.LineageNode, ev *pb.ProvenanceEv
 		return fmt.Errorf("unknown edge kind")
 	}
 	return nil
-}
-
-func looseAssetIn(a *pb.AssetRef, assets []*pb.Asset) bool {
-	for _, x := range assets {
-		if x.GetUri() == a.GetUri() && looseMatch(x.GetVersion(), a.GetVersion()) && looseMatch(x.GetRecordKey(), a.GetRecordKey()) {
-			return true
-		}
-	}
-	return false
 }
 
 // looseMatch: two parts of an asset reference agree when equal or when
