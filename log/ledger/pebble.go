@@ -1,10 +1,13 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -120,6 +123,8 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	// A key keeps its lowest index, whether stored before or earlier in
 	// this batch. Lookups of absent keys are cheap: bloom filters.
 	seen := make(map[string]uint64, len(recs))
+	type kv struct{ k, v []byte }
+	ops := make(map[string]kv, 2*len(recs))
 	for _, r := range recs {
 		if prev, ok := seen[r.Key]; ok && prev <= r.Index {
 			continue
@@ -137,10 +142,15 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 		binary.BigEndian.PutUint64(val, r.Index)
 		copy(val[8:40], r.LeafHash[:])
 		copy(val[40:], r.Digest[:])
-		if err := b.Set(ek, val, nil); err != nil {
-			return fmt.Errorf("committing index records: %w", err)
-		}
-		if err := b.Set(leafKey(r.LeafHash), binary.BigEndian.AppendUint64(nil, r.Index), nil); err != nil {
+		ops[string(ek)] = kv{ek, val}
+		lk := leafKey(r.LeafHash)
+		ops[string(lk)] = kv{lk, binary.BigEndian.AppendUint64(nil, r.Index)}
+	}
+	// In key order: pebble's memtable insert then walks on from the last
+	// key instead of searching the skiplist from the top for each one.
+	sorted := slices.SortedFunc(maps.Values(ops), func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	for _, o := range sorted {
+		if err := b.Set(o.k, o.v, nil); err != nil {
 			return fmt.Errorf("committing index records: %w", err)
 		}
 	}
