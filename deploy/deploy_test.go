@@ -365,7 +365,7 @@ func helpFlags(t *testing.T, bin string) map[string]bool {
 	return flags
 }
 
-var usedFlag = regexp.MustCompile(`(?:^|[\s"'\[])--([a-z][a-z0-9-]*)`)
+var usedFlag = regexp.MustCompile(`(?:^|[\s"'\[=])--([a-z][a-z0-9-]*)`)
 
 // flagUse is one flag found in a deployment file, for one binary.
 type flagUse struct{ bin, flag, where string }
@@ -766,7 +766,11 @@ func TestAlertsHaveRunbookEntries(t *testing.T) {
 func TestPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool not installed (Debian: apt-get install prometheus)")
+		// Where scripts/ci/install-promtool.sh puts it.
+		promtool, err = filepath.Abs("../.tools/bin/promtool")
+		if _, serr := os.Stat(promtool); err != nil || serr != nil {
+			t.Skip("promtool not installed (scripts/ci/install-promtool.sh)")
+		}
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -848,4 +852,134 @@ func TestKeygen(t *testing.T) {
 	if after := read("log/log.key") + read("witness-w2/witness.key"); after != before {
 		t.Error("a second run replaced existing keys")
 	}
+}
+
+// initScript returns the shell script of a workload's first init container,
+// with its /data and /keys paths moved to the given directories.
+func initScript(t *testing.T, workload, data, keys string) string {
+	t.Helper()
+	for key, o := range k8sObjects(t) {
+		if strings.Split(key, "@")[0] != workload {
+			continue
+		}
+		ic := s(path(o, "spec", "template", "spec", "initContainers"))
+		cmd := stringsOf(path(ic[0], "command"))
+		if len(cmd) != 3 || cmd[0] != "sh" || cmd[1] != "-ec" {
+			t.Fatalf("%s: init command %q, want sh -ec SCRIPT", workload, cmd)
+		}
+		r := strings.NewReplacer("/data", data, "/keys", keys)
+		return r.Replace(cmd[2])
+	}
+	t.Fatalf("no workload %s", workload)
+	return ""
+}
+
+// TestInitContainers runs the init containers' scripts (busybox sh there,
+// sh here) on directories standing for the Secret and the data volume.
+func TestInitContainers(t *testing.T) {
+	write := func(dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(dir, name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return string(b)
+	}
+	mode := func(dir, name string) os.FileMode {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	runScript := func(script string, env ...string) (string, error) {
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	t.Run("provlogd", func(t *testing.T) {
+		data, keys := t.TempDir(), t.TempDir()
+		script := initScript(t, "StatefulSet/provlogd", data, keys)
+		write(keys, "log.key", "key-1")
+		write(keys, "log.pub", "pub-1")
+		write(keys, "admin.token", "token-1")
+		if out, err := runScript(script); err != nil {
+			t.Fatalf("first start: %v\n%s", err, out)
+		}
+		for f, want := range map[string]os.FileMode{"log.key": 0o600, "admin.token": 0o600, "log.pub": 0o644} {
+			if got := mode(data, f); got != want {
+				t.Errorf("%s: mode %v, want %v", f, got, want)
+			}
+		}
+		// A new token in the Secret is installed; the same key is kept.
+		write(keys, "admin.token", "token-2")
+		if out, err := runScript(script); err != nil {
+			t.Fatalf("restart: %v\n%s", err, out)
+		}
+		if read(data, "admin.token") != "token-2" {
+			t.Error("admin.token does not follow the Secret")
+		}
+		// Another key in the Secret, without log.key.previous: refused.
+		write(keys, "log.key", "key-2")
+		write(keys, "log.pub", "pub-2")
+		if out, err := runScript(script); err == nil || !strings.Contains(out, "refusing to start") {
+			t.Fatalf("a different log.key was not refused: %v\n%s", err, out)
+		}
+		if read(data, "log.key") != "key-1" || read(data, "log.pub") != "pub-1" {
+			t.Error("a refused start changed the keys")
+		}
+		// A rotation: the volume's key is the Secret's log.key.previous.
+		write(keys, "log.key.previous", "key-1")
+		if out, err := runScript(script); err != nil {
+			t.Fatalf("rotation: %v\n%s", err, out)
+		}
+		if read(data, "log.key") != "key-2" || read(data, "log.pub") != "pub-2" || mode(data, "log.key") != 0o600 {
+			t.Error("rotation did not install the new key pair")
+		}
+		// A previous that is not the volume's key does not help.
+		write(keys, "log.key", "key-3")
+		if out, err := runScript(script); err == nil {
+			t.Fatalf("log.key.previous not matching the volume was accepted:\n%s", out)
+		}
+	})
+
+	t.Run("provwitness", func(t *testing.T) {
+		data, keys := t.TempDir(), t.TempDir()
+		script := initScript(t, "StatefulSet/provwitness", data, keys)
+		write(keys, "witness-0.key", "w0")
+		write(keys, "witness-1.key", "w1")
+		if out, err := runScript(script, "HOSTNAME=provwitness-1"); err != nil {
+			t.Fatalf("first start: %v\n%s", err, out)
+		}
+		if read(data, "witness.key") != "w1" || mode(data, "witness.key") != 0o600 {
+			t.Errorf("pod provwitness-1 got key %q mode %v, want witness-1.key 0600", read(data, "witness.key"), mode(data, "witness.key"))
+		}
+		if out, err := runScript(script, "HOSTNAME=provwitness-1"); err != nil {
+			t.Fatalf("restart: %v\n%s", err, out)
+		}
+		write(keys, "witness-1.key", "other")
+		if out, err := runScript(script, "HOSTNAME=provwitness-1"); err == nil || read(data, "witness.key") != "w1" {
+			t.Fatalf("a different witness key was not refused: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("provlogd-frontend", func(t *testing.T) {
+		data, keys := t.TempDir(), t.TempDir()
+		script := initScript(t, "Deployment/provlogd-frontend", data, keys)
+		write(keys, "log.key", "k")
+		write(keys, "log.pub", "p")
+		write(keys, "admin.token", "t")
+		if out, err := runScript(script); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for f, want := range map[string]os.FileMode{"log.key": 0o600, "admin.token": 0o600, "log.pub": 0o644} {
+			if got := mode(data, f); got != want {
+				t.Errorf("%s: mode %v, want %v", f, got, want)
+			}
+		}
+	})
 }

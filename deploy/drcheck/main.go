@@ -12,8 +12,8 @@
 // the largest, reads the restored log's checkpoint (log signature checked),
 // and then, from the restored tiles alone, builds a consistency proof from
 // the witnessed tree to the restored one and verifies it against both
-// signed roots (golang.org/x/mod/sumdb/tlog-compatible RFC 6962 hashing, by
-// github.com/transparency-dev/merkle).
+// signed roots (RFC 6962 hashing, github.com/transparency-dev/merkle). The
+// proof is built from the restored tiles, never asked of a server.
 //
 // Exit status: 0 consistent; 1 not (the restored log is behind the witnessed
 // checkpoint, or forks from it, or a signature fails); 2 usage or I/O error.
