@@ -852,6 +852,24 @@ func TestKeygen(t *testing.T) {
 	if after := read("log/log.key") + read("witness-w2/witness.key"); after != before {
 		t.Error("a second run replaced existing keys")
 	}
+
+	// The Kubernetes form (RUNBOOK.md): one witness named by its ordinal.
+	k8s := filepath.Join(t.TempDir(), "keys")
+	cmd := exec.CommandContext(t.Context(), "./keygen.sh", k8s, origin, "0=http://provwitness-0.provwitness.provlog.svc:8070")
+	cmd.Env = append(os.Environ(), "PROVLOGD="+bins+"/provlogd", "PROVWITNESS="+bins+"/provwitness")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keygen.sh: %v\n%s", err, b)
+	}
+	p1, err := os.ReadFile(filepath.Join(k8s, "witness-policy.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tessera.NewWitnessGroupFromPolicy(p1); err != nil || !bytes.Contains(p1, []byte("\nquorum 0\n")) {
+		t.Errorf("one-witness policy: %v\n%s", err, p1)
+	}
+	if _, err := os.Stat(filepath.Join(k8s, "witness-0", "witness.key")); err != nil {
+		t.Error(err)
+	}
 }
 
 // initScript returns the shell script of a workload's first init container,
