@@ -112,6 +112,7 @@ func path(v any, keys ...string) any {
 func k8sObjects(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	objs := map[string]map[string]any{}
+	seen := map[string]bool{}
 	for _, f := range yamlFiles(t, "k8s") {
 		if filepath.Base(f) == "kustomization.yaml" {
 			continue
@@ -121,9 +122,10 @@ func k8sObjects(t *testing.T) map[string]map[string]any {
 			if str(d["apiVersion"]) == "" || str(d["kind"]) == "" || str(path(d, "metadata", "name")) == "" {
 				t.Errorf("%s: object without apiVersion, kind or name: %v", f, d)
 			}
-			if _, dup := objs[key]; dup && key != "Service/provlogd" { // embedded and distributed are alternatives
+			if seen[key] && key != "Service/provlogd" { // embedded and distributed are alternatives
 				t.Errorf("%s: %s defined twice", f, key)
 			}
+			seen[key] = true
 			objs[key+"@"+f] = d
 		}
 	}
