@@ -1003,3 +1003,42 @@ func TestInitContainers(t *testing.T) {
 		}
 	})
 }
+
+// TestRunbookFlags checks every --flag RUNBOOK.md mentions: one of
+// provlogd's, provwitness's or drcheck's, or one of the other tools' it
+// names (kubectl, systemctl, install, docker, aws, mariadb-dump).
+func TestRunbookFlags(t *testing.T) {
+	others := map[string]string{
+		"build": "docker compose up", "target": "docker build", "dry-run": "kubectl",
+		"from-file": "kubectl", "from-literal": "kubectl", "now": "systemctl enable",
+		"owner": "install", "group": "install", "endpoint-url": "aws", "single-transaction": "mariadb-dump",
+	}
+	rb, err := os.ReadFile("RUNBOOK.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, bin := range []string{"provlogd", "provwitness"} {
+		for f := range helpFlags(t, bin) {
+			known[f] = true
+		}
+	}
+	out, _ := exec.Command(filepath.Join(binaries(t), "drcheck"), "-help").CombinedOutput()
+	for _, mm := range helpFlag.FindAllStringSubmatch(string(out), -1) {
+		known[mm[1]] = true
+	}
+	if !known["log-key"] || !known["witness-policy"] {
+		t.Fatalf("drcheck -help lists no --log-key:\n%s", out)
+	}
+	n := 0
+	for _, mm := range regexp.MustCompile(`--([a-z][a-z0-9-]*)`).FindAllSubmatch(rb, -1) {
+		f := string(mm[1])
+		n++
+		if !known[f] && others[f] == "" {
+			t.Errorf("RUNBOOK.md mentions --%s, which no provlog binary has (nor a tool it names)", f)
+		}
+	}
+	if n < 20 {
+		t.Errorf("found only %d flags in RUNBOOK.md", n)
+	}
+}
