@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func freeAddr(t *testing.T) string {
@@ -262,6 +265,33 @@ func TestDisasterRecovery(t *testing.T) {
 		os.WriteFile(f, raw, 0o644)
 		if out, code := check(filepath.Join(data, "log"), f); code != 1 || !strings.Contains(out, "no valid cosignature") {
 			t.Fatalf("want exit 1 for lack of cosignature, got %d\n%s", code, out)
+		}
+	})
+	// Wrong inputs: another key for the same origin (exit 1), a policy
+	// without witnesses and missing arguments (exit 2).
+	t.Run("bad inputs", func(t *testing.T) {
+		_, otherPub, err := note.GenerateKey(rand.Reader, origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherKey, noWitnesses := filepath.Join(dir, "other.pub"), filepath.Join(dir, "empty-policy.txt")
+		os.WriteFile(otherKey, []byte(otherPub+"\n"), 0o644)
+		os.WriteFile(noWitnesses, []byte("# nobody\n"), 0o644)
+		for _, tc := range []struct {
+			args []string
+			code int
+			want string
+		}{
+			{[]string{"--log-key", otherKey, "--witness-policy", policy, "--log", filepath.Join(data, "log"), witnessed20}, 1, "log signature"},
+			{[]string{"--log-key", logPub, "--witness-policy", noWitnesses, "--log", filepath.Join(data, "log"), witnessed20}, 2, "names no witness"},
+			{[]string{"--log-key", logPub, "--witness-policy", policy, "--log", filepath.Join(data, "log")}, 2, "required"},
+			{[]string{"--log-key", logPub, "--witness-policy", policy, "--log", filepath.Join(dir, "nowhere"), witnessed20}, 2, "not a URL or a directory"},
+		} {
+			out, err := exec.Command(bins+"/drcheck", tc.args...).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.code || !strings.Contains(string(out), tc.want) {
+				t.Errorf("drcheck %q: %v, want exit %d and %q\n%s", tc.args, err, tc.code, tc.want, out)
+			}
 		}
 	})
 	w.stop()
