@@ -35,5 +35,7 @@ if [[ $before != "$after" ]]; then
   exit 1
 fi
 
+scripts/ci/install-promtool.sh
+
 echo "== go test"
 go test -race -count=1 -timeout 30m ./...
