@@ -12,6 +12,7 @@ import (
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestLyingServer runs the same verified calls against a server that tells
@@ -133,9 +134,9 @@ func TestAppendRetriesHonoringRetryInfo(t *testing.T) {
 	// Not retryable: one call.
 	f.appendCalls = 0
 	other := f.l.events[6]
-	bad := *other
+	bad := proto.Clone(other).(*pb.ProvenanceEvent)
 	bad.Rationale = "different content"
-	if _, err := c.Append(t.Context(), &bad, pb.WaitFor_WAIT_FOR_SEQUENCED); status.Code(errors.Unwrap(err)) != codes.AlreadyExists || f.appendCalls != 1 {
+	if _, err := c.Append(t.Context(), bad, pb.WaitFor_WAIT_FOR_SEQUENCED); status.Code(errors.Unwrap(err)) != codes.AlreadyExists || f.appendCalls != 1 {
 		t.Errorf("conflicting event: %v after %d calls, want AlreadyExists after 1", err, f.appendCalls)
 	}
 }

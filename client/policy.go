@@ -25,6 +25,10 @@ type Policy struct {
 	// witnesses are the cosignature/v1 verifiers of every witness line, by
 	// policy name, for error messages.
 	witnesses []namedVerifier
+	// keyText and policyText are what the policy was parsed from, for
+	// evidence bundles.
+	keyText    string
+	policyText []byte
 }
 
 type namedVerifier struct {
@@ -52,7 +56,7 @@ func ParsePolicy(logKey string, witnessPolicy []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse log verifier key: %w", err)
 	}
-	p := &Policy{logKey: v}
+	p := &Policy{logKey: v, keyText: strings.TrimSpace(logKey), policyText: bytes.Clone(witnessPolicy)}
 
 	// Normalise: give URL-less witness lines a placeholder URL (tessera's
 	// parser requires one) and collect each witness's verifier.
@@ -103,6 +107,12 @@ func ParsePolicy(logKey string, witnessPolicy []byte) (*Policy, error) {
 	p.quorum = &wg
 	return p, nil
 }
+
+// LogKey is the log's note verifier key the policy was parsed from.
+func (p *Policy) LogKey() string { return p.keyText }
+
+// WitnessPolicy is the witness policy text the policy was parsed from.
+func (p *Policy) WitnessPolicy() []byte { return bytes.Clone(p.policyText) }
 
 // LogVerifier is the log's checkpoint signature verifier. Its name is the
 // log's origin.
