@@ -78,21 +78,6 @@ func newFakeServer(t *testing.T, witnesses int) *fakeServer {
 	t.Helper()
 	l := newTestLog(t)
 	f := &fakeServer{t: t, l: l, size: int64(len(l.leaves)), appended: map[string]uint64{}}
-	var pol strings.Builder
-	for i := range witnesses {
-		w := newTestWitness(t, fmt.Sprintf("w%d.example", i))
-		f.wit = append(f.wit, w)
-		fmt.Fprintf(&pol, "witness w%d %s\n", i, w.vkey)
-	}
-	if witnesses > 0 {
-		fmt.Fprintf(&pol, "group both %d", witnesses)
-		for i := range witnesses {
-			fmt.Fprintf(&pol, " w%d", i)
-		}
-		pol.WriteString("\nquorum both\n")
-	}
-	f.policy = []byte(pol.String())
-	f.witnessSize = f.size
 
 	// The fork: the same log, with leaf 3 of another content.
 	fork := *l
@@ -133,6 +118,28 @@ func newFakeServer(t *testing.T, witnesses int) *fakeServer {
 	go hs.Serve(hl)
 	t.Cleanup(func() { hs.Close() })
 	f.httpURL = "http://" + hl.Addr().String()
+
+	// The policy: every witness must cosign; witness 0 is reachable at
+	// the fake's HTTP address.
+	var pol strings.Builder
+	for i := range witnesses {
+		w := newTestWitness(t, fmt.Sprintf("w%d.example", i))
+		f.wit = append(f.wit, w)
+		fmt.Fprintf(&pol, "witness w%d %s", i, w.vkey)
+		if i == 0 {
+			pol.WriteString(" " + f.httpURL)
+		}
+		pol.WriteString("\n")
+	}
+	if witnesses > 0 {
+		fmt.Fprintf(&pol, "group both %d", witnesses)
+		for i := range witnesses {
+			fmt.Fprintf(&pol, " w%d", i)
+		}
+		pol.WriteString("\nquorum both\n")
+	}
+	f.policy = []byte(pol.String())
+	f.witnessSize = f.size
 	return f
 }
 

@@ -2,8 +2,7 @@ package client
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
+		"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -73,11 +72,7 @@ func (f *TileFetcher) Checkpoint(ctx context.Context) ([]byte, error) {
 // EntryBundle fetches entry bundle n holding width entries (256 for a full
 // bundle) and splits it.
 func (f *TileFetcher) EntryBundle(ctx context.Context, n uint64, width int) ([][]byte, error) {
-	p := "tile/entries/" + TileIndexPath(n)
-	if width < 256 {
-		p += fmt.Sprintf(".p/%d", width)
-	}
-	b, err := f.get(ctx, p, maxTileBytes)
+	b, err := f.get(ctx, entryBundlePath(n, width), maxTileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -132,17 +127,9 @@ func TileIndexPath(n uint64) string {
 // ParseEntryBundle splits a tlog-tiles entry bundle: each entry is a
 // big-endian uint16 length and that many bytes.
 func ParseEntryBundle(b []byte) ([][]byte, error) {
-	var out [][]byte
-	for len(b) > 0 {
-		if len(b) < 2 {
-			return nil, errors.New("dangling byte at the end of the bundle")
-		}
-		n := int(binary.BigEndian.Uint16(b))
-		if len(b) < 2+n {
-			return nil, fmt.Errorf("entry %d of %d bytes overruns the bundle", len(out), n)
-		}
-		out = append(out, b[2:2+n])
-		b = b[2+n:]
+	out, err := parseEntryBundlePrefix(b)
+	if err != nil {
+		return nil, fmt.Errorf("after %d entries: %w", len(out), err)
 	}
 	return out, nil
 }
