@@ -2,7 +2,7 @@ package client
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
