@@ -20,6 +20,16 @@ const (
 	otherEvent    = "../../testdata/events/03-crm-export-read-consents.json"
 )
 
+// provctl runs the command in-process with an environment holding only
+// env, and returns its exit code, stdout and stderr.
+func provctl(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{ctx: t.Context(), stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	code := runEnv(e, args)
+	return code, out.String(), errb.String()
+}
+
 func TestVerifyReceipt(t *testing.T) {
 	raw, err := os.ReadFile(goldenReceipt)
 	if err != nil {
@@ -59,13 +69,12 @@ func TestVerifyReceipt(t *testing.T) {
 		{"missing file", []string{"--log-key", goldenKey, "/nonexistent"}, exitUsage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(append([]string{"verify", "receipt"}, tc.args...), strings.NewReader(""), &out, &errb)
+			code, out, errs := provctl(t, nil, append([]string{"verify", "receipt"}, tc.args...)...)
 			if code != tc.wantCode {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errb.String())
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out, errs)
 			}
-			if !strings.Contains(out.String(), tc.wantOut) {
-				t.Errorf("stdout %q does not contain %q", out.String(), tc.wantOut)
+			if !strings.Contains(out+errs, tc.wantOut) {
+				t.Errorf("output %q does not contain %q", out+errs, tc.wantOut)
 			}
 		})
 	}
