@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/provlog/provlog/log/event"
 	"github.com/transparency-dev/formats/log"
@@ -91,11 +92,17 @@ func (f *TileFetcher) locateBadTile(ctx context.Context, cp *log.Checkpoint, sta
 		for j, leaf := range entries {
 			h := event.LeafHash(leaf)
 			if string(h[:]) != string(data[32*j:32*(j+1)]) {
-				return &LeafError{Index: start + uint64(j), Reason: fmt.Sprintf("hash tile %s does not match the leaf in the entry bundle, and the tiles do not verify against the checkpoint", t.Path()), Err: verr}
+				return &LeafError{Index: start + uint64(j), Reason: fmt.Sprintf("hash tile %s does not match the leaf in the entry bundle, and the tiles do not verify against the checkpoint", tilePath(t)), Err: verr}
 			}
 		}
 	}
 	return &LeafError{Index: start, Reason: fmt.Sprintf("the hash tiles above leaves %d..%d do not verify against the checkpoint", start, start+uint64(width)-1), Err: verr}
+}
+
+// tilePath is the tlog-tiles path of a hash tile: x/mod's without the
+// height.
+func tilePath(t tlog.Tile) string {
+	return strings.Replace(t.Path(), fmt.Sprintf("tile/%d/", t.H), "tile/", 1)
 }
 
 func entryBundlePath(n uint64, width int) string {

@@ -20,7 +20,7 @@ func TestReplay(t *testing.T) {
 		{honest, 24, -1, ""},
 		{honest, 1, -1, ""},
 		{lieEntryBundle, 24, 5, "the entry bundle holds a leaf whose hash is not the one the checkpoint commits to"},
-		{lieTile, 24, 7, "hash tile tile/8/0/000.p/24 does not match the leaf"},
+		{lieTile, 24, 7, "hash tile tile/0/000.p/24 does not match the leaf"},
 	} {
 		t.Run(lieName(tc.lie), func(t *testing.T) {
 			f.setLie(tc.lie)

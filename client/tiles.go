@@ -88,7 +88,7 @@ func (f *TileFetcher) EntryBundle(ctx context.Context, n uint64, width int) ([][
 
 // HashTile fetches a hash tile (tlog-tiles: tile/L/N[.p/W]).
 func (f *TileFetcher) HashTile(ctx context.Context, t tlog.Tile) ([]byte, error) {
-	p := strings.Replace(t.Path(), fmt.Sprintf("tile/%d/", t.H), "tile/", 1)
+	p := tilePath(t)
 	cache := t.L > 0 && t.W == 1<<t.H
 	if cache {
 		f.mu.Lock()

@@ -119,6 +119,10 @@ func audit(e *env, c *client.Client, verifiers map[string]ed25519.PublicKey, wit
 		if errors.As(err, &le) {
 			i := le.Index
 			rep.FirstBad = &i
+			rep.Error = le.Reason
+			if le.Err != nil {
+				rep.Error += ": " + le.Err.Error()
+			}
 		}
 		if code := exitCode(err); code != exitFailed {
 			fmt.Fprintln(e.stderr, "provctl:", describe(err))
@@ -304,7 +308,7 @@ func parseSubmitterVKey(s string) (string, ed25519.PublicKey, error) {
 	if b, err := os.ReadFile(s); err == nil {
 		s = strings.TrimSpace(string(b))
 	}
-	parts := strings.Split(s, "+")
+	parts := strings.SplitN(s, "+", 3)
 	if len(parts) != 3 {
 		return "", nil, fmt.Errorf("--submitter-key %q: want NAME+HASH+KEY or a file holding it", s)
 	}

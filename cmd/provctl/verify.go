@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/provlog/provlog/client"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -89,6 +90,7 @@ func cmdVerifyEvent(e *env, args []string) int {
 	f := newFlags(e, "verify event", "[flags] EVENT.json",
 		"Checks that the log holds exactly this event: finds its leaf through the\nlineage index (tenant and event id), then fetches the leaf with an inclusion\nproof to the latest checkpoint and verifies both, and that the leaf's event\nis the file's, field for field. Exit 1 when the log holds another event\nunder that id, or none.", "text", "json")
 	f.connFlags()
+	indexWait := f.Duration("index-wait", 10*time.Second, "how long to wait for the lineage index to reach the latest checkpoint")
 	if code, ok := f.parse(args, 1, 1); !ok {
 		return code
 	}
@@ -101,7 +103,20 @@ func cmdVerifyEvent(e *env, args []string) int {
 		return f.fail(err)
 	}
 	defer c.Close()
-	tr, err := c.Trace(e.ctx, &pb.TraceRequest{Tenant: ev.GetTenant(), Start: &pb.TraceRequest_EventId{EventId: ev.GetEventId()}, Depth: 1, MaxNodes: 50})
+	req := &pb.TraceRequest{Tenant: ev.GetTenant(), Start: &pb.TraceRequest_EventId{EventId: ev.GetEventId()},
+		Direction: pb.Direction_DIRECTION_UPSTREAM, Depth: 1, MaxNodes: 50}
+	tr, err := c.Trace(e.ctx, req)
+	// The lineage index may lag the log: while it is behind the latest
+	// checkpoint, "not found" is not an answer yet.
+	for deadline := time.Now().Add(*indexWait); status.Code(err) == codes.NotFound && time.Now().Before(deadline); {
+		cp, _, cerr := c.Checkpoint(e.ctx)
+		d, derr := c.LineageService().GetIndexDigest(c.Context(e.ctx), &pb.GetIndexDigestRequest{})
+		if cerr != nil || derr != nil || d.GetWatermark() >= cp.Size {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		tr, err = c.Trace(e.ctx, req)
+	}
 	if status.Code(err) == codes.NotFound {
 		return f.fail(fmt.Errorf("%w: the log has no event %q of tenant %q", client.ErrVerification, ev.GetEventId(), ev.GetTenant()))
 	}
