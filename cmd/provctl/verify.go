@@ -188,7 +188,7 @@ func printBundle(f *cmdFlags, vb *client.VerifiedBundle) {
 		fmt.Fprintf(w, "WARNING: checked against the bundle's own log key %s: pass --log-key to check it against a key you trust\n", vb.Bundle.LogKey)
 	}
 	fmt.Fprintf(w, "verified: evidence bundle (%s) of %s, checkpoint of size %d\n", s.Kind, vb.Checkpoint.Origin, vb.Checkpoint.Size)
-	fmt.Fprintf(w, "  %d leaves proven", len(vb.Entries))
+	fmt.Fprintf(w, "  %s proven", plural(len(vb.Entries), "leaf", "leaves"))
 	if vb.Trace != nil {
 		fmt.Fprintf(w, ", %d nodes and %d edges asserted by them", len(vb.Trace.GetNodes()), len(vb.Trace.GetEdges()))
 	}
@@ -204,6 +204,13 @@ func printBundle(f *cmdFlags, vb *client.VerifiedBundle) {
 	for _, g := range gaps {
 		fmt.Fprintf(w, "  gap (%s): %s\n", g.GetKind(), g.GetDetail())
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func opName(op pb.Operation) string {
