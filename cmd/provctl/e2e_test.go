@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,8 +88,26 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("monitor: %q", out)
 	}
 	mustRun(t, vars, exitVerified, "monitor", "--once", "--state", state)
+	// Long-running: it follows the log as it grows (an event from stdin)
+	// and stops cleanly when its context ends.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	monDone := make(chan string)
+	go func() {
+		code, out, errs := provctlWith(ctx, "", vars, "monitor", "--interval", "100ms", "--state", state, "-o", "json")
+		monDone <- fmt.Sprintf("%d\n%s%s", code, out, errs)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	extra := strings.Replace(string(mustRead(t, "../../testdata/events/02-crm-export-read-contacts.json")), "n8n:run-7f3a9c:read-contacts", "n8n:run-7f3a9c:read-contacts-again", 1)
+	if code, out, errs := provctlWith(t.Context(), extra, vars, "append", "-"); code != exitVerified {
+		t.Fatalf("append from stdin: %d %s %s", code, out, errs)
+	}
+	mon := <-monDone
+	if !strings.HasPrefix(mon, "0\n") || !strings.Contains(mon, `"event":"checkpoint"`) || !strings.Contains(mon, `"size":25`) {
+		t.Errorf("long-running monitor:\n%s", mon)
+	}
 	out, _ = mustRun(t, vars, exitVerified, "audit", "--submitter-key", filepath.Join(dir, "acme_etl-1.pub"))
-	if !strings.Contains(out, "leaves checked: 24 of 24") || !strings.Contains(out, "1 present, 1 verified") || !strings.Contains(out, "\nverified:") {
+	if !strings.Contains(out, "leaves checked: 25 of 25") || !strings.Contains(out, "1 present, 1 verified") || !strings.Contains(out, "\nverified:") {
 		t.Errorf("audit:\n%s", out)
 	}
 	// With another key under that name, the signature does not verify.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,11 +22,16 @@ const (
 )
 
 // provctl runs the command in-process with an environment holding only
-// env, and returns its exit code, stdout and stderr.
+// vars, and returns its exit code, stdout and stderr.
 func provctl(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	return provctlWith(t.Context(), "", vars, args...)
+}
+
+// provctlWith is provctl with a context and stdin.
+func provctlWith(ctx context.Context, stdin string, vars map[string]string, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	e := &env{ctx: t.Context(), stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	e := &env{ctx: ctx, stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
 	code := runEnv(e, args)
 	return code, out.String(), errb.String()
 }
