@@ -75,6 +75,8 @@ func TestLyingServer(t *testing.T) {
 		{lieEntryMismatch, map[string]string{"get entry": "leaf 4: the decoded entry the server sent is not what the leaf holds"}},
 		{lieTraceEdge, map[string]string{"trace": "edge 0 (EDGE_KIND_OUTPUT event:1 -> asset:"}},
 		{lieConsistency, map[string]string{"consistency": "is not consistent with the one of size 10"}},
+		{lieReceipt, map[string]string{"append with receipt": "the receipt's leaf does not hold the appended event"}},
+		{lieRunSummary, map[string]string{"run events": "summary of leaf 1 (\"n8n:run-7f3a9c:read-contacts\") does not match its event"}},
 	} {
 		t.Run(lieName(tc.lie), func(t *testing.T) {
 			f.setLie(tc.lie)
@@ -98,7 +100,7 @@ func TestLyingServer(t *testing.T) {
 }
 
 func lieName(l lie) string {
-	return [...]string{"honest", "fork", "bad proof", "no quorum", "entry mismatch", "trace edge", "consistency", "tile", "entry bundle"}[l]
+	return [...]string{"honest", "fork", "bad proof", "no quorum", "entry mismatch", "trace edge", "consistency", "tile", "entry bundle", "receipt", "run summary"}[l]
 }
 
 func TestAppendRetriesHonoringRetryInfo(t *testing.T) {

@@ -39,6 +39,8 @@ const (
 	lieConsistency       // consistency proofs with one hash flipped
 	lieTile              // a level-0 hash tile with one hash flipped
 	lieEntryBundle       // an entry bundle with one leaf byte flipped
+	lieReceipt           // Append receipts for the next leaf
+	lieRunSummary        // ListRunEvents summaries naming another step
 )
 
 // fakeServer is a test double of provlogd: LogService, LineageService
@@ -242,7 +244,11 @@ func (f *fakeServer) appendOne(ev *pb.ProvenanceEvent, wait pb.WaitFor) (*pb.App
 		h := event.LeafHash(l.leaves[i])
 		resp := &pb.AppendResponse{Index: uint64(i), LeafHash: h[:], Duplicate: dup}
 		if wait == pb.WaitFor_WAIT_FOR_PUBLISHED {
-			resp.Receipt = l.receipt(int64(i), n)
+			j := i
+			if _, _, lie := f.state(); lie == lieReceipt {
+				j = i + 1
+			}
+			resp.Receipt = l.receipt(int64(j), n)
 			resp.Receipt.Checkpoint = f.checkpoint()
 		}
 		return resp, nil
@@ -373,6 +379,9 @@ func (f *fakeServer) ListRunEvents(ctx context.Context, req *pb.ListRunEventsReq
 	}
 	if len(leaves) == 0 {
 		return nil, status.Error(codes.NotFound, "no such run")
+	}
+	if _, _, lie := f.state(); lie == lieRunSummary {
+		out.Events[1].StepId = "another-step"
 	}
 	out.Proofs = &pb.LeafProofs{Checkpoint: f.checkpoint(), TreeSize: uint64(n)}
 	for _, i := range leaves {

@@ -93,7 +93,9 @@ func (m *Monitor) load() error {
 	if err != nil {
 		return fmt.Errorf("couldn't read the monitor state: %w", err)
 	}
-	cp, err := m.Client.policy.VerifyCheckpoint(raw)
+	// The state is a checkpoint this monitor verified: the log's signature
+	// is enough (the witness policy may have changed since).
+	cp, _, _, err := log.ParseCheckpoint(raw, m.Client.policy.logKey.Name(), m.Client.policy.logKey)
 	if err != nil {
 		return fmt.Errorf("the monitor state %s does not hold a checkpoint of this log: %w", m.StateFile, err)
 	}

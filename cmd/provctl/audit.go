@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,15 @@ func cmdAudit(e *env, args []string) int {
 			counts[s.Status]++
 		}
 		fmt.Fprintf(w, "  submitter signatures: %d present, %d verified, %d with an unknown key\n", len(rep.Signatures), counts["verified"], counts["unknown key"])
+		var unknown []string
+		for _, s := range rep.Signatures {
+			if s.Status == "unknown key" && !slices.Contains(unknown, s.KeyID) {
+				unknown = append(unknown, s.KeyID)
+			}
+		}
+		if len(unknown) > 0 {
+			fmt.Fprintf(w, "  unknown submitter keys (give them with --submitter-key): %s\n", strings.Join(unknown, ", "))
+		}
 		if rep.IndexDigest != "" {
 			fmt.Fprintf(w, "  lineage index at size %d: rebuilt %s, server %s\n", rep.IndexSize, rep.IndexDigest, rep.ServerDigest)
 		}
