@@ -175,11 +175,17 @@ func (m *Monitor) Once(ctx context.Context) ([]Alert, error) {
 			var a *Alert
 			if wcp.Size <= cp.Size {
 				a, err = m.compare(ctx, wcp, wraw, cp, raw, "witness "+w.Name)
+				if err != nil {
+					return out, err
+				}
 			} else {
+				// The witness is ahead of what the log published (it
+				// cosigns before the log publishes): compare if the log
+				// can prove it already, else at the next poll.
 				a, err = m.compare(ctx, cp, raw, wcp, wraw, "witness "+w.Name)
-			}
-			if err != nil {
-				return out, err
+				if err != nil {
+					continue
+				}
 			}
 			if a != nil {
 				a.Kind = AlertSplitView

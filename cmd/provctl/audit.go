@@ -209,6 +209,10 @@ func audit(e *env, c *client.Client, verifiers map[string]ed25519.PublicKey, wit
 		rep.IndexNote = "not compared (--skip-index)"
 		return exitVerified
 	}
+	if cp.Size == 0 {
+		rep.IndexNote = "the log is empty"
+		return exitVerified
+	}
 	if ix.Watermark() != cp.Size {
 		return failed(fmt.Errorf("the rebuilt lineage index stopped at %d of %d leaves", ix.Watermark(), cp.Size))
 	}
