@@ -36,6 +36,18 @@ func TestEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Duplicates != 23 || sum.New != 0 {
 		t.Errorf("second append, JSON summary: %v %+v", err, sum)
 	}
+	// Refused events: a line that is not an event, and a known id with
+	// other content. The rest goes in; the exit code is 2.
+	bad := filepath.Join(dir, "bad.ndjson")
+	lines := strings.Split(strings.TrimSpace(string(mustRead(t, nd))), "\n")
+	conflict := strings.Replace(lines[2], `"eventId":"`, `"eventId":"`, 1)
+	conflict = strings.Replace(conflict, `"tenant":"acme"`, `"tenant":"acme","rationale":"changed"`, 1)
+	os.WriteFile(bad, []byte(lines[0]+"\nnot json\n"+conflict+"\n"), 0o644)
+	out, _ = mustRun(t, vars, exitUsage, "append", bad)
+	if !strings.HasPrefix(out, "3 events: 0 appended, 1 duplicates, 2 refused") || !strings.Contains(out, "line 2 \"\": InvalidArgument: not a JSON event") ||
+		!strings.Contains(out, "line 3 \""+evs[2].GetEventId()+"\": AlreadyExists") {
+		t.Errorf("append with refusals:\n%s", out)
+	}
 	// The last sample, alone, signed, with a verified receipt.
 	last := filepath.Join(dir, "24.json")
 	b, err := os.ReadFile("../../testdata/events/24-customer-marts-run-complete.json")
@@ -164,10 +176,11 @@ func TestAuditTampered(t *testing.T) {
 	bundlePath := filepath.Join(dataDir, "log", "tile", "entries", "000.p", "24")
 	tilePath := filepath.Join(dataDir, "log", "tile", "0", "000.p", "24")
 	for _, tc := range []struct {
-		name string
-		path string
-		edit func(b []byte) []byte
-		want string
+		name  string
+		path  string
+		edit  func(b []byte) []byte
+		index uint64
+		want  string
 	}{
 		{"entry bundle", bundlePath, func(b []byte) []byte {
 			// Flip the last byte of leaf 5.
@@ -178,8 +191,8 @@ func TestAuditTampered(t *testing.T) {
 			}
 			b[off-1] ^= 1
 			return b
-		}, "FAILED at leaf 5: the entry bundle holds a leaf whose hash is not the one the checkpoint commits to"},
-		{"hash tile", tilePath, func(b []byte) []byte { b[7*32+3] ^= 1; return b }, "FAILED at leaf 7: hash tile"},
+		}, 5, "FAILED at leaf 5: the entry bundle holds a leaf whose hash is not the one the checkpoint commits to"},
+		{"hash tile", tilePath, func(b []byte) []byte { b[7*32+3] ^= 1; return b }, 7, "FAILED at leaf 7: hash tile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			orig := mustRead(t, tc.path)
@@ -193,6 +206,11 @@ func TestAuditTampered(t *testing.T) {
 			out, _ := mustRun(t, d.env(), exitFailed, "audit")
 			if !strings.Contains(out, tc.want) {
 				t.Errorf("audit output does not say %q:\n%s", tc.want, out)
+			}
+			out, _ = mustRun(t, d.env(), exitFailed, "audit", "-o", "json")
+			var rep auditReport
+			if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.FirstBad == nil || *rep.FirstBad != tc.index || rep.Verified {
+				t.Errorf("audit -o json: %v\n%s", err, out)
 			}
 			t.Logf("audit found the edit in %v", time.Since(start))
 		})
