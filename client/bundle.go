@@ -50,6 +50,11 @@ const MaxBundleBytes = 256 << 20
 // The log key and policy in a bundle say which key the exporter trusted;
 // an auditor who knows the log's key should pass it to VerifyBundle rather
 // than trust the bundle's own.
+//
+// A bundle proves what it holds: that each leaf is in the log and that
+// each node, edge and run event is asserted by one of them. It cannot prove
+// that nothing is missing (the lineage index is not committed to by the
+// log); provctl audit checks the index against a rebuild for that.
 type Bundle struct {
 	Format        string          `json:"format"`
 	Created       time.Time       `json:"created"`
@@ -62,8 +67,10 @@ type Bundle struct {
 	Run           json.RawMessage `json:"run,omitempty"`
 }
 
-// BundleSubject says what the bundle is evidence for. It is descriptive:
-// the evidence is the leaves and what trace and run assert.
+// BundleSubject says what the bundle is evidence for. VerifyBundle checks
+// that a trace holds the subject's start (the event's activity, the run,
+// or a node of the asset) and that a run's events belong to the subject's
+// tenant and run.
 type BundleSubject struct {
 	// Kind is "entries", "trace" or "run".
 	Kind      string `json:"kind"`
@@ -74,6 +81,21 @@ type BundleSubject struct {
 	Version   string `json:"asset_version,omitempty"`
 	RecordKey string `json:"record_key,omitempty"`
 	Direction string `json:"direction,omitempty"`
+}
+
+// startsAt reports whether n is where a trace of this subject starts.
+func (s BundleSubject) startsAt(n *pb.LineageNode) bool {
+	switch {
+	case s.EventID != "":
+		return n.GetKind() == pb.NodeKind_NODE_KIND_ACTIVITY && n.GetEventId() == s.EventID
+	case s.RunID != "":
+		return n.GetKind() == pb.NodeKind_NODE_KIND_RUN && n.GetRunId() == s.RunID
+	case s.AssetURI != "":
+		a := n.GetAsset()
+		return n.GetKind() == pb.NodeKind_NODE_KIND_ASSET && a.GetUri() == s.AssetURI &&
+			looseMatch(a.GetVersion(), s.Version) && looseMatch(a.GetRecordKey(), s.RecordKey)
+	}
+	return false
 }
 
 // BundleLeaf is one leaf and its inclusion proof.
@@ -194,6 +216,9 @@ func VerifyBundle(raw []byte, trusted *Policy) (*VerifiedBundle, error) {
 		tr.Proofs = lp
 		if err := VerifyTrace(tr, p); err != nil {
 			return nil, fmt.Errorf("trace: %w", err)
+		}
+		if !slices.ContainsFunc(tr.GetNodes(), bu.Subject.startsAt) {
+			return nil, fmt.Errorf("%w: trace: no node is the subject's start", ErrVerification)
 		}
 		out.Trace = tr
 	}

@@ -179,6 +179,9 @@ func TestVerifyBundleTampered(t *testing.T) {
 			n := m["trace"].(map[string]any)["nodes"].([]any)[1].(map[string]any)
 			n["actorId"] = "mallory"
 		}), trusted, "actor \"mallory\""},
+		{"subject not in the trace", edit(func(m map[string]any) {
+			m["subject"].(map[string]any)["event_id"] = "some-other-event"
+		}), trusted, "no node is the subject's start"},
 		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), trusted, "unknown field"},
 		{"wrong format", edit(func(m map[string]any) { m["format"] = "v0" }), trusted, "format"},
 		{"no leaves", edit(func(m map[string]any) { m["leaves"] = []any{} }), trusted, "no leaves"},

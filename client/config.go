@@ -77,9 +77,9 @@ func (c Config) Policy() (*Policy, error) {
 }
 
 // ResolveConfig merges settings, field by field, in this order: flags, then
-// the environment (PROVLOG_ADDR, PROVLOG_HTTP, PROVLOG_TOKEN,
-// PROVLOG_LOG_KEY, PROVLOG_WITNESS_POLICY, each a value, the last two may
-// be files), then the config file (configPath, or PROVLOG_CONFIG, or
+// the environment (PROVLOG_ADDR, PROVLOG_HTTP, PROVLOG_TOKEN the token
+// itself, PROVLOG_LOG_KEY a key or a file holding one,
+// PROVLOG_WITNESS_POLICY a file), then the config file (configPath, or PROVLOG_CONFIG, or
 // provlog/provctl.json under the user config directory; a missing default
 // file is not an error), then the local defaults: 127.0.0.1:8090,
 // http://127.0.0.1:8080, and ./provlog-data/admin.token and log.pub when
@@ -94,8 +94,11 @@ func ResolveConfig(flags Settings, configPath string, getenv func(string) string
 	if p := getenv(envWitnessPolicy); p != "" {
 		env.WitnessPolicyFile = p
 	}
-	if strings.HasPrefix(env.LogKey, "/") || strings.HasPrefix(env.LogKey, ".") {
-		env.LogKey, env.LogKeyFile = "", env.LogKey
+	// PROVLOG_LOG_KEY is a key or a file holding one.
+	if env.LogKey != "" {
+		if _, err := os.Stat(env.LogKey); err == nil {
+			env.LogKey, env.LogKeyFile = "", env.LogKey
+		}
 	}
 	file := Settings{}
 	fileSrc := ""
