@@ -19,10 +19,60 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildOnce, witnessOnce sync.Once
+	binPath                string
+	buildErr, witnessErr   error
 )
+
+// provwitnessBinary builds cmd/provwitness next to provlogd.
+func provwitnessBinary(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(filepath.Dir(provlogdBinary(t)), "provwitness")
+	witnessOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-o", p, "../provwitness").CombinedOutput()
+		if err != nil {
+			witnessErr = fmt.Errorf("go build provwitness: %v\n%s", err, out)
+		}
+	})
+	if witnessErr != nil {
+		t.Fatal(witnessErr)
+	}
+	return p
+}
+
+// startWitness starts provwitness for one log and returns its address and
+// its cosignature/v1 verifier key.
+func startWitness(t *testing.T, logArg string) (addr, vkey string) {
+	t.Helper()
+	dir := t.TempDir()
+	addr = freePort(t)
+	cmd := exec.Command(provwitnessBinary(t), "--data-dir", dir, "--addr", addr, "--log", logArg, "--name", "w1.provctl-e2e.example")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("provwitness exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provwitness not healthy after 20s\n%s", logs.String())
+		}
+	}
+	return addr, strings.TrimSpace(string(mustRead(t, filepath.Join(dir, "witness.pub"))))
+}
 
 // provlogdBinary builds cmd/provlogd once per test binary.
 func provlogdBinary(t *testing.T) string {
@@ -76,11 +126,11 @@ type daemon struct {
 	exited             chan error
 }
 
-func startDaemon(t *testing.T, dataDir string) *daemon {
+func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dataDir: dataDir, grpcAddr: freePort(t), httpAddr: freePort(t)}
-	d.cmd = exec.Command(provlogdBinary(t), "--data-dir", dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr,
-		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms")
+	d.cmd = exec.Command(provlogdBinary(t), append([]string{"--data-dir", dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr,
+		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms"}, extra...)...)
 	d.logs = &bytes.Buffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {

@@ -17,6 +17,7 @@ import (
 type traceFlags struct {
 	tenant, asset, version, recordKey, eventID, runID, direction *string
 	depth, maxNodes                                              *uint
+	indexWait                                                    *time.Duration
 }
 
 func addTraceFlags(f *cmdFlags) *traceFlags {
@@ -30,6 +31,7 @@ func addTraceFlags(f *cmdFlags) *traceFlags {
 		direction: f.String("direction", "upstream", "upstream (sources), downstream (consumers) or both"),
 		depth:     f.Uint("depth", 5, "hops between activities, 1..20"),
 		maxNodes:  f.Uint("max-nodes", 2000, "most nodes returned, up to 5000"),
+		indexWait: f.Duration("index-wait", 10*time.Second, "how long to wait for the lineage index to reach the latest checkpoint when the start is not found"),
 	}
 }
 
@@ -85,7 +87,8 @@ func cmdTrace(e *env, args []string) int {
 		return f.fail(err)
 	}
 	defer c.Close()
-	resp, err := c.Trace(e.ctx, req)
+	var resp *pb.TraceResponse
+	err = whileIndexLags(e, c, *tf.indexWait, func() (err error) { resp, err = c.Trace(e.ctx, req); return err })
 	if err != nil {
 		return f.fail(err)
 	}
@@ -274,7 +277,8 @@ func cmdBundleExport(e *env, args []string) int {
 	defer c.Close()
 	var bu *client.Bundle
 	if run := req.GetRunId(); run != "" {
-		resp, err := c.RunEvents(e.ctx, req.GetTenant(), run)
+		var resp *pb.ListRunEventsResponse
+		err := whileIndexLags(e, c, *tf.indexWait, func() (err error) { resp, err = c.RunEvents(e.ctx, req.GetTenant(), run); return err })
 		if err != nil {
 			return f.fail(err)
 		}
@@ -283,7 +287,8 @@ func cmdBundleExport(e *env, args []string) int {
 			return f.fail(err)
 		}
 	} else {
-		resp, err := c.Trace(e.ctx, req)
+		var resp *pb.TraceResponse
+		err := whileIndexLags(e, c, *tf.indexWait, func() (err error) { resp, err = c.Trace(e.ctx, req); return err })
 		if err != nil {
 			return f.fail(err)
 		}

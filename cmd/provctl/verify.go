@@ -105,18 +105,11 @@ func cmdVerifyEvent(e *env, args []string) int {
 	defer c.Close()
 	req := &pb.TraceRequest{Tenant: ev.GetTenant(), Start: &pb.TraceRequest_EventId{EventId: ev.GetEventId()},
 		Direction: pb.Direction_DIRECTION_UPSTREAM, Depth: 1, MaxNodes: 50}
-	tr, err := c.Trace(e.ctx, req)
-	// The lineage index may lag the log: while it is behind the latest
-	// checkpoint, "not found" is not an answer yet.
-	for deadline := time.Now().Add(*indexWait); status.Code(err) == codes.NotFound && time.Now().Before(deadline); {
-		cp, _, cerr := c.Checkpoint(e.ctx)
-		d, derr := c.LineageService().GetIndexDigest(c.Context(e.ctx), &pb.GetIndexDigestRequest{})
-		if cerr != nil || derr != nil || d.GetWatermark() >= cp.Size {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	var tr *pb.TraceResponse
+	err = whileIndexLags(e, c, *indexWait, func() (err error) {
 		tr, err = c.Trace(e.ctx, req)
-	}
+		return err
+	})
 	if status.Code(err) == codes.NotFound {
 		return f.fail(fmt.Errorf("%w: the log has no event %q of tenant %q", client.ErrVerification, ev.GetEventId(), ev.GetTenant()))
 	}
@@ -204,6 +197,23 @@ func printBundle(f *cmdFlags, vb *client.VerifiedBundle) {
 	for _, g := range gaps {
 		fmt.Fprintf(w, "  gap (%s): %s\n", g.GetKind(), g.GetDetail())
 	}
+}
+
+// whileIndexLags runs call, again while it fails with NotFound and the
+// lineage index is behind the latest checkpoint (a just-appended event is
+// not indexed yet), for up to wait.
+func whileIndexLags(e *env, c *client.Client, wait time.Duration, call func() error) error {
+	err := call()
+	for deadline := time.Now().Add(wait); status.Code(err) == codes.NotFound && time.Now().Before(deadline); {
+		cp, _, cerr := c.Checkpoint(e.ctx)
+		d, derr := c.LineageService().GetIndexDigest(c.Context(e.ctx), &pb.GetIndexDigestRequest{})
+		if cerr != nil || derr != nil || d.GetWatermark() >= cp.Size {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		err = call()
+	}
+	return err
 }
 
 func plural(n int, one, many string) string {
