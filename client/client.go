@@ -43,8 +43,9 @@ var DefaultRetry = Retry{Attempts: 8, Base: 100 * time.Millisecond, Max: 5 * tim
 // Options tunes New.
 type Options struct {
 	Retry Retry
-	// TLS, when set, secures the gRPC connection; otherwise it is
-	// plaintext (a loopback or a sidecar).
+	// TLS, when set, secures the gRPC connection with this configuration;
+	// otherwise Config.TLS asks for one with the system's roots, and
+	// without either it is plaintext (a loopback or a sidecar).
 	TLS *tls.Config
 	// HTTPClient fetches /log/; http.DefaultClient when nil.
 	HTTPClient *http.Client
@@ -75,8 +76,11 @@ func New(cfg Config, p *Policy, opts Options) (*Client, error) {
 		return nil, errors.New("client.New: no policy: a client that trusts no key can verify nothing")
 	}
 	creds := insecure.NewCredentials()
-	if opts.TLS != nil {
+	switch {
+	case opts.TLS != nil:
 		creds = credentials.NewTLS(opts.TLS)
+	case cfg.TLS:
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
@@ -392,7 +396,7 @@ func (c *Client) Trace(ctx context.Context, req *pb.TraceRequest) (*pb.TraceResp
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	if err := VerifyTrace(resp, c.policy); err != nil {
-		return resp, err
+		return nil, err
 	}
 	return resp, nil
 }
@@ -405,7 +409,7 @@ func (c *Client) RunEvents(ctx context.Context, tenant, runID string) (*pb.ListR
 		return nil, fmt.Errorf("list run events: %w", err)
 	}
 	if err := VerifyRunEvents(resp, tenant, runID, c.policy); err != nil {
-		return resp, err
+		return nil, err
 	}
 	return resp, nil
 }

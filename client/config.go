@@ -25,6 +25,7 @@ const (
 	envLogKey          = "PROVLOG_LOG_KEY"
 	envWitnessPolicy   = "PROVLOG_WITNESS_POLICY"
 	envConfig          = "PROVLOG_CONFIG"
+	envTLS             = "PROVLOG_TLS"
 	maxConfigFileBytes = 1 << 20
 )
 
@@ -48,6 +49,8 @@ type Settings struct {
 	LogKey            string `json:"log_key,omitempty"`
 	LogKeyFile        string `json:"log_key_file,omitempty"`
 	WitnessPolicyFile string `json:"witness_policy_file,omitempty"`
+	// TLS secures the gRPC connection with the system's roots.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // Config is a resolved Settings: values, no file names.
@@ -59,6 +62,8 @@ type Config struct {
 	LogKey string
 	// WitnessPolicy is the policy text (ParsePolicy), empty for none.
 	WitnessPolicy []byte
+	// TLS asks for a TLS gRPC connection (system roots).
+	TLS bool
 	// Sources says where each field came from ("flag", "env", "config
 	// file PATH", "default"), for error messages and provctl's output.
 	Sources map[string]string
@@ -79,7 +84,7 @@ func (c Config) Policy() (*Policy, error) {
 // ResolveConfig merges settings, field by field, in this order: flags, then
 // the environment (PROVLOG_ADDR, PROVLOG_HTTP, PROVLOG_TOKEN the token
 // itself, PROVLOG_LOG_KEY a key or a file holding one,
-// PROVLOG_WITNESS_POLICY a file), then the config file (configPath, or PROVLOG_CONFIG, or
+// PROVLOG_WITNESS_POLICY a file, PROVLOG_TLS=1), then the config file (configPath, or PROVLOG_CONFIG, or
 // provlog/provctl.json under the user config directory; a missing default
 // file is not an error), then the local defaults: 127.0.0.1:8090,
 // http://127.0.0.1:8080, and ./provlog-data/admin.token and log.pub when
@@ -186,6 +191,7 @@ func ResolveConfig(flags Settings, configPath string, getenv func(string) string
 		return Config{}, err
 	}
 	cfg.Token, cfg.LogKey = strings.TrimSpace(cfg.Token), strings.TrimSpace(cfg.LogKey)
+	cfg.TLS = flags.TLS || getenv(envTLS) == "1" || getenv(envTLS) == "true" || file.TLS
 	if wp != "" {
 		cfg.WitnessPolicy = []byte(wp)
 	}

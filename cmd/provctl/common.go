@@ -55,8 +55,9 @@ func (f *cmdFlags) connFlags() {
 	f.StringVar(&s.Addr, "addr", "", "gRPC address of provlogd, host:port (env PROVLOG_ADDR; default 127.0.0.1:8090)")
 	f.StringVar(&s.HTTP, "http", "", "base URL of provlogd's HTTP listener, for /log/ (env PROVLOG_HTTP; default http://127.0.0.1:8080)")
 	f.StringVar(&s.TokenFile, "token-file", "", "file holding the bearer token (env PROVLOG_TOKEN holds the token itself; default ./provlog-data/admin.token)")
+	f.BoolVar(&s.TLS, "tls", false, "use TLS (system roots) for gRPC (env PROVLOG_TLS=1)")
 	f.trustFlags()
-	f.config = f.String("config", "", "config file (JSON: addr, http, token_file, log_key_file, witness_policy_file; env PROVLOG_CONFIG)")
+	f.config = f.String("config", "", "config file (JSON: addr, http, token_file, log_key_file, witness_policy_file, tls; env PROVLOG_CONFIG)")
 }
 
 // trustFlags adds the log key and witness policy flags alone.
