@@ -40,11 +40,15 @@ func provwitnessBinary(t *testing.T) string {
 	return p
 }
 
-// startWitness starts provwitness for one log and returns its address and
-// its cosignature/v1 verifier key.
-func startWitness(t *testing.T, logArg string) (addr, vkey string) {
+// startWitness starts provwitness for one log, with the signer key in
+// keyFile (named w1.provctl-e2e.example), and returns its address and its
+// cosignature/v1 verifier key as provwitness wrote it.
+func startWitness(t *testing.T, logArg, keyFile string) (addr, vkey string) {
 	t.Helper()
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "witness.key"), mustRead(t, keyFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr = freePort(t)
 	cmd := exec.Command(provwitnessBinary(t), "--data-dir", dir, "--addr", addr, "--log", logArg, "--name", "w1.provctl-e2e.example")
 	var logs bytes.Buffer

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// TestWitnessedMonitor runs a log witnessed by a real provwitness, with a
-// log key made by provctl keys generate: appends, monitoring and bundles
+// TestWitnessedMonitor runs a log witnessed by a real provwitness, with
+// log and witness keys made by provctl keys generate: appends, monitoring and bundles
 // verify under the witness quorum. Then a second provlogd with the same
 // key (a fork: another history under the same origin) is shown to the
 // monitor, which finds that the witness holds a checkpoint it cannot be
@@ -26,7 +26,13 @@ func TestWitnessedMonitor(t *testing.T) {
 		os.WriteFile(filepath.Join(d, "log.pub"), mustRead(t, base+".pub"), 0o644)
 		return d
 	}
-	waddr, wkey := startWitness(t, origin+" "+logVKey)
+	// The witness's key from provctl keys generate too: provwitness takes
+	// it, and derives the same verifier key.
+	mustRun(t, nil, exitVerified, "keys", "generate", "witness", "--name", "w1.provctl-e2e.example", "--out-dir", keys)
+	waddr, wkey := startWitness(t, origin+" "+logVKey, filepath.Join(keys, "w1.provctl-e2e.example.key"))
+	if want := strings.TrimSpace(string(mustRead(t, filepath.Join(keys, "w1.provctl-e2e.example.pub")))); wkey != want {
+		t.Fatalf("provwitness derived verifier key %q from the generated key, provctl wrote %q", wkey, want)
+	}
 	policyFile := filepath.Join(keys, "policy.txt")
 	os.WriteFile(policyFile, []byte("witness w1 "+wkey+" http://"+waddr+"\nquorum w1\n"), 0o644)
 
