@@ -100,7 +100,7 @@ func TestLyingServer(t *testing.T) {
 }
 
 func lieName(l lie) string {
-	return [...]string{"honest", "fork", "bad proof", "no quorum", "entry mismatch", "trace edge", "consistency", "tile", "entry bundle", "receipt", "run summary"}[l]
+	return [...]string{"honest", "fork", "bad proof", "no quorum", "entry mismatch", "trace edge", "consistency", "tile", "entry bundle", "receipt", "run summary", "grown log"}[l]
 }
 
 func TestAppendRetriesHonoringRetryInfo(t *testing.T) {

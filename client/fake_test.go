@@ -41,6 +41,7 @@ const (
 	lieEntryBundle       // an entry bundle with one leaf byte flipped
 	lieReceipt           // Append receipts for the next leaf
 	lieRunSummary        // ListRunEvents summaries naming another step
+	grownLog             // honest: partial tiles are gone, the "full" tiles hold all 24 leaves
 )
 
 // fakeServer is a test double of provlogd: LogService, LineageService
@@ -415,6 +416,8 @@ func (f *fakeServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The witness saw the honest log.
 		w.Write(f.checkpointOf(f.l, ws, false))
+	case lie == grownLog && strings.Contains(p, ".p/"):
+		http.NotFound(w, r)
 	case strings.HasPrefix(p, "/log/tile/entries/"):
 		bundle, width, ok := parseTilePath(strings.TrimPrefix(p, "/log/tile/entries/"))
 		if !ok {
@@ -442,6 +445,9 @@ func (f *fakeServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		tile := tlog.Tile{H: 8, L: level, N: int64(idx), W: width}
+		if lie == grownLog && width == 256 && level == 0 && idx == 0 {
+			tile.W = len(l.leaves) // the whole log stands for the full tile
+		}
 		data, err := tlog.ReadTileData(tile, l.hashes)
 		if err != nil {
 			http.NotFound(w, r)

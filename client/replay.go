@@ -45,11 +45,14 @@ func (f *TileFetcher) Replay(ctx context.Context, cp *log.Checkpoint, fn func(in
 	for start := uint64(0); start < cp.Size; start += 256 {
 		width := int(min(256, cp.Size-start))
 		bundle := start / 256
-		raw, err := f.get(ctx, entryBundlePath(bundle, width), maxTileBytes)
+		raw, err := f.entryBundle(ctx, bundle, width)
 		if err != nil {
 			return err
 		}
 		entries, perr := parseEntryBundlePrefix(raw)
+		if perr == nil && len(entries) > width && width < 256 {
+			entries = entries[:width] // read from the full bundle
+		}
 		if perr != nil || len(entries) != width {
 			reason := fmt.Sprintf("entry bundle %d holds %d entries, want %d", bundle, len(entries), width)
 			if perr != nil {

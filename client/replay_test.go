@@ -19,6 +19,7 @@ func TestReplay(t *testing.T) {
 	}{
 		{honest, 24, -1, ""},
 		{honest, 1, -1, ""},
+		{grownLog, 10, -1, ""},
 		{lieEntryBundle, 24, 5, "the entry bundle holds a leaf whose hash is not the one the checkpoint commits to"},
 		{lieTile, 24, 7, "hash tile tile/0/000.p/24 does not match the leaf"},
 	} {

@@ -72,7 +72,7 @@ func (f *TileFetcher) Checkpoint(ctx context.Context) ([]byte, error) {
 // EntryBundle fetches entry bundle n holding width entries (256 for a full
 // bundle) and splits it.
 func (f *TileFetcher) EntryBundle(ctx context.Context, n uint64, width int) ([][]byte, error) {
-	b, err := f.get(ctx, entryBundlePath(n, width), maxTileBytes)
+	b, err := f.entryBundle(ctx, n, width)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +80,25 @@ func (f *TileFetcher) EntryBundle(ctx context.Context, n uint64, width int) ([][
 	if err != nil {
 		return nil, fmt.Errorf("entry bundle %d: %w", n, err)
 	}
+	if len(entries) > width && width < 256 {
+		entries = entries[:width] // read from the full bundle
+	}
 	if len(entries) != width {
 		return nil, fmt.Errorf("entry bundle %d holds %d entries, want %d", n, len(entries), width)
 	}
 	return entries, nil
+}
+
+// entryBundle fetches entry bundle n of width entries, falling back to
+// the full bundle when the partial one is gone (the log grew).
+func (f *TileFetcher) entryBundle(ctx context.Context, n uint64, width int) ([]byte, error) {
+	b, err := f.get(ctx, entryBundlePath(n, width), maxTileBytes)
+	if errors.Is(err, ErrNotFound) && width < 256 {
+		if fb, ferr := f.get(ctx, entryBundlePath(n, 256), maxTileBytes); ferr == nil {
+			return fb, nil
+		}
+	}
+	return b, err
 }
 
 // HashTile fetches a hash tile (tlog-tiles: tile/L/N[.p/W]).
@@ -99,6 +114,15 @@ func (f *TileFetcher) HashTile(ctx context.Context, t tlog.Tile) ([]byte, error)
 		}
 	}
 	b, err := f.get(ctx, p, maxTileBytes)
+	if errors.Is(err, ErrNotFound) && t.W < 1<<t.H {
+		// The log grew and dropped the partial tile: the full one
+		// begins with the same hashes.
+		full := t
+		full.W = 1 << t.H
+		if fb, ferr := f.get(ctx, tilePath(full), maxTileBytes); ferr == nil && len(fb) >= 32*t.W {
+			b, err = fb[:32*t.W], nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
