@@ -20,7 +20,7 @@ type progress struct {
 	interval              time.Duration
 	tty                   bool
 	printed               bool
-	n                     uint64
+	n, printedN           uint64
 }
 
 func newProgress(w io.Writer, verb, unit string, total uint64) *progress {
@@ -42,7 +42,7 @@ func (p *progress) update(n uint64) {
 }
 
 func (p *progress) print() {
-	p.last = time.Now()
+	p.last, p.printedN = time.Now(), p.n
 	el := time.Since(p.start).Seconds()
 	rate := float64(p.n) / max(el, 1e-9)
 	line := fmt.Sprintf("%s: %d", p.verb, p.n)
@@ -72,6 +72,12 @@ func (p *progress) print() {
 func (p *progress) done() {
 	if !p.printed && time.Since(p.start) < p.interval {
 		return // too quick to be worth a line
+	}
+	if p.printed && p.printedN == p.n {
+		if p.tty {
+			fmt.Fprintln(p.w)
+		}
+		return // the last line said it all
 	}
 	p.print()
 	if p.tty {
