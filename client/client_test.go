@@ -169,7 +169,7 @@ func TestAppendBatchRetriesPendingEvents(t *testing.T) {
 }
 
 func TestResolveConfig(t *testing.T) {
-	l := newTestLog(t)
+	l, other := newTestLog(t), newTestLog(t)
 	dir := t.TempDir()
 	t.Chdir(dir)
 	write := func(name, content string) string {
@@ -214,6 +214,12 @@ func TestResolveConfig(t *testing.T) {
 				t.Errorf("policy: %v", err)
 			}
 		})
+	}
+	// PROVLOG_LOG_KEY may name a file (relative too); PROVLOG_TLS=1.
+	write("keys/other.pub", other.vkey+"\n")
+	cfg, err := ResolveConfig(Settings{}, "", env(map[string]string{"PROVLOG_LOG_KEY": "keys/other.pub", "PROVLOG_TLS": "1"}))
+	if err != nil || cfg.LogKey != other.vkey || !cfg.TLS || cfg.Sources["log_key"] != "env (keys/other.pub)" {
+		t.Errorf("log key file from env: %v, key %q from %q, tls %v", err, cfg.LogKey, cfg.Sources["log_key"], cfg.TLS)
 	}
 	if _, err := ResolveConfig(Settings{}, filepath.Join(dir, "missing.json"), noEnv); err == nil {
 		t.Error("a missing config file named explicitly is not an error")
