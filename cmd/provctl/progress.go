@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
-// progress prints "VERB: DONE/TOTAL UNIT  RATE UNIT/s  ETA" on stderr, at
+// progress prints "VERB: [====    ] DONE/TOTAL UNIT  RATE UNIT/s  ETA" on stderr, at
 // most every interval: on one line rewritten in place on a terminal, a line
 // per report otherwise.
 type progress struct {
@@ -45,9 +46,22 @@ func (p *progress) print() {
 	p.last, p.printedN = time.Now(), p.n
 	el := time.Since(p.start).Seconds()
 	rate := float64(p.n) / max(el, 1e-9)
-	line := fmt.Sprintf("%s: %d", p.verb, p.n)
+	frac := -1.0
+	switch {
+	case p.total > 0:
+		frac = float64(min(p.n, p.total)) / float64(p.total)
+	case p.bytesTotal > 0:
+		frac = float64(min(p.bytesDone, p.bytesTotal)) / float64(p.bytesTotal)
+	}
+	line := p.verb + ": "
+	if frac >= 0 {
+		const width = 20
+		full := int(frac * width)
+		line += "[" + strings.Repeat("=", full) + strings.Repeat(" ", width-full) + "] "
+	}
+	line += fmt.Sprint(p.n)
 	if p.total > 0 {
-		line += fmt.Sprintf("/%d (%.0f%%)", p.total, 100*float64(p.n)/float64(p.total))
+		line += fmt.Sprintf("/%d (%.0f%%)", p.total, 100*frac)
 	}
 	line += fmt.Sprintf(" %s  %.0f %s/s", p.unit, rate, p.unit)
 	var left float64 = -1

@@ -12,7 +12,7 @@ func TestProgress(t *testing.T) {
 	p.start = time.Now().Add(-2 * time.Second)
 	p.update(500) // 250 leaves/s, 500 to go: 2s
 	got := sb.String()
-	if !strings.HasPrefix(got, "audit: 500/1000 (50%) leaves  25") || !strings.Contains(got, "leaves/s  ETA 2s\n") {
+	if !strings.HasPrefix(got, "audit: [==========          ] 500/1000 (50%) leaves  25") || !strings.Contains(got, "leaves/s  ETA 2s\n") {
 		t.Errorf("progress line %q", got)
 	}
 	sb.Reset()
@@ -21,7 +21,7 @@ func TestProgress(t *testing.T) {
 		t.Errorf("printed again within the interval: %q", sb.String())
 	}
 	p.done()
-	if !strings.HasPrefix(sb.String(), "audit: 600/1000") {
+	if !strings.HasPrefix(sb.String(), "audit: [============        ] 600/1000") {
 		t.Errorf("final line %q", sb.String())
 	}
 
@@ -31,7 +31,7 @@ func TestProgress(t *testing.T) {
 	q.start = time.Now().Add(-time.Second)
 	q.bytesDone, q.bytesTotal = 100, 400
 	q.update(10)
-	if !strings.Contains(sb.String(), "append: 10 events") || !strings.Contains(sb.String(), "ETA 3s") {
+	if !strings.Contains(sb.String(), "append: [=====               ] 10 events") || !strings.Contains(sb.String(), "ETA 3s") {
 		t.Errorf("progress without total %q", sb.String())
 	}
 }
