@@ -25,11 +25,16 @@ type Policy struct {
 	// witnesses are the cosignature/v1 verifiers of every witness line, by
 	// policy name, for error messages.
 	witnesses []namedVerifier
+	// keyText and policyText are what the policy was parsed from, for
+	// evidence bundles.
+	keyText    string
+	policyText []byte
 }
 
 type namedVerifier struct {
 	name string
 	v    note.Verifier
+	url  string // "" when the policy line gave none
 }
 
 // ParsePolicy builds a checkpoint policy from the log's note verifier key
@@ -52,7 +57,7 @@ func ParsePolicy(logKey string, witnessPolicy []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse log verifier key: %w", err)
 	}
-	p := &Policy{logKey: v}
+	p := &Policy{logKey: v, keyText: strings.TrimSpace(logKey), policyText: bytes.Clone(witnessPolicy)}
 
 	// Normalise: give URL-less witness lines a placeholder URL (tessera's
 	// parser requires one) and collect each witness's verifier.
@@ -82,7 +87,11 @@ func ParsePolicy(logKey string, witnessPolicy []byte) (*Policy, error) {
 				return nil, fmt.Errorf("witness policy line %d: witness %q has the same key as witness %q", lineNo, name, other)
 			}
 			seen[id] = name
-			p.witnesses = append(p.witnesses, namedVerifier{name: name, v: wv})
+			nv := namedVerifier{name: name, v: wv}
+			if len(fields) == 4 {
+				nv.url = fields[3]
+			}
+			p.witnesses = append(p.witnesses, nv)
 			if len(fields) == 3 {
 				fields = append(fields, (&url.URL{Scheme: "https", Host: "witness.invalid", Path: "/" + name}).String())
 			}
@@ -102,6 +111,30 @@ func ParsePolicy(logKey string, witnessPolicy []byte) (*Policy, error) {
 	}
 	p.quorum = &wg
 	return p, nil
+}
+
+// LogKey is the log's note verifier key the policy was parsed from.
+func (p *Policy) LogKey() string { return p.keyText }
+
+// WitnessPolicy is the witness policy text the policy was parsed from.
+func (p *Policy) WitnessPolicy() []byte { return bytes.Clone(p.policyText) }
+
+// Witness is one witness a policy names.
+type Witness struct {
+	Name string
+	// URL is the witness's base URL from the policy, "" if none.
+	URL string
+	// Verifier checks its cosignature/v1 signatures.
+	Verifier note.Verifier
+}
+
+// Witnesses lists the witnesses the policy names, in policy order.
+func (p *Policy) Witnesses() []Witness {
+	out := make([]Witness, len(p.witnesses))
+	for i, w := range p.witnesses {
+		out[i] = Witness{Name: w.name, URL: w.url, Verifier: w.v}
+	}
+	return out
 }
 
 // LogVerifier is the log's checkpoint signature verifier. Its name is the

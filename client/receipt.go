@@ -1,6 +1,3 @@
-// Package client is the provlog SDK for workflow engines and auditors. It
-// verifies what a log hands out — receipts, checkpoints, proofs — with no
-// trust in the server, and imports no server or storage code.
 package client
 
 import (

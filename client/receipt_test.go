@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +54,13 @@ const testOrigin = "example.com/provlog-test"
 // newTestLog builds a log holding every sample event, in file order.
 func newTestLog(t *testing.T) *testLog {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, testOrigin)
+	return newTestLogFrom(t, rand.Reader)
+}
+
+// newTestLogFrom is newTestLog with the log key drawn from random.
+func newTestLogFrom(t *testing.T, random io.Reader) *testLog {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(random, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,19 +1,19 @@
-// Command provctl is the provlog command line for engines and auditors.
-// This first version verifies receipts offline; more subcommands follow.
+// Command provctl is the provlog command line for engines, auditors and
+// monitors. Everything it reads from a log it verifies itself, trusting
+// nothing but the log's public key and the witness policy.
+//
+// Exit codes: 0 verified (or done), 1 verification failed (a proof, a
+// signature, a quorum, a consistency check, a tampered leaf), 2 usage,
+// input or connection error.
 package main
 
 import (
-	"errors"
-	"flag"
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"strings"
-
-	"github.com/provlog/provlog/client"
-	pb "github.com/provlog/provlog/proto/provlog/v1"
-	"golang.org/x/mod/sumdb/note"
-	"google.golang.org/protobuf/encoding/protojson"
+	"os/signal"
+	"syscall"
 )
 
 // Exit codes a script can rely on.
@@ -26,114 +26,84 @@ const (
 const usage = `usage: provctl COMMAND [flags]
 
 commands:
+  append           append events (one JSON event, or NDJSON batches)
+  get              fetch a leaf with its inclusion proof, verified
   verify receipt   verify an Append receipt offline
+  verify event     check that an event is in the log, byte for byte
+  verify bundle    verify an evidence bundle offline
+  trace            lineage of an asset, event or run, every edge verified
+  bundle export    write an evidence bundle for a record, an event or a run
+  bundle verify    verify an evidence bundle offline (same as verify bundle)
+  monitor          follow the log's checkpoints, alert on inconsistency
+  audit            replay the whole log from its tiles and check everything
+  keys generate    generate log, witness or submitter Ed25519 keys
 
-Run "provctl verify receipt -help" for its flags.
+Run "provctl COMMAND -help" for a command's flags. Exit codes: 0 verified,
+1 verification failed, 2 usage, input or connection error.
+
+Connection settings come from flags, then PROVLOG_ADDR, PROVLOG_HTTP,
+PROVLOG_TOKEN, PROVLOG_LOG_KEY, PROVLOG_WITNESS_POLICY, then the config
+file (--config, PROVLOG_CONFIG or ~/.config/provlog/provctl.json), then a
+local provlogd's defaults (127.0.0.1:8090, http://127.0.0.1:8080,
+./provlog-data/admin.token and log.pub).
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) >= 2 && args[0] == "verify" && args[1] == "receipt" {
-		return verifyReceipt(args[2:], stdin, stdout, stderr)
+// env is what a command runs with.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+type command struct {
+	name string
+	run  func(e *env, args []string) int
+}
+
+var commands = []command{
+	{"append", cmdAppend},
+	{"get", cmdGet},
+	{"verify receipt", cmdVerifyReceipt},
+	{"verify event", cmdVerifyEvent},
+	{"verify bundle", cmdVerifyBundle},
+	{"trace", cmdTrace},
+	{"bundle export", cmdBundleExport},
+	{"bundle verify", cmdVerifyBundle},
+	{"monitor", cmdMonitor},
+	{"audit", cmdAudit},
+	{"keys generate", cmdKeysGenerate},
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(&env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}, args)
+}
+
+func runEnv(e *env, args []string) int {
+	for _, c := range commands {
+		n := 1
+		if c.name != firstWord(c.name) {
+			n = 2
+		}
+		if len(args) >= n && joinWords(args[:n]) == c.name {
+			return c.run(e, args[n:])
+		}
 	}
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(e.stdout, usage)
 		return exitVerified
 	}
-	fmt.Fprint(stderr, usage)
+	if len(args) > 0 {
+		fmt.Fprintf(e.stderr, "provctl: unknown command %q\n\n", joinWords(args[:min(2, len(args))]))
+	}
+	fmt.Fprint(e.stderr, usage)
 	return exitUsage
-}
-
-func verifyReceipt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("provctl verify receipt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	logKey := fs.String("log-key", "", "file holding the log's verifier key (log.pub), or the key itself")
-	eventFile := fs.String("event", "", "optional: the event JSON that was appended; the receipt must hold exactly it")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: provctl verify receipt --log-key log.pub [--event event.json] RESPONSE.json|-")
-		fmt.Fprintln(stderr, "\nRESPONSE.json is an Append response (REST JSON with a receipt) or a bare receipt.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitVerified
-		}
-		return exitUsage
-	}
-	if *logKey == "" || fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	v, err := loadVerifier(*logKey)
-	if err != nil {
-		fmt.Fprintln(stderr, "provctl:", err)
-		return exitUsage
-	}
-	var in []byte
-	if fs.Arg(0) == "-" {
-		in, err = io.ReadAll(io.LimitReader(stdin, 64<<20))
-	} else {
-		in, err = os.ReadFile(fs.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "provctl:", err)
-		return exitUsage
-	}
-	r, err := parseReceipt(in)
-	if err != nil {
-		fmt.Fprintln(stderr, "provctl:", err)
-		return exitUsage
-	}
-	var vr *client.VerifiedReceipt
-	var verr error
-	if *eventFile != "" {
-		b, err := os.ReadFile(*eventFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "provctl:", err)
-			return exitUsage
-		}
-		var ev pb.ProvenanceEvent
-		if err := protojson.Unmarshal(b, &ev); err != nil {
-			fmt.Fprintf(stderr, "provctl: %s: %v\n", *eventFile, err)
-			return exitUsage
-		}
-		vr, verr = client.VerifyReceiptFor(r, v, &ev)
-	} else {
-		vr, verr = client.VerifyReceipt(r, v)
-	}
-	if verr != nil {
-		fmt.Fprintln(stdout, "FAILED:", verr)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "verified: event %q of tenant %q is leaf %d of %s, in the signed checkpoint of size %d\n",
-		vr.Entry.GetEvent().GetEventId(), vr.Entry.GetEvent().GetTenant(), vr.Index, vr.Checkpoint.Origin, vr.Checkpoint.Size)
-	return exitVerified
-}
-
-func loadVerifier(s string) (note.Verifier, error) {
-	key := s
-	if b, err := os.ReadFile(s); err == nil {
-		key = strings.TrimSpace(string(b))
-	}
-	v, err := note.NewVerifier(key)
-	if err != nil {
-		return nil, fmt.Errorf("bad log key %q: %w", s, err)
-	}
-	return v, nil
-}
-
-// parseReceipt accepts an AppendResponse (as REST returns it) or a Receipt.
-func parseReceipt(b []byte) (*pb.Receipt, error) {
-	var resp pb.AppendResponse
-	if err := protojson.Unmarshal(b, &resp); err == nil && resp.GetReceipt() != nil {
-		return resp.GetReceipt(), nil
-	}
-	var r pb.Receipt
-	if err := protojson.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("neither an Append response with a receipt nor a receipt: %w", err)
-	}
-	return &r, nil
 }

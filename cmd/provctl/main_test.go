@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,21 @@ const (
 	goldenEvent   = "../../testdata/events/02-crm-export-read-contacts.json"
 	otherEvent    = "../../testdata/events/03-crm-export-read-consents.json"
 )
+
+// provctl runs the command in-process with an environment holding only
+// vars, and returns its exit code, stdout and stderr.
+func provctl(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	return provctlWith(t.Context(), "", vars, args...)
+}
+
+// provctlWith is provctl with a context and stdin.
+func provctlWith(ctx context.Context, stdin string, vars map[string]string, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	e := &env{ctx: ctx, stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	code := runEnv(e, args)
+	return code, out.String(), errb.String()
+}
 
 func TestVerifyReceipt(t *testing.T) {
 	raw, err := os.ReadFile(goldenReceipt)
@@ -59,13 +75,12 @@ func TestVerifyReceipt(t *testing.T) {
 		{"missing file", []string{"--log-key", goldenKey, "/nonexistent"}, exitUsage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(append([]string{"verify", "receipt"}, tc.args...), strings.NewReader(""), &out, &errb)
+			code, out, errs := provctl(t, nil, append([]string{"verify", "receipt"}, tc.args...)...)
 			if code != tc.wantCode {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errb.String())
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out, errs)
 			}
-			if !strings.Contains(out.String(), tc.wantOut) {
-				t.Errorf("stdout %q does not contain %q", out.String(), tc.wantOut)
+			if !strings.Contains(out+errs, tc.wantOut) {
+				t.Errorf("output %q does not contain %q", out+errs, tc.wantOut)
 			}
 		})
 	}
