@@ -1,0 +1,43 @@
+package event
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+)
+
+// CommitmentSaltSize is the size of the random salt of a sensitive value's
+// commitment.
+const CommitmentSaltSize = 32
+
+// commitmentPrefix separates commitments from every other SHA-256 the log
+// computes (ENCODING.md, "Sensitive values").
+const commitmentPrefix = "provlog sensitive value commitment v1\n"
+
+// Commitment returns the salted commitment to a sensitive value that a leaf
+// holds in its place: SHA-256 of the 38-byte prefix
+// "provlog sensitive value commitment v1\n", then the salt and the value,
+// each preceded by its length as an 8-byte big-endian integer.
+//
+// Whoever holds the value and the salt can recompute it; with a random
+// 32-byte salt, nobody can guess the value from the commitment alone.
+func Commitment(salt, value []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(commitmentPrefix))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(salt)))
+	h.Write(n[:])
+	h.Write(salt)
+	binary.BigEndian.PutUint64(n[:], uint64(len(value)))
+	h.Write(n[:])
+	h.Write(value)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// VerifyCommitment reports whether (salt, value) opens commitment.
+func VerifyCommitment(commitment, salt, value []byte) bool {
+	c := Commitment(salt, value)
+	return len(salt) == CommitmentSaltSize && subtle.ConstantTimeCompare(c[:], commitment) == 1
+}
