@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // CommitmentSaltSize is the size of the random salt of a sensitive value's
@@ -40,4 +42,20 @@ func Commitment(salt, value []byte) [32]byte {
 func VerifyCommitment(commitment, salt, value []byte) bool {
 	c := Commitment(salt, value)
 	return len(salt) == CommitmentSaltSize && subtle.ConstantTimeCompare(c[:], commitment) == 1
+}
+
+// sealedReason checks that every sensitive value of a leaf's event is
+// sealed: no value in clear, a key id and a 32-byte commitment.
+func sealedReason(ss []*provlogv1.SensitiveValue) error {
+	for i, s := range ss {
+		switch {
+		case s.GetValue() != "":
+			return fieldErr(idx("sensitive", i, "value"), "in clear: seal it into the vault before building the leaf")
+		case eventIDReason(s.GetKeyId(), maxKeyIDLen) != "":
+			return fieldErr(idx("sensitive", i, "key_id"), eventIDReason(s.GetKeyId(), maxKeyIDLen))
+		case len(s.GetCommitment()) != sha256.Size:
+			return fieldErr(idx("sensitive", i, "commitment"), "must be 32 bytes")
+		}
+	}
+	return nil
 }
