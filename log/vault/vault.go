@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -195,40 +196,73 @@ type Sealed struct {
 // are synced to disk before Seal returns, so the log never commits to a
 // value the vault could lose.
 func (v *Vault) Seal(tenant, eventID string, vals []Plain) ([]Sealed, error) {
-	l := &v.locks[maphash.String(v.seed, tenant+"\x00"+eventID)%uint64(len(v.locks))]
-	l.Lock()
-	defer l.Unlock()
-	existing, err := v.existing(tenant, eventID, vals)
+	out, err := v.SealBatch([]Request{{Tenant: tenant, EventID: eventID, Values: vals}})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Sealed, len(vals))
-	b := v.db.NewBatch()
+	return out[0], nil
+}
+
+// Request is the sensitive values of one event, for SealBatch.
+type Request struct {
+	Tenant, EventID string
+	Values          []Plain
+}
+
+// SealBatch is Seal for many events, with one synced write for all.
+func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
+	// Lock every stripe involved, in ascending order, so that two batches
+	// cannot deadlock.
+	var stripes []int
+	for _, r := range reqs {
+		stripes = append(stripes, int(maphash.String(v.seed, r.Tenant+"\x00"+r.EventID)%uint64(len(v.locks))))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		v.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			v.locks[i].Unlock()
+		}
+	}()
+	// An indexed batch: a later request for the same event sees what an
+	// earlier one wrote.
+	b := v.db.NewIndexedBatch()
 	defer b.Close()
-	for i, p := range vals {
-		if s, ok := existing[i]; ok {
-			out[i] = s
-			continue
-		}
-		keyID, aead, err := v.currentKey(tenant, p.Classification)
+	out := make([][]Sealed, len(reqs))
+	for j, r := range reqs {
+		existing, err := v.existing(b, r.Tenant, r.EventID, r.Values)
 		if err != nil {
 			return nil, err
 		}
-		salt := make([]byte, event.CommitmentSaltSize)
-		rand.Read(salt)
-		c := event.Commitment(salt, p.Value)
-		ct, err := seal(aead, append(salt, p.Value...), valueAAD(tenant, eventID, p.Name, p.Classification, keyID))
-		if err != nil {
-			return nil, err
+		out[j] = make([]Sealed, len(r.Values))
+		for i, p := range r.Values {
+			if s, ok := existing[i]; ok {
+				out[j][i] = s
+				continue
+			}
+			keyID, aead, err := v.currentKey(r.Tenant, p.Classification)
+			if err != nil {
+				return nil, err
+			}
+			salt := make([]byte, event.CommitmentSaltSize)
+			rand.Read(salt)
+			c := event.Commitment(salt, p.Value)
+			ct, err := seal(aead, append(salt, p.Value...), valueAAD(r.Tenant, r.EventID, p.Name, p.Classification, keyID))
+			if err != nil {
+				return nil, err
+			}
+			vk := valueKey(r.Tenant, r.EventID, p.Name, c)
+			if err := b.Set(vk, encodeRecord(p.Classification, keyID, ct), nil); err != nil {
+				return nil, fmt.Errorf("vault: %w", err)
+			}
+			if err := b.Set(byKeyKey(keyID, vk), nil, nil); err != nil {
+				return nil, fmt.Errorf("vault: %w", err)
+			}
+			out[j][i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c}
 		}
-		vk := valueKey(tenant, eventID, p.Name, c)
-		if err := b.Set(vk, encodeRecord(p.Classification, keyID, ct), nil); err != nil {
-			return nil, fmt.Errorf("vault: %w", err)
-		}
-		if err := b.Set(byKeyKey(keyID, vk), nil, nil); err != nil {
-			return nil, fmt.Errorf("vault: %w", err)
-		}
-		out[i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c}
 	}
 	if !b.Empty() {
 		if err := b.Commit(pebble.Sync); err != nil {
@@ -240,9 +274,9 @@ func (v *Vault) Seal(tenant, eventID string, vals []Plain) ([]Sealed, error) {
 
 // existing finds, for each submitted value, a stored value of the same
 // event with the same name, classification and plaintext.
-func (v *Vault) existing(tenant, eventID string, vals []Plain) (map[int]Sealed, error) {
+func (v *Vault) existing(b *pebble.Batch, tenant, eventID string, vals []Plain) (map[int]Sealed, error) {
 	prefix := eventPrefix(tenant, eventID)
-	it, err := v.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
