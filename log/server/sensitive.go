@@ -198,7 +198,11 @@ func RunRetention(ctx context.Context, l *ledger.Ledger, v *vault.Vault, p *vaul
 		if e.Logged {
 			continue
 		}
-		subs = append(subs, ledger.Submission{Event: ErasureEvent(e), Submitter: RetentionSubmitter})
+		ev := ErasureEvent(e)
+		if err := event.Validate(ev, e.At); err != nil {
+			return fmt.Errorf("erasure event for %s: %w", e.KeyID, err)
+		}
+		subs = append(subs, ledger.Submission{Event: ev, Submitter: RetentionSubmitter})
 		keys = append(keys, e.KeyID)
 	}
 	if len(subs) == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/provlog/provlog/log/vault"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -412,4 +413,171 @@ func TestSensitiveWithoutVault(t *testing.T) {
 	ev.Sensitive = []*pb.SensitiveValue{{Name: "n", Classification: "pii", Value: "v"}}
 	_, err := h.client.Append(withToken(t.Context(), adminToken), &pb.AppendRequest{Event: ev})
 	grpcCode(t, err, codes.FailedPrecondition, "event.sensitive", "no vault")
+}
+
+// verifyLog checks, with x/mod's tlog only, every leaf's inclusion proof to
+// the latest checkpoint and, when from > 0, the consistency of the
+// checkpoint of size from with it. It returns the leaf hashes.
+func (h *svHarness) verifyLog(t *testing.T, fromSize int64, fromRoot tlog.Hash) []tlog.Hash {
+	t.Helper()
+	raw := h.published(t)
+	size, root := openCheckpoint(t, h.verifier, raw)
+	ctx := withToken(t.Context(), svAuditor)
+	var hashes []tlog.Hash
+	for i := range size {
+		p, err := h.log.GetInclusionProof(ctx, &pb.GetInclusionProofRequest{Leaf: &pb.GetInclusionProofRequest_Index{Index: uint64(i)}, TreeSize: uint64(size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := h.entry(t, svAdmin, uint64(i))
+		lh := tlog.RecordHash(e.GetLeaf())
+		if err := tlog.CheckRecord(proofHashes(t, p.GetProof()), size, root, i, lh); err != nil {
+			t.Errorf("leaf %d: inclusion proof does not verify: %v", i, err)
+		}
+		hashes = append(hashes, lh)
+	}
+	if fromSize > 0 {
+		c, err := h.log.GetConsistencyProof(ctx, &pb.GetConsistencyProofRequest{FromSize: uint64(fromSize), ToSize: uint64(size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(proofHashes(t, c.GetProof()), size, root, fromSize, fromRoot); err != nil {
+			t.Errorf("consistency %d -> %d does not verify: %v", fromSize, size, err)
+		}
+	}
+	return hashes
+}
+
+func proofHashes(t *testing.T, proof [][]byte) []tlog.Hash {
+	t.Helper()
+	out := make([]tlog.Hash, len(proof))
+	for i, p := range proof {
+		if len(p) != tlog.HashSize {
+			t.Fatalf("proof hash of %d bytes", len(p))
+		}
+		out[i] = tlog.Hash(p)
+	}
+	return out
+}
+
+// TestRetentionShred: a retention run shreds acme's old pii and archives
+// its old confidential values; reads then say erased, when and under
+// which policy; the erasures are events in the log; every proof still
+// verifies and no earlier leaf changed; lineage still traces; newer acme
+// values and globex are untouched.
+func TestRetentionShred(t *testing.T) {
+	dir, key := t.TempDir(), newKeyFile(t)
+	clock := &vclock{t: testNow}
+	h := startSV(t, dir, key, clock)
+	ctx := withToken(t.Context(), svAppender)
+	appendOne := func(ev *pb.ProvenanceEvent) uint64 {
+		t.Helper()
+		r, err := h.log.Append(ctx, &pb.AppendRequest{Event: ev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetIndex()
+	}
+	oldEv := sensitiveEvent(t, "acme", uniqueID(t, "old"))
+	oldIdx := appendOne(oldEv)
+	globexIdx := appendOne(sensitiveEvent(t, "globex", uniqueID(t, "globex")))
+	cp1 := h.published(t)
+	size1, root1 := openCheckpoint(t, h.verifier, cp1)
+	before := h.verifyLog(t, 0, tlog.Hash{})
+
+	run := func() {
+		t.Helper()
+		if err := server.RunRetention(t.Context(), h.ledger, h.vault, h.policy, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.add(25 * time.Hour) // the first keys retire; nothing is due yet
+	run()
+	if es := h.vault.Erasures(); len(es) != 0 {
+		t.Fatalf("erased too early: %+v", es)
+	}
+	newIdx := appendOne(sensitiveEvent(t, "acme", uniqueID(t, "new"))) // under generation 2
+	clock.add(24 * time.Hour)
+	erasedAt := clock.now()
+	run()
+	es := h.vault.Erasures()
+	if len(es) != 2 {
+		t.Fatalf("erasures %+v, want acme/pii/1 and acme/confidential/1", es)
+	}
+	h.published(t)
+
+	// The old acme values: erased, saying when and under which policy.
+	a := byName(h.entry(t, svAdmin, oldIdx).GetSensitive())
+	for name, want := range map[string]struct {
+		status pb.SensitiveStatus
+		policy string
+	}{
+		"contact.email":             {pb.SensitiveStatus_SENSITIVE_STATUS_SHREDDED, "acme/pii:shred-after-1d"},
+		"contact.phone":             {pb.SensitiveStatus_SENSITIVE_STATUS_SHREDDED, "acme/pii:shred-after-1d"},
+		"extensions.customer_email": {pb.SensitiveStatus_SENSITIVE_STATUS_SHREDDED, "acme/pii:shred-after-1d"},
+		"deal.amount":               {pb.SensitiveStatus_SENSITIVE_STATUS_ARCHIVED, "acme/confidential:archive-after-1d"},
+	} {
+		r := a[name]
+		if r.GetStatus() != want.status || r.GetPolicy() != want.policy || !r.GetErasedTime().AsTime().Equal(erasedAt) || r.GetValue() != "" {
+			t.Errorf("%s after retention: %v", name, r)
+		}
+		if r.GetDisplay() == "" || !bytes.Contains([]byte(r.GetDisplay()), []byte("ERASED")) {
+			t.Errorf("%s display %q", name, r.GetDisplay())
+		}
+	}
+	// Newer acme values and globex: untouched.
+	checkOpening(t, h.entry(t, svAuditor, newIdx).GetLeaf(), byName(h.entry(t, svAuditor, newIdx).GetSensitive())["contact.email"], emailValue)
+	g := h.entry(t, svAuditor, globexIdx)
+	checkOpening(t, g.GetLeaf(), g.GetSensitive()[0], globexValue)
+
+	// Each erasure is an event in the log, in its tenant.
+	for _, e := range es {
+		if !e.Logged {
+			t.Fatalf("erasure not logged: %+v", e)
+		}
+		le := h.entry(t, svAdmin, e.LogIndex).GetEntry()
+		ev := le.GetEvent()
+		if ev.GetEventId() != "vault-erasure:"+e.KeyID || ev.GetTenant() != "acme" || le.GetSubmitter() != server.RetentionSubmitter ||
+			ev.GetExtensions()["provlog.erasure.policy"] != e.Policy || ev.GetExtensions()["provlog.erasure.action"] != string(e.Action) {
+			t.Errorf("erasure event at %d: %v", e.LogIndex, le)
+		}
+	}
+	// Running again erases and logs nothing more.
+	sizeAfter := h.verifyLog(t, size1, root1)
+	run()
+	if again := h.verifyLog(t, size1, root1); len(again) != len(sizeAfter) {
+		t.Errorf("second retention run added %d leaves", len(again)-len(sizeAfter))
+	}
+	// Every earlier leaf is unchanged, and every proof verifies (above).
+	for i, lh := range before {
+		if sizeAfter[i] != lh {
+			t.Errorf("leaf %d changed", i)
+		}
+	}
+	// Lineage still traces the erased event, its values marked erased.
+	tr, err := h.lineage.Trace(withToken(t.Context(), svAuditor), &pb.TraceRequest{Tenant: "acme", Start: &pb.TraceRequest_EventId{EventId: oldEv.GetEventId()}, Direction: pb.Direction_DIRECTION_BOTH})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var activity *pb.LineageNode
+	for _, n := range tr.GetNodes() {
+		if n.GetEventId() == oldEv.GetEventId() {
+			activity = n
+		}
+	}
+	if activity == nil || len(tr.GetEdges()) == 0 || !activity.GetMasked() {
+		t.Fatalf("trace of the erased event: %v", tr)
+	}
+	for _, r := range activity.GetSensitive() {
+		if r.GetStatus() == pb.SensitiveStatus_SENSITIVE_STATUS_REVEALED {
+			t.Errorf("trace reveals erased %s", r.GetName())
+		}
+	}
+	// The log can no longer tell a re-sent erased event from a changed
+	// one: a conflict.
+	_, err = h.log.Append(ctx, &pb.AppendRequest{Event: sensitiveEvent(t, "acme", oldEv.GetEventId())})
+	grpcCode(t, err, codes.AlreadyExists)
+
+	h.stop(t)
+	scanForPlaintext(t, dir, emailValue, phoneValue, amountValue, extValue, globexValue)
 }
