@@ -45,6 +45,7 @@ type config struct {
 	LineageMaxBusy     float64
 	LogFormat          string
 	LogLevel           string
+	Vault              vaultFlags
 }
 
 // defaultOrigin names a new log when --origin is not given.
@@ -69,6 +70,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cfg.Vault.register(fs)
 	return fs
 }
 
@@ -133,6 +135,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	vlt, vpolicy, err := openVault(cfg, log)
+	if err != nil {
+		return err
+	}
+	if vlt != nil {
+		defer vlt.Close()
+	}
 	tokens := &auth.Tokens{}
 	tokens.Add(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
 
@@ -182,7 +191,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))
@@ -194,6 +203,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil)
 	srv.SetServing(true)
 
+	stopRetention := startRetention(context.WithoutCancel(ctx), l, vlt, vpolicy, cfg.Vault.RetentionInterval, log)
 	g, gctx := errgroup.WithContext(ctx)
 	lctx, stopLineage := context.WithCancel(context.WithoutCancel(ctx))
 	lineageDone := make(chan struct{})
@@ -234,6 +244,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			errs = append(errs, errors.New("gRPC graceful stop timed out"))
 		}
 		srv.Close()
+		stopRetention()
 		// Every acknowledged entry is already durable; Close also waits for
 		// it to be integrated and published, and indexes it.
 		if err := l.Close(sctx); err != nil {
