@@ -82,7 +82,7 @@ type svHarness struct {
 	indexDone    chan struct{}
 }
 
-func startSV(t *testing.T, dir, keyFile string, clock *vclock) *svHarness {
+func startSV(t testing.TB, dir, keyFile string, clock *vclock) *svHarness {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &svHarness{dir: dir, keyFile: keyFile, clock: clock}
@@ -148,7 +148,7 @@ func startSV(t *testing.T, dir, keyFile string, clock *vclock) *svHarness {
 	return h
 }
 
-func (h *svHarness) stop(t *testing.T) {
+func (h *svHarness) stop(t testing.TB) {
 	if h.srv == nil {
 		return
 	}
@@ -258,7 +258,7 @@ func byName(rs []*pb.SensitiveReveal) map[string]*pb.SensitiveReveal {
 	return m
 }
 
-func newKeyFile(t *testing.T) string {
+func newKeyFile(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "vault-master.key")
 	if err := vault.CreateMasterKeyFile(p); err != nil {

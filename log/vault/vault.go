@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/provlog/provlog/log/event"
 )
@@ -74,6 +75,10 @@ type Vault struct {
 	locks [64]sync.Mutex // per (tenant, event id), for Seal's get-or-create
 }
 
+// vaultCacheSize bounds the value store's block cache: memory does not grow
+// with the number of values.
+const vaultCacheSize = 32 << 20
+
 var checkPlaintext = []byte("provlog vault master key check v1")
 
 // Open opens, or creates, the vault in cfg.Dir. Every data key is
@@ -113,7 +118,14 @@ func Open(cfg Config) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(filepath.Join(cfg.Dir, "db"), &pebble.Options{Logger: pebbleLogger{cfg.Logger}})
+	cache := pebble.NewCache(vaultCacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	opts := &pebble.Options{Logger: pebbleLogger{cfg.Logger}, Cache: cache}
+	for i := range opts.Levels {
+		// Seal looks up every new event's marker: absent, almost always.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(filepath.Join(cfg.Dir, "db"), opts)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open vault store: %w", err)
 	}
@@ -263,6 +275,11 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 			}
 			out[j][i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c}
 		}
+		if len(existing) < len(r.Values) {
+			if err := b.Set(markerKey(r.Tenant, r.EventID), nil, nil); err != nil {
+				return nil, fmt.Errorf("vault: %w", err)
+			}
+		}
 	}
 	if !b.Empty() {
 		if err := b.Commit(pebble.Sync); err != nil {
@@ -275,6 +292,16 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 // existing finds, for each submitted value, a stored value of the same
 // event with the same name, classification and plaintext.
 func (v *Vault) existing(b *pebble.Batch, tenant, eventID string, vals []Plain) (map[int]Sealed, error) {
+	// A point lookup of the event's marker first: bloom filters answer it
+	// for a new event without reading the disk, where a prefix scan would.
+	_, closer, err := b.Get(markerKey(tenant, eventID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	closer.Close()
 	prefix := eventPrefix(tenant, eventID)
 	it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -504,6 +531,7 @@ func (v *Vault) RotateMasterKey(next KeyManager) error {
 //	"v" tenant 0x00 event_id 0x00 name 0x00 commitment(32)
 //	    -> 0x01 | len(class) class | len(key id) key id | nonce | ciphertext
 //	"k" key id 0x00 <the "v" key>  -> empty  (values by data key, for erasure)
+//	"e" tenant 0x00 event_id       -> empty  (the event has values)
 //
 // The ciphertext is AES-256-GCM of salt(32) || value under the data key,
 // with associated data binding it to its tenant, event, name,
@@ -527,6 +555,8 @@ func splitValueKey(rest []byte) (string, [32]byte, bool) {
 	}
 	return string(rest[:len(rest)-33]), [32]byte(rest[len(rest)-32:]), true
 }
+
+func markerKey(tenant, eventID string) []byte { return []byte("e" + tenant + "\x00" + eventID) }
 
 func byKeyPrefix(keyID string) []byte { return []byte("k" + keyID + "\x00") }
 
