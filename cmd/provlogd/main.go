@@ -46,6 +46,7 @@ type config struct {
 	LogFormat          string
 	LogLevel           string
 	Vault              vaultFlags
+	NextLogKey         string
 }
 
 // defaultOrigin names a new log when --origin is not given.
@@ -70,6 +71,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.NextLogKey, "log-next-key", "", "checkpoint key rotation: also sign every checkpoint with this note signer key (created when missing, with FILE.pub, under the log's origin) during the overlap; afterwards make it log.key")
 	cfg.Vault.register(fs)
 	return fs
 }
@@ -157,6 +159,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		WitnessTimeout:     cfg.WitnessTimeout,
 		HTTPClient:         ledger.NewWitnessHTTPClient(reg, cfg.WitnessTimeout),
 		Logger:             log,
+	}
+	if cfg.NextLogKey != "" {
+		next, nextPub, err := loadNextKey(cfg.NextLogKey, signer.Name())
+		if err != nil {
+			return err
+		}
+		lcfg.AdditionalSigners = []note.Signer{next}
+		log.Info("signing checkpoints with the next log key too", "next_verifier_key", nextPub)
 	}
 	if cfg.WitnessPolicy != "" {
 		p, err := os.ReadFile(cfg.WitnessPolicy)
