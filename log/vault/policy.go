@@ -103,6 +103,9 @@ func parsePolicy(b []byte) (*Policy, error) {
 	for _, tn := range slices.Sorted(maps.Keys(p.Tenants)) {
 		t := p.Tenants[tn]
 		for _, c := range slices.Sorted(maps.Keys(t.Classifications)) {
+			if !validClass(c) {
+				return nil, fmt.Errorf("tenants.%s.classifications: %q, want [a-z][a-z0-9_-]{0,31}", tn, c)
+			}
 			if err := t.Classifications[c].check("tenants." + tn + ".classifications." + c); err != nil {
 				return nil, err
 			}
@@ -111,8 +114,8 @@ func parsePolicy(b []byte) (*Policy, error) {
 			if _, _, ok := SplitFieldPath(f); !ok {
 				return nil, fmt.Errorf("tenants.%s.sensitive_fields: %q is not extensions.KEY or environment.KEY", tn, f)
 			}
-			if t.SensitiveFields[f] == "" {
-				return nil, fmt.Errorf("tenants.%s.sensitive_fields.%s: classification required", tn, f)
+			if !validClass(t.SensitiveFields[f]) {
+				return nil, fmt.Errorf("tenants.%s.sensitive_fields.%s: classification %q, want [a-z][a-z0-9_-]{0,31}", tn, f, t.SensitiveFields[f])
 			}
 		}
 	}
@@ -207,4 +210,19 @@ func (p *Policy) Rules() []Rule {
 		}
 	}
 	return out
+}
+
+// validClass reports whether c is a classification label, as log/event
+// validates them: [a-z][a-z0-9_-]{0,31}.
+func validClass(c string) bool {
+	if c == "" || len(c) > 32 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if !('a' <= b && b <= 'z' || i > 0 && ('0' <= b && b <= '9' || b == '_' || b == '-')) {
+			return false
+		}
+	}
+	return true
 }

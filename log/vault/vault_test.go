@@ -407,3 +407,23 @@ func TestRuleName(t *testing.T) {
 		t.Errorf("Name() = %q", got)
 	}
 }
+
+// TestSealBatchSameEvent: one batch holding the same event twice (a
+// client retrying inside a batch) commits to the same values once.
+func TestSealBatchSameEvent(t *testing.T) {
+	dir := t.TempDir()
+	v := openVault(t, filepath.Join(dir, "vault"), masterKey(t, dir, "master.key"), newClock())
+	defer v.Close()
+	vals := []Plain{{Name: "a", Classification: "pii", Value: []byte("x")}}
+	out, err := v.SealBatch([]Request{{"acme", "e1", vals}, {"acme", "e2", vals}, {"acme", "e1", vals}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0][0] != out[2][0] || out[0][0].Commitment == out[1][0].Commitment {
+		t.Errorf("batch seals: %+v", out)
+	}
+	n, err := v.countValues("acme/pii/1")
+	if err != nil || n != 2 {
+		t.Errorf("%d values stored (%v), want 2", n, err)
+	}
+}
