@@ -108,7 +108,8 @@ func Digest(e *provlogv1.ProvenanceEvent) ([32]byte, error) {
 }
 
 // NewLeaf builds the leaf for e, an event that passed Validate: the
-// LeafEntry {leaf_version 1, event e, received_time, submitter,
+// LeafEntry {leaf_version 1 (2 when e has sensitive values, which must be
+// sealed: ENCODING.md §11), event e, received_time, submitter,
 // event_digest = Digest(e)}, and its canonical bytes, which are what the log
 // stores and hashes.
 //
@@ -160,7 +161,8 @@ func malformed(format string, args ...any) error {
 }
 
 // DecodeLeaf parses leaf bytes. It accepts exactly what NewLeaf writes:
-// leaf_version 1, every leaf field present, event_digest the SHA-256 of the
+// leaf_version 1, or 2 for an event with sealed sensitive values (no value
+// in clear), every leaf field present, event_digest the SHA-256 of the
 // event's encoding, and all of it in canonical form, so that encoding the
 // result again gives b back byte for byte. Anything else (unsorted,
 // duplicate or unknown keys, non-minimal integers or lengths, indefinite
