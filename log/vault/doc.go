@@ -51,4 +51,15 @@
 // what, when, under which policy. The caller records each erasure as an
 // event in the log and calls MarkLogged; Erasures lists those still to be
 // logged after a crash.
+//
+// Erasure is by data key: a value is erased between its rule's After and
+// After + RotateEvery after it was written. There are no per-record keys
+// (yet): erasing one record ahead of its key is not supported.
+//
+// What shredding cannot reach: the file system may keep freed blocks of an
+// older keyring (renamed over, not overwritten) and pebble's deleted
+// ciphertexts until they are reused, and backups keep whatever they copied.
+// Those hold data keys only wrapped by the master key: keep the master key
+// out of the data directory and its backups, and rotate it after a shred
+// when such remnants matter.
 package vault
