@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/client"
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/event"
 	"github.com/provlog/provlog/log/ledger"
@@ -321,6 +322,14 @@ func TestSensitiveValues(t *testing.T) {
 			t.Error("extensions.customer_email is in the leaf")
 		}
 		got := byName(a.GetSensitive())
+		// The SDK's check, from the leaf bytes alone.
+		le, err := event.DecodeLeaf(a.GetLeaf())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vals, err := client.VerifySensitive(le, a.GetSensitive()); err != nil || vals["contact.email"] != emailValue || len(vals) != 3 {
+			t.Errorf("client.VerifySensitive = %v, %v", vals, err)
+		}
 		checkOpening(t, a.GetLeaf(), got["contact.email"], emailValue)
 		checkOpening(t, a.GetLeaf(), got["contact.phone"], phoneValue)
 		checkOpening(t, a.GetLeaf(), got["extensions.customer_email"], extValue)
