@@ -3,6 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -338,6 +341,17 @@ func TestSensitiveValues(t *testing.T) {
 		}
 		// Admin: everything.
 		checkOpening(t, a.GetLeaf(), byName(h.entry(t, svAdmin, idx).GetSensitive())["deal.amount"], amountValue)
+		// REST, as a reader: the JSON says redacted and holds no value.
+		for tok, want := range map[string]bool{svReader: false, svAuditor: true} {
+			req := httptest.NewRequest("GET", fmt.Sprintf("/v1/entries/%d", idx), nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			rec := httptest.NewRecorder()
+			h.srv.HTTPHandler().ServeHTTP(rec, req)
+			body := rec.Body.String()
+			if rec.Code != 200 || strings.Contains(body, emailValue) != want || strings.Contains(body, "[REDACTED: pii]") == want {
+				t.Errorf("GET /v1/entries/%d as %s: %d %s", idx, tok, rec.Code, body)
+			}
+		}
 		// Reader: all redacted, no value, no salt.
 		for _, r := range h.entry(t, svReader, idx).GetSensitive() {
 			if r.GetStatus() != pb.SensitiveStatus_SENSITIVE_STATUS_REDACTED || r.GetDisplay() != "[REDACTED: "+r.GetClassification()+"]" || r.GetValue() != "" || r.GetSalt() != nil {
