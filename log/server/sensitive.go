@@ -141,7 +141,7 @@ func (s *sensitive) reveal(ctx context.Context, e *pb.ProvenanceEvent) []*pb.Sen
 				r.Status = pb.SensitiveStatus_SENSITIVE_STATUS_ARCHIVED
 			}
 			r.ErasedTime, r.Policy = timestamppb.New(ee.At), ee.Policy
-			r.Display = fmt.Sprintf("[ERASED: %s, %sed at %s under policy %s]", class, ee.Action, ee.At.UTC().Format(time.RFC3339), ee.Policy)
+			r.Display = fmt.Sprintf("[ERASED: %s, %s at %s under policy %s]", class, ee.Action.Past(), ee.At.UTC().Format(time.RFC3339), ee.Policy)
 		case err != nil:
 			s.log.ErrorContext(ctx, "sensitive value unavailable", "tenant", e.GetTenant(), "event_id", e.GetEventId(), "name", sv.GetName(), "err", err)
 			r.Status, r.Display = pb.SensitiveStatus_SENSITIVE_STATUS_UNAVAILABLE, "[UNAVAILABLE: "+class+"]"
@@ -231,7 +231,7 @@ func ErasureEvent(e vault.Erasure) *pb.ProvenanceEvent {
 		Actor:         &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: RetentionSubmitter},
 		Workflow:      &pb.Workflow{Platform: "provlog", WorkflowId: "vault-retention", RunId: "vault-retention"},
 		Outputs:       []*pb.Asset{{Uri: "provlog-vault://" + e.KeyID, Classification: e.Classification}},
-		Rationale:     fmt.Sprintf("retention policy %s: %d values %sed", e.Policy, e.Values, e.Action),
+		Rationale:     fmt.Sprintf("retention policy %s: %d values %s", e.Policy, e.Values, e.Action.Past()),
 		Extensions: map[string]string{
 			"provlog.erasure.action": string(e.Action),
 			"provlog.erasure.policy": e.Policy,

@@ -544,7 +544,7 @@ func TestRetentionShred(t *testing.T) {
 		if r.GetStatus() != want.status || r.GetPolicy() != want.policy || !r.GetErasedTime().AsTime().Equal(erasedAt) || r.GetValue() != "" {
 			t.Errorf("%s after retention: %v", name, r)
 		}
-		if r.GetDisplay() == "" || !bytes.Contains([]byte(r.GetDisplay()), []byte("ERASED")) {
+		if d := r.GetDisplay(); !strings.HasPrefix(d, "[ERASED: "+r.GetClassification()+", "+map[pb.SensitiveStatus]string{pb.SensitiveStatus_SENSITIVE_STATUS_SHREDDED: "shredded", pb.SensitiveStatus_SENSITIVE_STATUS_ARCHIVED: "archived"}[want.status]+" at ") {
 			t.Errorf("%s display %q", name, r.GetDisplay())
 		}
 	}

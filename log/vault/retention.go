@@ -25,6 +25,17 @@ const (
 	ActionArchive Action = "archive"
 )
 
+// Past is the action's past participle: "shredded", "archived".
+func (a Action) Past() string {
+	switch a {
+	case ActionShred:
+		return "shredded"
+	case ActionArchive:
+		return "archived"
+	}
+	return string(a) + "ed"
+}
+
 func actionOf(state string) Action {
 	if state == stateArchived {
 		return ActionArchive
