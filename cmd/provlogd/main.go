@@ -45,6 +45,8 @@ type config struct {
 	LineageMaxBusy     float64
 	LogFormat          string
 	LogLevel           string
+	Vault              vaultFlags
+	NextLogKey         string
 }
 
 // defaultOrigin names a new log when --origin is not given.
@@ -69,6 +71,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.NextLogKey, "log-next-key", "", "checkpoint key rotation: also sign every checkpoint with this note signer key (created when missing, with FILE.pub, under the log's origin) during the overlap; afterwards make it log.key")
+	cfg.Vault.register(fs)
 	return fs
 }
 
@@ -133,6 +137,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	vlt, vpolicy, err := openVault(cfg, log)
+	if err != nil {
+		return err
+	}
+	if vlt != nil {
+		defer vlt.Close()
+	}
 	tokens := &auth.Tokens{}
 	tokens.Add(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
 
@@ -148,6 +159,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		WitnessTimeout:     cfg.WitnessTimeout,
 		HTTPClient:         ledger.NewWitnessHTTPClient(reg, cfg.WitnessTimeout),
 		Logger:             log,
+	}
+	if cfg.NextLogKey != "" {
+		next, nextPub, err := loadNextKey(cfg.NextLogKey, signer.Name())
+		if err != nil {
+			return err
+		}
+		lcfg.AdditionalSigners = []note.Signer{next}
+		log.Info("signing checkpoints with the next log key too", "next_verifier_key", nextPub)
 	}
 	if cfg.WitnessPolicy != "" {
 		p, err := os.ReadFile(cfg.WitnessPolicy)
@@ -182,7 +201,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))
@@ -194,6 +213,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil)
 	srv.SetServing(true)
 
+	stopRetention := startRetention(context.WithoutCancel(ctx), l, vlt, vpolicy, cfg.Vault.RetentionInterval, log)
 	g, gctx := errgroup.WithContext(ctx)
 	lctx, stopLineage := context.WithCancel(context.WithoutCancel(ctx))
 	lineageDone := make(chan struct{})
@@ -234,6 +254,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			errs = append(errs, errors.New("gRPC graceful stop timed out"))
 		}
 		srv.Close()
+		stopRetention()
 		// Every acknowledged entry is already durable; Close also waits for
 		// it to be integrated and published, and indexes it.
 		if err := l.Close(sctx); err != nil {

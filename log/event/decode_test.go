@@ -135,7 +135,8 @@ func TestDecodeLeafStrict(t *testing.T) {
 		{"non-minimal submitter length", leaf(leafPairs[0], leafPairs[1], leafPairs[2], kv{k(4), append([]byte{0x78, byte(len(testSubmitter))}, testSubmitter...)}, leafPairs[4]), "non-shortest integer or length"},
 		{"non-minimal event map header", leafWith(append([]byte{0xb8, byte(len(ev))}, cMap(ev...)[1:]...)), "non-shortest integer or length"},
 		{"non-minimal array header", leafWith(cMap(withPair(ev, kv{k(14), append([]byte{0x98, 0x01}, cText("evt-0")...)})...)), "non-shortest integer or length"},
-		{"leaf_version 2", leaf(replacePair(leafPairs, 1, cUint(2))...), "leaf_version 2, want 1"},
+		{"leaf_version 2 without sensitive", leaf(replacePair(leafPairs, 1, cUint(2))...), "leaf_version 2 without sensitive values"},
+		{"leaf_version 3", leaf(replacePair(leafPairs, 1, cUint(3))...), "leaf_version 3, want 1 or 2"},
 		{"leaf_version 0", leaf(replacePair(leafPairs, 1, cUint(0))...), "leaf_version: empty value present"},
 		{"leaf_version missing", leaf(leafPairs[1:]...), "leaf_version 0, want 1"},
 		{"leaf_version huge", leaf(replacePair(leafPairs, 1, cUint(1<<40))...), "leaf_version: out of range"},
@@ -158,14 +159,14 @@ func TestDecodeLeafStrict(t *testing.T) {
 		{"digest short", leaf(replacePair(leafPairs, 5, cBytes(d[:31]))...), "event_digest is 31 bytes, want 32"},
 		{"digest missing", leaf(leafPairs[:4]...), "event_digest is 0 bytes, want 32"},
 		{"digest as text", leaf(replacePair(leafPairs, 5, cText(string(d[:])))...), "event_digest: wrong type"},
-		{"deep nesting", leaf(replacePair(leafPairs, 2, cMap(withPair(ev, kv{k(16), deep})...))...), "unknown key 16"},
+		{"deep nesting", leaf(replacePair(leafPairs, 2, cMap(withPair(ev, kv{k(17), deep})...))...), "unknown key 17"},
 		{"huge byte string length", append(bytes.Clone(good[:len(good)-35]), 0x05, 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), "event_digest: longer than the data"},
 		{"huge array length", leaf(replacePair(leafPairs, 2, cMap(withPair(ev, kv{k(8), []byte{0x9b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})...))...), "inputs: longer than the data"},
 		{"oversized", append(bytes.Clone(good), make([]byte, maxLeafBytes)...), "66726 bytes exceeds 66613"},
 
 		// Events that are well-formed CBOR but not canonical. Each gets a
 		// correct digest, so only canonical form is at stake.
-		{"event unknown key", leafWith(cMap(withPair(ev, kv{k(16), cText("x")})...)), "unknown key 16"},
+		{"event unknown key", leafWith(cMap(withPair(ev, kv{k(17), cText("x")})...)), "unknown key 17"},
 		{"event duplicate key", leafWith(cMap(withPair(ev, kv{k(2), cText("evt-1")})...)), "key 2 out of order or repeated"},
 		{"event unsorted keys", leafWith(cMap(append([]kv{ev[1], ev[0]}, ev[2:]...)...)), "key 1 out of order or repeated"},
 		{"event empty string present", leafWith(cMap(withPair(ev, kv{k(11), cText("")})...)), "rationale: empty value present"},

@@ -271,7 +271,7 @@ func (d *decoder) event() (*provlogv1.ProvenanceEvent, error) {
 	e := &provlogv1.ProvenanceEvent{}
 	var k uint64
 	for range n {
-		if k, err = d.key(k, 15); err != nil {
+		if k, err = d.key(k, 16); err != nil {
 			return nil, err
 		}
 		switch k {
@@ -309,6 +309,8 @@ func (d *decoder) event() (*provlogv1.ProvenanceEvent, error) {
 			e.SubjectEventIds, err = d.texts("subject_event_ids")
 		case 15:
 			e.Signature, err = d.signature()
+		case 16:
+			e.Sensitive, err = array(d, "sensitive", d.sensitiveValue)
 		}
 		if err != nil {
 			return nil, err
@@ -485,6 +487,30 @@ func (d *decoder) signature() (*provlogv1.SubmitterSignature, error) {
 		}
 	}
 	return s, nil
+}
+
+// sensitiveValue reads one element of sensitive. It accepts key 3 (the
+// value in clear), which an event may hold but a leaf may not: DecodeLeaf
+// refuses it when re-encoding the leaf.
+func (d *decoder) sensitiveValue() (*provlogv1.SensitiveValue, error) {
+	s := &provlogv1.SensitiveValue{}
+	err := d.fields("sensitive[]", 5, func(k uint64) error {
+		var err error
+		switch k {
+		case 1:
+			s.Name, err = d.text("sensitive[].name")
+		case 2:
+			s.Classification, err = d.text("sensitive[].classification")
+		case 3:
+			s.Value, err = d.text("sensitive[].value")
+		case 4:
+			s.KeyId, err = d.text("sensitive[].key_id")
+		case 5:
+			s.Commitment, err = d.bytes("sensitive[].commitment")
+		}
+		return err
+	})
+	return s, err
 }
 
 // leaf reads a whole leaf. eventStart and eventEnd delimit the event item.

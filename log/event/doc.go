@@ -18,6 +18,10 @@
 // Idempotency compares Digest(e), the SHA-256 of EncodeEvent(e), which is
 // also the leaf's event_digest. A submitter signs SigningPayload(e).
 //
+// Sensitive values (ENCODING.md §11) are submitted in clear; the log seals
+// them (log/vault) before NewLeaf, which then writes a leaf_version 2 leaf
+// holding Commitment(salt, value) for each instead of the value.
+//
 // # Encoding
 //
 // Events and leaves are encoded as deterministic CBOR (RFC 8949 §4.2.1,

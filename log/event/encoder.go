@@ -279,8 +279,35 @@ func (x *encoder) event(b []byte, e *provlogv1.ProvenanceEvent, eventTime uint64
 			n++
 		}
 	}
+	b, m = x.optSensitive(b, 16, e.GetSensitive())
+	n += m
 	endMap(b, at, n)
 	return b
+}
+
+// optSensitive appends the sensitive values: in a submission with their
+// value (key 3), in a leaf with key_id and commitment instead.
+func (x *encoder) optSensitive(b []byte, k byte, ss []*provlogv1.SensitiveValue) ([]byte, int) {
+	if len(ss) == 0 {
+		return b, 0
+	}
+	b = appendHead(append(b, k), majorArray, uint64(len(ss)))
+	for _, s := range ss {
+		at := len(b)
+		b = append(b, majorMap)
+		var n, m int
+		b, n = x.optText(b, 1, s.GetName())
+		b, m = x.optText(b, 2, s.GetClassification())
+		n += m
+		b, m = x.optText(b, 3, s.GetValue())
+		n += m
+		b, m = x.optText(b, 4, s.GetKeyId())
+		n += m
+		b, m = optBytes(b, 5, s.GetCommitment())
+		n += m
+		endMap(b, at, n)
+	}
+	return b, 1
 }
 
 // appendEvent appends the canonical encoding of e to b.
@@ -300,10 +327,20 @@ func appendEvent(b []byte, e *provlogv1.ProvenanceEvent, withSignature bool) ([]
 	return out, nil
 }
 
-// appendLeaf appends the leaf map {1: 1, 2: event, 3: received, 4:
-// submitter, 5: digest of the event} to b, and returns the digest too.
+// appendLeaf appends the leaf map {1: version, 2: event, 3: received, 4:
+// submitter, 5: digest of the event} to b, and returns the digest too. The
+// version is 1, or LeafVersionSensitive when the event has sensitive
+// values, which must then be sealed: no value, a key id and a 32-byte
+// commitment each.
 func appendLeaf(b []byte, e *provlogv1.ProvenanceEvent, received uint64, submitter string) ([]byte, [32]byte, error) {
-	b = append(b, majorMap|5, 1, LeafVersion, 2) // LeafVersion < 24: one byte
+	version := byte(LeafVersion)
+	if ss := e.GetSensitive(); len(ss) > 0 {
+		if err := sealedReason(ss); err != nil {
+			return nil, [32]byte{}, err
+		}
+		version = LeafVersionSensitive
+	}
+	b = append(b, majorMap|5, 1, version, 2) // versions < 24: one byte
 	start := len(b)
 	b, err := appendEvent(b, e, true)
 	if err != nil {

@@ -49,6 +49,20 @@ func FuzzDecodeEvent(f *testing.F) {
 	})
 }
 
+// FuzzDecodeEventV2 is FuzzDecodeEvent for leaf version 2: events with
+// sensitive values.
+func FuzzDecodeEventV2(f *testing.F) {
+	for _, v := range readGolden(f) {
+		f.Add(mustEncode(f, v.entry.GetEvent()))
+	}
+	f.Fuzz(func(t *testing.T, ev []byte) {
+		d := sha256.Sum256(ev)
+		leaf := append([]byte{0xa5, 0x01, 0x02, 0x02}, ev...)
+		leaf = append(leaf, 0x03, 0x01, 0x04, 0x61, 's', 0x05, 0x58, 0x20)
+		checkDecodeLeaf(t, append(leaf, d[:]...))
+	})
+}
+
 func checkDecodeLeaf(t *testing.T, b []byte) {
 	le, err := DecodeLeaf(b)
 	ref, referr := referenceDecodeLeaf(b)

@@ -61,6 +61,18 @@ type goldenCase struct {
 	event     func(t testing.TB) *provlogv1.ProvenanceEvent
 	received  time.Time
 	submitter string
+	// seal, when set, does to the validated event what the log's vault
+	// does before the leaf is built.
+	seal func(e *provlogv1.ProvenanceEvent)
+}
+
+// goldenSeal seals an event's sensitive values as the vault would, with
+// fixed salts (the vault's are random): salt i is 32 bytes of i+1.
+func goldenSeal(e *provlogv1.ProvenanceEvent) {
+	for i, s := range e.Sensitive {
+		c := Commitment(bytes.Repeat([]byte{byte(i + 1)}, CommitmentSaltSize), []byte(s.Value))
+		s.Value, s.KeyId, s.Commitment = "", e.Tenant+"/"+s.Classification+"/1", c[:]
+	}
 }
 
 func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
@@ -213,6 +225,20 @@ func goldenCases() []goldenCase {
 			}
 			return e
 		}},
+		{name: "sensitive", seal: goldenSeal, event: func(testing.TB) *provlogv1.ProvenanceEvent {
+			// Leaf version 2: the values ("alice@example.com", "+1 555
+			// 0100", "1250000.00") are not in the leaf, their commitments
+			// are.
+			e := validEventAt(provlogv1.Operation_OPERATION_WRITE, evTime)
+			e.EventId = "evt-crm-update-7"
+			e.Outputs = []*provlogv1.Asset{{Uri: "crm://acme/contacts", RecordKey: "c-1042", Fields: []string{"email", "phone"}, Classification: "pii"}}
+			e.Sensitive = []*provlogv1.SensitiveValue{
+				{Name: "contact.email", Classification: "pii", Value: "alice@example.com"},
+				{Name: "contact.phone", Classification: "pii", Value: "+1 555 0100"},
+				{Name: "deal.amount", Classification: "confidential", Value: "1250000.00"},
+			}
+			return e
+		}},
 		{name: "external_call", event: func(testing.TB) *provlogv1.ProvenanceEvent {
 			e := validEventAt(provlogv1.Operation_OPERATION_EXTERNAL_CALL, evTime)
 			e.EventId = "evt-llm-call-9"
@@ -243,6 +269,9 @@ func (c goldenCase) build(t testing.TB) (*provlogv1.LeafEntry, []byte) {
 	e := c.event(t)
 	if err := Validate(e, received); err != nil {
 		t.Fatalf("golden event %s is not valid: %v", c.name, err)
+	}
+	if c.seal != nil {
+		c.seal(e)
 	}
 	le, leaf, err := NewLeaf(e, received, submitter)
 	if err != nil {
@@ -424,7 +453,12 @@ func TestGoldenRoundTrip(t *testing.T) {
 			if ref := referenceLeaf(t, got); !bytes.Equal(ref, v.leaf) {
 				t.Errorf("the reference (fxamacker/cbor) encoder disagrees:\n ref %x\nleaf %x", ref, v.leaf)
 			}
-			if err := Validate(got.GetEvent(), got.GetReceivedTime().AsTime()); err != nil {
+			if len(got.GetEvent().GetSensitive()) > 0 {
+				// A sealed event is what the log made of a valid one.
+				if err := sealedReason(got.GetEvent().GetSensitive()); err != nil {
+					t.Errorf("golden event is not sealed: %v", err)
+				}
+			} else if err := Validate(got.GetEvent(), got.GetReceivedTime().AsTime()); err != nil {
 				t.Errorf("golden event is not valid: %v", err)
 			}
 			if s := got.GetEvent().GetSignature(); s != nil {
@@ -498,6 +532,8 @@ var (
 		13: {"extensions", kTextMap, nil},
 		14: {"subject_event_ids", kTextArray, nil},
 		15: {"signature", kMap, schema{1: {"key_id", kText, nil}, 2: {"signature", kBytes, nil}}},
+		// Leaf version 2 only; no key 3 (the value in clear) in a leaf.
+		16: {"sensitive", kMapArray, schema{1: {"name", kText, nil}, 2: {"classification", kText, nil}, 4: {"key_id", kText, nil}, 5: {"commitment", kBytes, nil}}},
 	}
 	leafSchema = schema{
 		1: {"leaf_version", kUint, nil},
@@ -612,8 +648,12 @@ func TestGoldenGenericDecode(t *testing.T) {
 			}
 			checkSchema(t, "leaf", generic, leafSchema)
 			m := generic.(map[any]any)
-			if got := m[uint64(1)]; got != uint64(1) {
-				t.Errorf("leaf_version = %v, want 1", got)
+			want := uint64(1)
+			if _, ok := m[uint64(2)].(map[any]any)[uint64(16)]; ok {
+				want = 2
+			}
+			if got := m[uint64(1)]; got != want {
+				t.Errorf("leaf_version = %v, want %d", got, want)
 			}
 			// The event digest is over the event's own bytes, as they
 			// appear inside the leaf.
@@ -648,16 +688,21 @@ func TestGoldenGenericDecode(t *testing.T) {
 }
 
 // TestGoldenCoversEveryField: the "full" vector sets every field of every
-// message, so the layout is pinned for all of them.
+// message, so the layout is pinned for all of them, except sensitive
+// values, which only a version-2 leaf has: the "sensitive" vector sets all
+// of their fields but value, which a leaf never holds.
 func TestGoldenCoversEveryField(t *testing.T) {
-	var full *provlogv1.LeafEntry
+	var full, sens *provlogv1.LeafEntry
 	for _, v := range readGolden(t) {
-		if v.name == "full" {
+		switch v.name {
+		case "full":
 			full = v.entry
+		case "sensitive":
+			sens = v.entry
 		}
 	}
-	if full == nil {
-		t.Fatal("no full.json")
+	if full == nil || sens == nil {
+		t.Fatal("no full.json or sensitive.json")
 	}
 	var missing []string
 	var walk func(m proto.Message, path string)
@@ -683,6 +728,19 @@ func TestGoldenCoversEveryField(t *testing.T) {
 		}
 	}
 	walk(full, "")
+	inFull := missing
+	missing = nil
+	walk(sens, "")
+	inSens := missing
+	missing = nil
+	for _, p := range inFull {
+		if slices.Contains(inSens, p) && p != "event.sensitive.value" {
+			missing = append(missing, p)
+		}
+	}
+	if !slices.Contains(inFull, "event.sensitive") || !slices.Contains(inSens, "event.sensitive.value") {
+		t.Errorf("sensitive values: full.json should have none, sensitive.json no value in clear")
+	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
 		t.Errorf("full.json leaves fields unset: %v", missing)

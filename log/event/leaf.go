@@ -17,9 +17,13 @@ import (
 const (
 	// SchemaVersion is the only ProvenanceEvent.schema_version accepted.
 	SchemaVersion = 1
-	// LeafVersion is the LeafEntry.leaf_version of the leaves this package
-	// writes, and the only one DecodeLeaf accepts.
+	// LeafVersion is the LeafEntry.leaf_version of the leaves of events
+	// without sensitive values.
 	LeafVersion = 1
+	// LeafVersionSensitive is the leaf_version of the leaves of events with
+	// sensitive values (ENCODING.md, "Sensitive values"). Leaves of other
+	// events keep version 1, byte for byte.
+	LeafVersionSensitive = 2
 	// MaxEventBytes bounds the canonical encoding of one event.
 	MaxEventBytes = 64 << 10
 	// MaxBatch is the most events one AppendBatch may carry.
@@ -104,7 +108,8 @@ func Digest(e *provlogv1.ProvenanceEvent) ([32]byte, error) {
 }
 
 // NewLeaf builds the leaf for e, an event that passed Validate: the
-// LeafEntry {leaf_version 1, event e, received_time, submitter,
+// LeafEntry {leaf_version 1 (2 when e has sensitive values, which must be
+// sealed: ENCODING.md §11), event e, received_time, submitter,
 // event_digest = Digest(e)}, and its canonical bytes, which are what the log
 // stores and hashes.
 //
@@ -129,7 +134,7 @@ func NewLeaf(e *provlogv1.ProvenanceEvent, received time.Time, submitter string)
 	}
 	*p = b
 	le := &provlogv1.LeafEntry{
-		LeafVersion:  LeafVersion,
+		LeafVersion:  uint32(b[2]), // appendLeaf chose it
 		Event:        e,
 		ReceivedTime: rt,
 		Submitter:    submitter,
@@ -156,7 +161,8 @@ func malformed(format string, args ...any) error {
 }
 
 // DecodeLeaf parses leaf bytes. It accepts exactly what NewLeaf writes:
-// leaf_version 1, every leaf field present, event_digest the SHA-256 of the
+// leaf_version 1, or 2 for an event with sealed sensitive values (no value
+// in clear), every leaf field present, event_digest the SHA-256 of the
 // event's encoding, and all of it in canonical form, so that encoding the
 // result again gives b back byte for byte. Anything else (unsorted,
 // duplicate or unknown keys, non-minimal integers or lengths, indefinite
@@ -180,8 +186,12 @@ func DecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 		return nil, malformed("%v", err)
 	}
 	switch {
-	case le.LeafVersion != LeafVersion:
-		return nil, malformed("leaf_version %d, want %d", le.LeafVersion, LeafVersion)
+	case le.LeafVersion != LeafVersion && le.LeafVersion != LeafVersionSensitive:
+		return nil, malformed("leaf_version %d, want %d or %d", le.LeafVersion, LeafVersion, LeafVersionSensitive)
+	case le.LeafVersion == LeafVersion && le.Event != nil && len(le.Event.GetSensitive()) > 0:
+		return nil, malformed("leaf_version %d with sensitive values", le.LeafVersion)
+	case le.LeafVersion == LeafVersionSensitive && le.Event != nil && len(le.Event.GetSensitive()) == 0:
+		return nil, malformed("leaf_version %d without sensitive values", le.LeafVersion)
 	case le.Event == nil:
 		return nil, malformed("no event")
 	case le.ReceivedTime == nil:

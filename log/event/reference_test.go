@@ -76,6 +76,15 @@ type eventCBOR struct {
 	Extensions      map[string]string  `cbor:"13,keyasint,omitempty"`
 	SubjectEventIDs []string           `cbor:"14,keyasint,omitempty"`
 	Signature       *signatureCBOR     `cbor:"15,keyasint,omitempty"`
+	Sensitive       []sensitiveCBOR    `cbor:"16,keyasint,omitempty"`
+}
+
+type sensitiveCBOR struct {
+	Name           string `cbor:"1,keyasint,omitempty"`
+	Classification string `cbor:"2,keyasint,omitempty"`
+	Value          string `cbor:"3,keyasint,omitempty"`
+	KeyID          string `cbor:"4,keyasint,omitempty"`
+	Commitment     []byte `cbor:"5,keyasint,omitempty"`
 }
 
 type actorCBOR struct {
@@ -197,6 +206,9 @@ func eventFromCBOR(m *eventCBOR) (*provlogv1.ProvenanceEvent, error) {
 	if s := m.Signature; s != nil {
 		e.Signature = &provlogv1.SubmitterSignature{KeyId: s.KeyID, Signature: s.Signature}
 	}
+	for _, s := range m.Sensitive {
+		e.Sensitive = append(e.Sensitive, &provlogv1.SensitiveValue{Name: s.Name, Classification: s.Classification, Value: s.Value, KeyId: s.KeyID, Commitment: s.Commitment})
+	}
 	return e, nil
 }
 
@@ -232,7 +244,7 @@ func referenceDecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 	if err := decMode.Unmarshal(b, &lc); err != nil {
 		return nil, err
 	}
-	if lc.LeafVersion != LeafVersion {
+	if lc.LeafVersion != LeafVersion && lc.LeafVersion != LeafVersionSensitive {
 		return nil, fmt.Errorf("leaf_version %d", lc.LeafVersion)
 	}
 	if len(lc.Event) == 0 || len(lc.Event) > MaxEventBytes {
@@ -245,6 +257,14 @@ func referenceDecodeLeaf(b []byte) (*provlogv1.LeafEntry, error) {
 	ev, err := eventFromCBOR(&ec)
 	if err != nil {
 		return nil, err
+	}
+	if (lc.LeafVersion == LeafVersionSensitive) != (len(ec.Sensitive) > 0) {
+		return nil, fmt.Errorf("leaf_version %d with %d sensitive values", lc.LeafVersion, len(ec.Sensitive))
+	}
+	for _, s := range ec.Sensitive {
+		if s.Value != "" || len(s.Commitment) != sha256.Size || s.KeyID == "" || strings.ContainsFunc(s.KeyID, func(r rune) bool { return !isIDByte(byte(r)) || r >= 0x80 }) || len(s.KeyID) > 128 {
+			return nil, fmt.Errorf("sensitive value not sealed")
+		}
 	}
 	if again, err := referenceEncodeErr(ev); err != nil || !bytes.Equal(again, lc.Event) {
 		return nil, fmt.Errorf("event not canonical (%v)", err)
@@ -329,6 +349,9 @@ func referenceEncodeErr(e *provlogv1.ProvenanceEvent) ([]byte, error) {
 	}
 	if s := e.GetSignature(); s != nil && (s.GetKeyId() != "" || len(s.GetSignature()) > 0) {
 		m.Signature = &signatureCBOR{KeyID: s.GetKeyId(), Signature: s.GetSignature()}
+	}
+	for _, s := range e.GetSensitive() {
+		m.Sensitive = append(m.Sensitive, sensitiveCBOR{Name: s.GetName(), Classification: s.GetClassification(), Value: s.GetValue(), KeyID: s.GetKeyId(), Commitment: s.GetCommitment()})
 	}
 	return encMode.Marshal(m)
 }

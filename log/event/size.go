@@ -132,6 +132,18 @@ func encodedEventSize(e *provlogv1.ProvenanceEvent) int {
 	if s := e.GetSignature(); s != nil {
 		n += optMessageLen(optTextLen(s.GetKeyId()) + optBytesLen(s.GetSignature()))
 	}
+	return n + optSensitiveLen(e.GetSensitive())
+}
+
+func optSensitiveLen(ss []*provlogv1.SensitiveValue) int {
+	if len(ss) == 0 {
+		return 0
+	}
+	n := 1 + headLen(uint64(len(ss)))
+	for _, s := range ss {
+		n += 1 + optTextLen(s.GetName()) + optTextLen(s.GetClassification()) + optTextLen(s.GetValue()) +
+			optTextLen(s.GetKeyId()) + optBytesLen(s.GetCommitment())
+	}
 	return n
 }
 

@@ -200,8 +200,64 @@ func Validate(e *provlogv1.ProvenanceEvent, now time.Time) error {
 		}
 	}
 
+	if err := validateSensitive(e); err != nil {
+		return err
+	}
+
 	if n := encodedEventSize(e); n > MaxEventBytes {
 		return fieldErr("event", sizeReason(n))
+	}
+	return nil
+}
+
+// Limits on sensitive values.
+const (
+	maxSensitive         = 64
+	maxSensitiveNameLen  = 256
+	maxSensitiveValueLen = 16 << 10
+)
+
+// validateSensitive checks the sensitive values of a submitted event: the
+// log sets key_id and commitment, so they must be empty.
+func validateSensitive(e *provlogv1.ProvenanceEvent) error {
+	ss := e.GetSensitive()
+	if len(ss) == 0 {
+		return nil
+	}
+	if len(ss) > maxSensitive {
+		return fieldErr("sensitive", tooMany(len(ss), maxSensitive))
+	}
+	for i, s := range ss {
+		p := func(f string) string { return idx("sensitive", i, f) }
+		if s == nil {
+			return fieldErr("sensitive["+strconv.Itoa(i)+"]", "required")
+		}
+		if r := textReason(s.GetName(), 1, maxSensitiveNameLen, false); r != "" {
+			return fieldErr(p("name"), r)
+		}
+		for j := range i {
+			if ss[j].GetName() == s.GetName() {
+				return fieldErr(p("name"), "duplicate of sensitive["+strconv.Itoa(j)+"].name")
+			}
+		}
+		if s.GetClassification() == "" {
+			return fieldErr(p("classification"), "required")
+		}
+		if r := classificationReason(s.GetClassification()); r != "" {
+			return fieldErr(p("classification"), r)
+		}
+		if r := textReason(s.GetValue(), 0, maxSensitiveValueLen, true); r != "" {
+			return fieldErr(p("value"), r)
+		}
+		if s.GetKeyId() != "" {
+			return fieldErr(p("key_id"), "set by the log; leave it empty")
+		}
+		if len(s.GetCommitment()) != 0 {
+			return fieldErr(p("commitment"), "set by the log; leave it empty")
+		}
+	}
+	if e.GetSignature() != nil {
+		return fieldErr("signature", "not supported on events with sensitive values: the log commits to the values' commitments, which the submitter cannot sign")
 	}
 	return nil
 }
@@ -616,6 +672,14 @@ func unknownFieldsError(e *provlogv1.ProvenanceEvent) error {
 	}
 	if s := e.GetSignature(); s != nil {
 		if err := check(s, name("signature")); err != nil {
+			return err
+		}
+	}
+	for i, s := range e.GetSensitive() {
+		if s == nil {
+			continue
+		}
+		if err := check(s, func() string { return "sensitive[" + strconv.Itoa(i) + "]" }); err != nil {
 			return err
 		}
 	}

@@ -65,6 +65,9 @@ type Config struct {
 	Dir string
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
+	// AdditionalSigners also sign every checkpoint, under the same origin:
+	// the overlap of a checkpoint key rotation (cmd/provlogd README).
+	AdditionalSigners []note.Signer
 	// Verifier checks our own checkpoints when reading them back.
 	Verifier note.Verifier
 	// CheckpointInterval is how often a new checkpoint is published (>= 100ms).
@@ -154,6 +157,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Signer == nil || cfg.Verifier == nil {
 		return nil, errors.New("ledger: Signer and Verifier are required")
 	}
+	for _, s := range cfg.AdditionalSigners {
+		if s.Name() != cfg.Signer.Name() {
+			return nil, fmt.Errorf("ledger: additional signer for origin %q, the log's origin is %q", s.Name(), cfg.Signer.Name())
+		}
+	}
 	logDir := filepath.Join(cfg.Dir, "log")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("couldn't create log directory: %w", err)
@@ -190,7 +198,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
 	}
 	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(cfg.Signer).
+		WithCheckpointSigner(cfg.Signer, cfg.AdditionalSigners...).
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge)
 	if cfg.Witnesses != nil {

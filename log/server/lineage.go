@@ -20,6 +20,7 @@ type lineageService struct {
 	ledger *ledger.Ledger
 	index  *lineage.Index
 	log    *slog.Logger
+	sens   *sensitive
 }
 
 // answerSize is the tree size an answer describes: the published size, or
@@ -99,6 +100,7 @@ func (s *lineageService) Trace(ctx context.Context, req *pb.TraceRequest) (*pb.T
 	if resp.Proofs, err = s.ledger.ProveLeaves(ctx, g.Leaves); err != nil {
 		return nil, s.err(ctx, "Trace", err)
 	}
+	s.sens.annotateTrace(ctx, resp)
 	return resp, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/lineage"
+	"github.com/provlog/provlog/log/vault"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -54,6 +55,11 @@ type Config struct {
 	// Registry receives the server's metrics and is served at /metrics; a
 	// new one when nil.
 	Registry *prometheus.Registry
+	// Vault, when set, stores sensitive values (log/vault); without it,
+	// events with sensitive values are refused. VaultPolicy says who reads
+	// them (nil: auditors and admins) and which fields are sensitive.
+	Vault       *vault.Vault
+	VaultPolicy *vault.Policy
 }
 
 // Server holds the gRPC server and the HTTP handler of one provlogd.
@@ -101,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	m := newMetrics(cfg.Registry)
+	sens := &sensitive{vault: cfg.Vault, policy: cfg.VaultPolicy, log: cfg.Logger}
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), recoverUnary(cfg.Logger)),
@@ -114,9 +121,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		publishTimeout: cfg.PublishTimeout,
 		now:            cfg.Now,
 		metrics:        m,
+		sens:           sens,
 	})
 	if cfg.Lineage != nil {
-		pb.RegisterLineageServiceServer(g, &lineageService{ledger: cfg.Ledger, index: cfg.Lineage, log: cfg.Logger})
+		pb.RegisterLineageServiceServer(g, &lineageService{ledger: cfg.Ledger, index: cfg.Lineage, log: cfg.Logger, sens: sens})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)

@@ -23,6 +23,7 @@ type logService struct {
 	publishTimeout time.Duration
 	now            func() time.Time
 	metrics        *metrics
+	sens           *sensitive
 }
 
 // checkEvent validates one event and the caller's right to append it.
@@ -57,8 +58,16 @@ func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.App
 		s.metrics.appended("invalid")
 		return nil, toStatus(ctx, s.log, "Append", err)
 	}
+	ev, seal, err := s.sens.prepare(req.GetEvent(), "event")
+	if err == nil && seal {
+		err = s.sens.seal([]*pb.ProvenanceEvent{ev})
+	}
+	if err != nil {
+		s.metrics.appended("error")
+		return nil, toStatus(ctx, s.log, "Append", err)
+	}
 	start := time.Now()
-	r := s.ledger.Append(ctx, []ledger.Submission{{Event: req.GetEvent(), Submitter: id.Name}})[0]
+	r := s.ledger.Append(ctx, []ledger.Submission{{Event: ev, Submitter: id.Name}})[0]
 	if r.Err != nil {
 		s.metrics.appended("error")
 		return nil, toStatus(ctx, s.log, "Append", r.Err)
@@ -117,14 +126,32 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 	results := make([]*pb.AppendResult, len(evs))
 	subs := make([]ledger.Submission, 0, len(evs))
 	pos := make([]int, 0, len(evs))
+	var toSeal []*pb.ProvenanceEvent
 	for i, ev := range evs {
-		if err := s.checkEvent(id, ev, fmt.Sprintf("events[%d]", i)); err != nil {
+		field := fmt.Sprintf("events[%d]", i)
+		err := s.checkEvent(id, ev, field)
+		if err != nil {
 			results[i] = &pb.AppendResult{Error: appendError(ctx, s.log, err)}
 			s.metrics.appended("invalid")
 			continue
 		}
+		ev, seal, err := s.sens.prepare(ev, field)
+		if err != nil {
+			results[i] = &pb.AppendResult{Error: appendError(ctx, s.log, err)}
+			s.metrics.appended("invalid")
+			continue
+		}
+		if seal {
+			toSeal = append(toSeal, ev)
+		}
 		subs = append(subs, ledger.Submission{Event: ev, Submitter: id.Name})
 		pos = append(pos, i)
+	}
+	if len(toSeal) > 0 {
+		// Nothing is appended yet: a failure here leaves no partial state.
+		if err := s.sens.seal(toSeal); err != nil {
+			return nil, toStatus(ctx, s.log, "AppendBatch", err)
+		}
 	}
 	var maxIndex uint64
 	var anyOK bool
@@ -217,7 +244,7 @@ func (s *logService) GetEntry(ctx context.Context, req *pb.GetEntryRequest) (*pb
 		return nil, toStatus(ctx, s.log, "GetEntry", ledger.ErrNotFound)
 	}
 	h := event.LeafHash(leaf)
-	return &pb.GetEntryResponse{Index: req.GetIndex(), Leaf: leaf, LeafHash: h[:], Entry: entry}, nil
+	return &pb.GetEntryResponse{Index: req.GetIndex(), Leaf: leaf, LeafHash: h[:], Entry: entry, Sensitive: s.sens.reveal(ctx, entry.GetEvent())}, nil
 }
 
 func (s *logService) GetInclusionProof(ctx context.Context, req *pb.GetInclusionProofRequest) (*pb.GetInclusionProofResponse, error) {

@@ -190,7 +190,11 @@ type ProvenanceEvent struct {
 	SubjectEventIds []string `protobuf:"bytes,14,rep,name=subject_event_ids,json=subjectEventIds" json:"subject_event_ids,omitempty"`
 	// Optional submitter signature over the canonical encoding of this event
 	// with this field empty.
-	Signature     *SubmitterSignature `protobuf:"bytes,15,opt,name=signature" json:"signature,omitempty"`
+	Signature *SubmitterSignature `protobuf:"bytes,15,opt,name=signature" json:"signature,omitempty"`
+	// Sensitive values (issue 7). Submitted in clear; the log stores them
+	// encrypted in its vault and the leaf (leaf_version 2) holds salted
+	// commitments instead.
+	Sensitive     []*SensitiveValue `protobuf:"bytes,16,rep,name=sensitive" json:"sensitive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -326,6 +330,13 @@ func (x *ProvenanceEvent) GetSubjectEventIds() []string {
 func (x *ProvenanceEvent) GetSignature() *SubmitterSignature {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *ProvenanceEvent) GetSensitive() []*SensitiveValue {
+	if x != nil {
+		return x.Sensitive
 	}
 	return nil
 }
@@ -773,7 +784,7 @@ func (x *SubmitterSignature) GetSignature() []byte {
 // log asserts about it. The leaf bytes are its canonical encoding (log/event).
 type LeafEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Leaf encoding version; 1 so far.
+	// Leaf encoding version: 1, or 2 when the event has sensitive values.
 	LeafVersion uint32           `protobuf:"varint,1,opt,name=leaf_version,json=leafVersion" json:"leaf_version,omitempty"`
 	Event       *ProvenanceEvent `protobuf:"bytes,2,opt,name=event" json:"event,omitempty"`
 	// When the log received the event.
@@ -856,7 +867,7 @@ var File_provlog_v1_event_proto protoreflect.FileDescriptor
 const file_provlog_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"\x16provlog/v1/event.proto\x12\n" +
-	"provlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x06\n" +
+	"provlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aprovlog/v1/sensitive.proto\"\xab\a\n" +
 	"\x0fProvenanceEvent\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
@@ -876,7 +887,8 @@ const file_provlog_v1_event_proto_rawDesc = "" +
 	"extensions\x18\r \x03(\v2+.provlog.v1.ProvenanceEvent.ExtensionsEntryR\n" +
 	"extensions\x12*\n" +
 	"\x11subject_event_ids\x18\x0e \x03(\tR\x0fsubjectEventIds\x12<\n" +
-	"\tsignature\x18\x0f \x01(\v2\x1e.provlog.v1.SubmitterSignatureR\tsignature\x1a>\n" +
+	"\tsignature\x18\x0f \x01(\v2\x1e.provlog.v1.SubmitterSignatureR\tsignature\x128\n" +
+	"\tsensitive\x18\x10 \x03(\v2\x1a.provlog.v1.SensitiveValueR\tsensitive\x1a>\n" +
 	"\x10EnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -970,6 +982,7 @@ var file_provlog_v1_event_proto_goTypes = []any{
 	nil,                           // 10: provlog.v1.ProvenanceEvent.EnvironmentEntry
 	nil,                           // 11: provlog.v1.ProvenanceEvent.ExtensionsEntry
 	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*SensitiveValue)(nil),        // 13: provlog.v1.SensitiveValue
 }
 var file_provlog_v1_event_proto_depIdxs = []int32{
 	0,  // 0: provlog.v1.ProvenanceEvent.operation:type_name -> provlog.v1.Operation
@@ -982,15 +995,16 @@ var file_provlog_v1_event_proto_depIdxs = []int32{
 	10, // 7: provlog.v1.ProvenanceEvent.environment:type_name -> provlog.v1.ProvenanceEvent.EnvironmentEntry
 	11, // 8: provlog.v1.ProvenanceEvent.extensions:type_name -> provlog.v1.ProvenanceEvent.ExtensionsEntry
 	8,  // 9: provlog.v1.ProvenanceEvent.signature:type_name -> provlog.v1.SubmitterSignature
-	1,  // 10: provlog.v1.Actor.type:type_name -> provlog.v1.ActorType
-	7,  // 11: provlog.v1.FieldLineage.sources:type_name -> provlog.v1.FieldRef
-	2,  // 12: provlog.v1.LeafEntry.event:type_name -> provlog.v1.ProvenanceEvent
-	12, // 13: provlog.v1.LeafEntry.received_time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	13, // 10: provlog.v1.ProvenanceEvent.sensitive:type_name -> provlog.v1.SensitiveValue
+	1,  // 11: provlog.v1.Actor.type:type_name -> provlog.v1.ActorType
+	7,  // 12: provlog.v1.FieldLineage.sources:type_name -> provlog.v1.FieldRef
+	2,  // 13: provlog.v1.LeafEntry.event:type_name -> provlog.v1.ProvenanceEvent
+	12, // 14: provlog.v1.LeafEntry.received_time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_provlog_v1_event_proto_init() }
@@ -998,6 +1012,7 @@ func file_provlog_v1_event_proto_init() {
 	if File_provlog_v1_event_proto != nil {
 		return
 	}
+	file_provlog_v1_sensitive_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

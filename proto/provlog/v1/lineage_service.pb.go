@@ -522,7 +522,10 @@ type LineageNode struct {
 	// Set for activities and runs.
 	RunId string `protobuf:"bytes,12,opt,name=run_id,json=runId" json:"run_id,omitempty"`
 	// True when a field was masked for the caller's role.
-	Masked        bool `protobuf:"varint,13,opt,name=masked" json:"masked,omitempty"`
+	Masked bool `protobuf:"varint,13,opt,name=masked" json:"masked,omitempty"`
+	// Activities: the event's sensitive values as the caller may see them
+	// (issue 7).
+	Sensitive     []*SensitiveReveal `protobuf:"bytes,14,rep,name=sensitive" json:"sensitive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -646,6 +649,13 @@ func (x *LineageNode) GetMasked() bool {
 		return x.Masked
 	}
 	return false
+}
+
+func (x *LineageNode) GetSensitive() []*SensitiveReveal {
+	if x != nil {
+		return x.Sensitive
+	}
+	return nil
 }
 
 type LineageEdge struct {
@@ -1454,7 +1464,7 @@ var File_provlog_v1_lineage_service_proto protoreflect.FileDescriptor
 const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\n" +
 	" provlog/v1/lineage_service.proto\x12\n" +
-	"provlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16provlog/v1/event.proto\"U\n" +
+	"provlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16provlog/v1/event.proto\x1a\x1aprovlog/v1/sensitive.proto\"U\n" +
 	"\bAssetRef\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1d\n" +
@@ -1478,7 +1488,7 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\x05depth\x18\x06 \x01(\rR\x05depth\x12/\n" +
 	"\x06filter\x18\a \x01(\v2\x17.provlog.v1.TraceFilterR\x06filter\x12\x1b\n" +
 	"\tmax_nodes\x18\b \x01(\rR\bmaxNodesB\a\n" +
-	"\x05start\"\xc9\x03\n" +
+	"\x05start\"\x84\x04\n" +
 	"\vLineageNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.provlog.v1.NodeKindR\x04kind\x12\x1d\n" +
@@ -1496,7 +1506,8 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"workflowId\x12\x17\n" +
 	"\astep_id\x18\v \x01(\tR\x06stepId\x12\x15\n" +
 	"\x06run_id\x18\f \x01(\tR\x05runId\x12\x16\n" +
-	"\x06masked\x18\r \x01(\bR\x06masked\"\xb4\x01\n" +
+	"\x06masked\x18\r \x01(\bR\x06masked\x129\n" +
+	"\tsensitive\x18\x0e \x03(\v2\x1b.provlog.v1.SensitiveRevealR\tsensitive\"\xb4\x01\n" +
 	"\vLineageEdge\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12(\n" +
@@ -1624,6 +1635,7 @@ var file_provlog_v1_lineage_service_proto_goTypes = []any{
 	(*ListRunEventsResponse)(nil),  // 18: provlog.v1.ListRunEventsResponse
 	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
 	(Operation)(0),                 // 20: provlog.v1.Operation
+	(*SensitiveReveal)(nil),        // 21: provlog.v1.SensitiveReveal
 }
 var file_provlog_v1_lineage_service_proto_depIdxs = []int32{
 	19, // 0: provlog.v1.TraceFilter.since:type_name -> google.protobuf.Timestamp
@@ -1636,33 +1648,34 @@ var file_provlog_v1_lineage_service_proto_depIdxs = []int32{
 	3,  // 7: provlog.v1.LineageNode.asset:type_name -> provlog.v1.AssetRef
 	20, // 8: provlog.v1.LineageNode.operation:type_name -> provlog.v1.Operation
 	19, // 9: provlog.v1.LineageNode.event_time:type_name -> google.protobuf.Timestamp
-	2,  // 10: provlog.v1.LineageEdge.kind:type_name -> provlog.v1.EdgeKind
-	10, // 11: provlog.v1.LeafProofs.leaves:type_name -> provlog.v1.ProvenLeaf
-	6,  // 12: provlog.v1.TraceResponse.nodes:type_name -> provlog.v1.LineageNode
-	7,  // 13: provlog.v1.TraceResponse.edges:type_name -> provlog.v1.LineageEdge
-	8,  // 14: provlog.v1.TraceResponse.gaps:type_name -> provlog.v1.Gap
-	9,  // 15: provlog.v1.TraceResponse.proofs:type_name -> provlog.v1.LeafProofs
-	3,  // 16: provlog.v1.HistoryRequest.asset:type_name -> provlog.v1.AssetRef
-	20, // 17: provlog.v1.EventSummary.operation:type_name -> provlog.v1.Operation
-	19, // 18: provlog.v1.EventSummary.event_time:type_name -> google.protobuf.Timestamp
-	15, // 19: provlog.v1.HistoryResponse.events:type_name -> provlog.v1.EventSummary
-	9,  // 20: provlog.v1.HistoryResponse.proofs:type_name -> provlog.v1.LeafProofs
-	15, // 21: provlog.v1.ListRunEventsResponse.events:type_name -> provlog.v1.EventSummary
-	8,  // 22: provlog.v1.ListRunEventsResponse.gaps:type_name -> provlog.v1.Gap
-	9,  // 23: provlog.v1.ListRunEventsResponse.proofs:type_name -> provlog.v1.LeafProofs
-	5,  // 24: provlog.v1.LineageService.Trace:input_type -> provlog.v1.TraceRequest
-	14, // 25: provlog.v1.LineageService.History:input_type -> provlog.v1.HistoryRequest
-	17, // 26: provlog.v1.LineageService.ListRunEvents:input_type -> provlog.v1.ListRunEventsRequest
-	12, // 27: provlog.v1.LineageService.GetIndexDigest:input_type -> provlog.v1.GetIndexDigestRequest
-	11, // 28: provlog.v1.LineageService.Trace:output_type -> provlog.v1.TraceResponse
-	16, // 29: provlog.v1.LineageService.History:output_type -> provlog.v1.HistoryResponse
-	18, // 30: provlog.v1.LineageService.ListRunEvents:output_type -> provlog.v1.ListRunEventsResponse
-	13, // 31: provlog.v1.LineageService.GetIndexDigest:output_type -> provlog.v1.GetIndexDigestResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	21, // 10: provlog.v1.LineageNode.sensitive:type_name -> provlog.v1.SensitiveReveal
+	2,  // 11: provlog.v1.LineageEdge.kind:type_name -> provlog.v1.EdgeKind
+	10, // 12: provlog.v1.LeafProofs.leaves:type_name -> provlog.v1.ProvenLeaf
+	6,  // 13: provlog.v1.TraceResponse.nodes:type_name -> provlog.v1.LineageNode
+	7,  // 14: provlog.v1.TraceResponse.edges:type_name -> provlog.v1.LineageEdge
+	8,  // 15: provlog.v1.TraceResponse.gaps:type_name -> provlog.v1.Gap
+	9,  // 16: provlog.v1.TraceResponse.proofs:type_name -> provlog.v1.LeafProofs
+	3,  // 17: provlog.v1.HistoryRequest.asset:type_name -> provlog.v1.AssetRef
+	20, // 18: provlog.v1.EventSummary.operation:type_name -> provlog.v1.Operation
+	19, // 19: provlog.v1.EventSummary.event_time:type_name -> google.protobuf.Timestamp
+	15, // 20: provlog.v1.HistoryResponse.events:type_name -> provlog.v1.EventSummary
+	9,  // 21: provlog.v1.HistoryResponse.proofs:type_name -> provlog.v1.LeafProofs
+	15, // 22: provlog.v1.ListRunEventsResponse.events:type_name -> provlog.v1.EventSummary
+	8,  // 23: provlog.v1.ListRunEventsResponse.gaps:type_name -> provlog.v1.Gap
+	9,  // 24: provlog.v1.ListRunEventsResponse.proofs:type_name -> provlog.v1.LeafProofs
+	5,  // 25: provlog.v1.LineageService.Trace:input_type -> provlog.v1.TraceRequest
+	14, // 26: provlog.v1.LineageService.History:input_type -> provlog.v1.HistoryRequest
+	17, // 27: provlog.v1.LineageService.ListRunEvents:input_type -> provlog.v1.ListRunEventsRequest
+	12, // 28: provlog.v1.LineageService.GetIndexDigest:input_type -> provlog.v1.GetIndexDigestRequest
+	11, // 29: provlog.v1.LineageService.Trace:output_type -> provlog.v1.TraceResponse
+	16, // 30: provlog.v1.LineageService.History:output_type -> provlog.v1.HistoryResponse
+	18, // 31: provlog.v1.LineageService.ListRunEvents:output_type -> provlog.v1.ListRunEventsResponse
+	13, // 32: provlog.v1.LineageService.GetIndexDigest:output_type -> provlog.v1.GetIndexDigestResponse
+	29, // [29:33] is the sub-list for method output_type
+	25, // [25:29] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_provlog_v1_lineage_service_proto_init() }
@@ -1671,6 +1684,7 @@ func file_provlog_v1_lineage_service_proto_init() {
 		return
 	}
 	file_provlog_v1_event_proto_init()
+	file_provlog_v1_sensitive_proto_init()
 	file_provlog_v1_lineage_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*TraceRequest_Asset)(nil),
 		(*TraceRequest_EventId)(nil),

@@ -670,11 +670,14 @@ func (x *GetEntryRequest) GetIndex() uint64 {
 }
 
 type GetEntryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index" json:"index,omitempty"`
-	Leaf          []byte                 `protobuf:"bytes,2,opt,name=leaf" json:"leaf,omitempty"`
-	LeafHash      []byte                 `protobuf:"bytes,3,opt,name=leaf_hash,json=leafHash" json:"leaf_hash,omitempty"`
-	Entry         *LeafEntry             `protobuf:"bytes,4,opt,name=entry" json:"entry,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Index    uint64                 `protobuf:"varint,1,opt,name=index" json:"index,omitempty"`
+	Leaf     []byte                 `protobuf:"bytes,2,opt,name=leaf" json:"leaf,omitempty"`
+	LeafHash []byte                 `protobuf:"bytes,3,opt,name=leaf_hash,json=leafHash" json:"leaf_hash,omitempty"`
+	Entry    *LeafEntry             `protobuf:"bytes,4,opt,name=entry" json:"entry,omitempty"`
+	// The event's sensitive values as the caller may see them: revealed with
+	// the salt opening each commitment, redacted, or erased (issue 7).
+	Sensitive     []*SensitiveReveal `protobuf:"bytes,5,rep,name=sensitive" json:"sensitive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -733,6 +736,13 @@ func (x *GetEntryResponse) GetLeafHash() []byte {
 func (x *GetEntryResponse) GetEntry() *LeafEntry {
 	if x != nil {
 		return x.Entry
+	}
+	return nil
+}
+
+func (x *GetEntryResponse) GetSensitive() []*SensitiveReveal {
+	if x != nil {
+		return x.Sensitive
 	}
 	return nil
 }
@@ -1033,7 +1043,7 @@ var File_provlog_v1_log_service_proto protoreflect.FileDescriptor
 const file_provlog_v1_log_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cprovlog/v1/log_service.proto\x12\n" +
-	"provlog.v1\x1a\x16provlog/v1/event.proto\"k\n" +
+	"provlog.v1\x1a\x16provlog/v1/event.proto\x1a\x1aprovlog/v1/sensitive.proto\"k\n" +
 	"\rAppendRequest\x121\n" +
 	"\x05event\x18\x01 \x01(\v2\x1b.provlog.v1.ProvenanceEventR\x05event\x12'\n" +
 	"\x04wait\x18\x02 \x01(\x0e2\x13.provlog.v1.WaitForR\x04wait\"\x90\x01\n" +
@@ -1076,12 +1086,13 @@ const file_provlog_v1_log_service_proto_rawDesc = "" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x1b\n" +
 	"\troot_hash\x18\x04 \x01(\fR\brootHash\"'\n" +
 	"\x0fGetEntryRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x86\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xc1\x01\n" +
 	"\x10GetEntryResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\x12\x1b\n" +
 	"\tleaf_hash\x18\x03 \x01(\fR\bleafHash\x12+\n" +
-	"\x05entry\x18\x04 \x01(\v2\x15.provlog.v1.LeafEntryR\x05entry\"v\n" +
+	"\x05entry\x18\x04 \x01(\v2\x15.provlog.v1.LeafEntryR\x05entry\x129\n" +
+	"\tsensitive\x18\x05 \x03(\v2\x1b.provlog.v1.SensitiveRevealR\tsensitive\"v\n" +
 	"\x18GetInclusionProofRequest\x12\x16\n" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12\x1d\n" +
 	"\tleaf_hash\x18\x02 \x01(\fH\x00R\bleafHash\x12\x1b\n" +
@@ -1151,6 +1162,7 @@ var file_provlog_v1_log_service_proto_goTypes = []any{
 	(*GetConsistencyProofResponse)(nil), // 15: provlog.v1.GetConsistencyProofResponse
 	(*ProvenanceEvent)(nil),             // 16: provlog.v1.ProvenanceEvent
 	(*LeafEntry)(nil),                   // 17: provlog.v1.LeafEntry
+	(*SensitiveReveal)(nil),             // 18: provlog.v1.SensitiveReveal
 }
 var file_provlog_v1_log_service_proto_depIdxs = []int32{
 	16, // 0: provlog.v1.AppendRequest.event:type_name -> provlog.v1.ProvenanceEvent
@@ -1162,23 +1174,24 @@ var file_provlog_v1_log_service_proto_depIdxs = []int32{
 	3,  // 6: provlog.v1.AppendResult.receipt:type_name -> provlog.v1.Receipt
 	7,  // 7: provlog.v1.AppendResult.error:type_name -> provlog.v1.AppendError
 	17, // 8: provlog.v1.GetEntryResponse.entry:type_name -> provlog.v1.LeafEntry
-	1,  // 9: provlog.v1.LogService.Append:input_type -> provlog.v1.AppendRequest
-	4,  // 10: provlog.v1.LogService.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	8,  // 11: provlog.v1.LogService.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	10, // 12: provlog.v1.LogService.GetEntry:input_type -> provlog.v1.GetEntryRequest
-	12, // 13: provlog.v1.LogService.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	14, // 14: provlog.v1.LogService.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	2,  // 15: provlog.v1.LogService.Append:output_type -> provlog.v1.AppendResponse
-	5,  // 16: provlog.v1.LogService.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	9,  // 17: provlog.v1.LogService.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	11, // 18: provlog.v1.LogService.GetEntry:output_type -> provlog.v1.GetEntryResponse
-	13, // 19: provlog.v1.LogService.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	15, // 20: provlog.v1.LogService.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	18, // 9: provlog.v1.GetEntryResponse.sensitive:type_name -> provlog.v1.SensitiveReveal
+	1,  // 10: provlog.v1.LogService.Append:input_type -> provlog.v1.AppendRequest
+	4,  // 11: provlog.v1.LogService.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	8,  // 12: provlog.v1.LogService.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	10, // 13: provlog.v1.LogService.GetEntry:input_type -> provlog.v1.GetEntryRequest
+	12, // 14: provlog.v1.LogService.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	14, // 15: provlog.v1.LogService.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	2,  // 16: provlog.v1.LogService.Append:output_type -> provlog.v1.AppendResponse
+	5,  // 17: provlog.v1.LogService.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	9,  // 18: provlog.v1.LogService.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	11, // 19: provlog.v1.LogService.GetEntry:output_type -> provlog.v1.GetEntryResponse
+	13, // 20: provlog.v1.LogService.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	15, // 21: provlog.v1.LogService.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_provlog_v1_log_service_proto_init() }
@@ -1187,6 +1200,7 @@ func file_provlog_v1_log_service_proto_init() {
 		return
 	}
 	file_provlog_v1_event_proto_init()
+	file_provlog_v1_sensitive_proto_init()
 	file_provlog_v1_log_service_proto_msgTypes[11].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
