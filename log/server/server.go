@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/ingest"
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/lineage"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -54,6 +55,9 @@ type Config struct {
 	// Registry receives the server's metrics and is served at /metrics; a
 	// new one when nil.
 	Registry *prometheus.Registry
+	// Ingest, when set, serves OpenLineage ingestion, webhooks and the
+	// drift report (its Conn, Auth and Registry are filled in here).
+	Ingest *ingest.Config
 }
 
 // Server holds the gRPC server and the HTTP handler of one provlogd.
@@ -176,6 +180,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		w.Write([]byte("ok\n"))
 	})
+	if cfg.Ingest != nil {
+		if err := mountIngest(mux, conn, cfg, m.reg); err != nil {
+			return nil, err
+		}
+	}
 	s.http = mux
 	return s, nil
 }
