@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,6 +44,56 @@ func FuzzOpenLineage(f *testing.F) {
 				t.Fatalf("mapped event without id or digest: %v", m.event)
 			}
 			_ = event.Validate(m.event, m.event.GetEventTime().AsTime())
+		}
+	})
+}
+
+// FuzzHookPayload feeds arbitrary payloads to the n8n and Zapier mappings:
+// schema validation and mapping must never panic, and an accepted payload
+// maps to an event with the mapping's id and platform, or to an error that
+// names a field.
+func FuzzHookPayload(f *testing.F) {
+	var maps []*Mapping
+	for _, name := range []string{"n8n", "zapier"} {
+		mb, err := os.ReadFile(filepath.Join("..", "..", "testdata", "hooks", name+".mapping.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		m, err := ParseMapping(mb)
+		if err != nil {
+			f.Fatal(err)
+		}
+		maps = append(maps, m)
+	}
+	for _, name := range []string{"n8n-execution.json", "zapier-step.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "hooks", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"zap_id":"1","zap_run_id":"r","run_at":1,"trigger_resource":"a:b","action_resource":"c:d","fields":[1,{}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeJSON(b)
+		if err != nil {
+			return
+		}
+		for _, m := range maps {
+			if m.Validate(v) != nil {
+				continue
+			}
+			ev, err := m.Map(v, "acme")
+			if err != nil {
+				var se *SchemaError
+				if !errors.As(err, &se) || se.Field == "" {
+					t.Fatalf("%s: mapping error without a field: %v", m.Platform, err)
+				}
+				continue
+			}
+			if ev.GetWorkflow().GetPlatform() != m.Platform || ev.GetTenant() != "acme" {
+				t.Fatalf("%s: mapped %v", m.Platform, ev)
+			}
+			_ = event.Validate(ev, ev.GetEventTime().AsTime())
 		}
 	})
 }

@@ -51,7 +51,8 @@ type harness struct {
 }
 
 type harnessOpts struct {
-	now func() time.Time
+	hooks *ingest.HooksConfig
+	now   func() time.Time
 }
 
 func startHarness(t *testing.T, o harnessOpts) *harness {
@@ -90,7 +91,7 @@ func startHarness(t *testing.T, o harnessOpts) *harness {
 	h := &harness{ledger: l, index: ix}
 	srv, err := server.New(t.Context(), server.Config{
 		Ledger: l, Lineage: ix, Auth: tokens, Logger: logger, PublishTimeout: 10 * time.Second,
-		Ingest: &ingest.Config{Tokens: tokens, Now: o.now},
+		Ingest: &ingest.Config{Tokens: tokens, Hooks: o.hooks, Now: o.now},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,9 @@ type Config struct {
 	// Auth authenticates OpenLineage and drift-report callers before any
 	// parsing (the append is authorized again, by the gRPC server).
 	Auth auth.Authenticator
+	// Hooks is the webhook configuration (LoadHooksConfig); nil serves no
+	// webhooks.
+	Hooks *HooksConfig
 	// Tokens receives the webhook sources' internal tokens; required when
 	// Hooks has sources.
 	Tokens TokenRegistry
@@ -76,6 +79,13 @@ func Routes(cfg Config) ([]Route, error) {
 	routes := []Route{
 		{"POST /api/v1/lineage", auth.RequireHTTP(cfg.Auth, auth.PermAppend, olh)},
 		{"GET /v1/ingest/drift", auth.RequireHTTP(cfg.Auth, auth.PermRead, drift)},
+	}
+	if cfg.Hooks != nil && len(cfg.Hooks.Sources) > 0 {
+		hh, err := newHooksHandler(cfg, app, drift)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, Route{"POST /v1/hooks/{source}", hh})
 	}
 	return routes, nil
 }
