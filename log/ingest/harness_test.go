@@ -55,7 +55,7 @@ type harnessOpts struct {
 	now   func() time.Time
 }
 
-func startHarness(t *testing.T, o harnessOpts) *harness {
+func startHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -235,7 +235,7 @@ func (h *harness) do(t *testing.T, req *http.Request) httpAnswer {
 	return a
 }
 
-func readFile(t *testing.T, path string) []byte {
+func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

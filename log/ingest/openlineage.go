@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -450,3 +451,42 @@ func escapeURI(s string) string {
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+var (
+	olOnce   sync.Once
+	olShared *openLineage
+	olErr    error
+)
+
+// MapOpenLineage validates and maps an OpenLineage request body (one event
+// or a JSON array of them) for tenant, exactly as POST /api/v1/lineage
+// does, without appending: one entry per event, nil for an event skipped
+// because it records no data movement. An error is a *SchemaError naming
+// the payload field.
+func MapOpenLineage(body []byte, tenant string) ([]*pb.ProvenanceEvent, error) {
+	olOnce.Do(func() { olShared, olErr = newOpenLineage(NewDrift(nil)) })
+	if olErr != nil {
+		return nil, olErr
+	}
+	v, err := decodeJSON(body)
+	if err != nil {
+		return nil, &SchemaError{Reason: err.Error()}
+	}
+	items, batch := v.([]any)
+	if !batch {
+		items = []any{v}
+	}
+	out := make([]*pb.ProvenanceEvent, len(items))
+	for i, it := range items {
+		p := ""
+		if batch {
+			p = pathIndex("", i)
+		}
+		m, err := olShared.mapEvent(it, tenant, p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m.event
+	}
+	return out, nil
+}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -19,6 +21,29 @@ type payloadSchema struct {
 	compiled *jsonschema.Schema
 	raw      map[string]any // the whole document, to resolve local $refs
 	root     map[string]any // the schema the payload is checked against
+	// shapes memoizes objectShape and items by schema node (the schema
+	// never changes after compileSchema).
+	shapes sync.Map // uintptr -> *shape
+}
+
+type shape struct {
+	props      map[string][]map[string]any
+	additional map[string]any
+	open       bool
+	items      []map[string]any
+}
+
+// shapeOf returns the memoized shape of a schema node.
+func (s *payloadSchema) shapeOf(sch map[string]any) *shape {
+	key := reflect.ValueOf(sch).Pointer()
+	if v, ok := s.shapes.Load(key); ok {
+		return v.(*shape)
+	}
+	sh := &shape{}
+	sh.props, sh.additional, sh.open = s.objectShape(sch, 0)
+	sh.items = s.items(sch, 0)
+	s.shapes.Store(key, sh)
+	return sh
 }
 
 // compileSchema compiles the schema at fragment (a JSON pointer such as
@@ -174,7 +199,8 @@ func (s *payloadSchema) walk(sch map[string]any, v any, path string, out *[]stri
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		props, additional, declared := s.objectShape(sch, 0)
+		sh := s.shapeOf(sch)
+		props, additional, declared := sh.props, sh.additional, sh.open
 		for k, val := range x {
 			p := pathJoin(path, k)
 			if ps, ok := props[k]; ok {
@@ -191,7 +217,7 @@ func (s *payloadSchema) walk(sch map[string]any, v any, path string, out *[]stri
 			}
 		}
 	case []any:
-		items := s.items(sch, 0)
+		items := s.shapeOf(sch).items
 		for _, val := range x {
 			for _, it := range items {
 				s.walk(it, val, path+"[]", out, depth+1)
