@@ -86,9 +86,9 @@ func NewDrift(reg prometheus.Registerer) *Drift {
 	return d
 }
 
-// Record counts one occurrence. tenant scopes who may read the entry ("" for
-// sources shared by tenants, such as OpenLineage: only callers allowed every
-// tenant see their paths... see Report).
+// Record counts one occurrence of a drifted field of source, for tenant:
+// the tenant the payload was appended for (the request's tenant for
+// OpenLineage, the source's for webhooks), which scopes who may read it.
 func (d *Drift) Record(source, tenant, kind, path, version, example string) {
 	d.metric.WithLabelValues(source, kind).Inc()
 	now := d.now()
