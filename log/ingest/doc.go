@@ -58,8 +58,10 @@
 //	field_lineage   each output's columnLineage facet: one entry per output
 //	                field, sources = its inputFields, transformation = the
 //	                transformations' TYPE/SUBTYPE joined by ","
-//	other facets    every facet not mapped above (run, job, dataset, input
-//	                and output facets) is kept in extensions as
+//	other facets    every facet but parent, version and columnLineage (run,
+//	                job, dataset, input and output facets; the schema and
+//	                jobType facets too, for what they hold beyond the
+//	                mapped names) is kept in extensions as
 //	                "openlineage.<where>.<facet>" = its canonical JSON, or
 //	                its digest when longer than 4096 bytes; past 60 entries
 //	                names go to openlineage.facets.overflow. The event digest
