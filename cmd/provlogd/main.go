@@ -47,6 +47,7 @@ type config struct {
 	LogLevel           string
 	Vault              vaultFlags
 	NextLogKey         string
+	HooksConfig        string
 }
 
 // defaultOrigin names a new log when --origin is not given.
@@ -69,6 +70,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
+	fs.StringVar(&cfg.HooksConfig, "hooks-config", "", "webhook sources for POST /v1/hooks/{source} (JSON, mode 0600: tenant, HMAC secret, mapping file per source); none when empty")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.NextLogKey, "log-next-key", "", "checkpoint key rotation: also sign every checkpoint with this note signer key (created when missing, with FILE.pub, under the log's origin) during the overlap; afterwards make it log.key")
@@ -201,7 +203,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy})
+	ingestCfg, err := ingestConfig(cfg, tokens)
+	if err != nil {
+		ix.close()
+		l.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy, Ingest: ingestCfg})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/ingest"
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/lineage"
 	"github.com/provlog/provlog/log/vault"
@@ -60,6 +61,9 @@ type Config struct {
 	// them (nil: auditors and admins) and which fields are sensitive.
 	Vault       *vault.Vault
 	VaultPolicy *vault.Policy
+	// Ingest, when set, serves OpenLineage ingestion, webhooks and the
+	// drift report (its Conn, Auth and Registry are filled in here).
+	Ingest *ingest.Config
 }
 
 // Server holds the gRPC server and the HTTP handler of one provlogd.
@@ -184,6 +188,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		w.Write([]byte("ok\n"))
 	})
+	if cfg.Ingest != nil {
+		if err := mountIngest(mux, conn, cfg, m.reg); err != nil {
+			return nil, err
+		}
+	}
 	s.http = mux
 	return s, nil
 }
