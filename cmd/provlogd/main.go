@@ -133,8 +133,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tokens := &auth.Tokens{}
-	tokens.Add(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
+	tokens, err := auth.OpenStore(filepath.Join(cfg.DataDir, auth.StoreFile), nil)
+	if err != nil {
+		return err
+	}
+	tokens.AddStatic(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
 
 	reg := prometheus.NewRegistry()
 	lcfg := ledger.Config{
@@ -182,7 +185,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))

@@ -33,6 +33,12 @@ const (
 	RoleAdmin    Role = "admin"    // everything
 )
 
+// AllRoles lists the roles, for validation and the role-matrix tests.
+var AllRoles = []Role{RoleAppender, RoleReader, RoleAuditor, RoleAdmin}
+
+// MaxTokenLen bounds a bearer token; longer values are refused unhashed.
+const MaxTokenLen = 512
+
 // Permission is what a method needs.
 type Permission int
 
@@ -42,6 +48,8 @@ const (
 	PermRead
 	PermProof
 	PermAdmin
+	// PermAudit: reading the log's own metrics (auditor, admin).
+	PermAudit
 )
 
 func (p Permission) String() string {
@@ -54,6 +62,8 @@ func (p Permission) String() string {
 		return "proof"
 	case PermAdmin:
 		return "admin"
+	case PermAudit:
+		return "audit"
 	}
 	return fmt.Sprintf("permission(%d)", int(p))
 }
@@ -67,6 +77,9 @@ type Identity struct {
 	Name    string
 	Roles   []Role
 	Tenants []string
+	// Person is set when the credential belongs to one person: approvals
+	// and overrides sent with it must name this person as their actor.
+	Person string
 }
 
 // Allowed reports whether the identity holds a role granting p.
@@ -87,7 +100,7 @@ func (id *Identity) Allowed(p Permission) bool {
 				return true
 			}
 		case RoleAuditor:
-			if p == PermRead || p == PermProof {
+			if p == PermRead || p == PermProof || p == PermAudit {
 				return true
 			}
 		}
@@ -110,6 +123,13 @@ var ErrUnauthenticated = errors.New("missing or invalid bearer token")
 // Implementations must be safe for concurrent use and must not log tokens.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (*Identity, error)
+}
+
+// CertAuthenticator turns the names of a verified client certificate
+// (CertNames) into an Identity. Implementations must be safe for concurrent
+// use.
+type CertAuthenticator interface {
+	AuthenticateCert(ctx context.Context, names []string) (*Identity, error)
 }
 
 // Tokens is an in-memory Authenticator over hashed bearer tokens.

@@ -46,7 +46,10 @@ type Config struct {
 	// Lineage, when set, serves provlog.v1.LineageService.
 	Lineage *lineage.Index
 	Auth    auth.Authenticator
-	Logger  *slog.Logger
+	// Admin, when set, serves provlog.v1.AdminService, and its tenant
+	// policies and submitter keys govern appends (issue 6).
+	Admin  *auth.Store
+	Logger *slog.Logger
 	// PublishTimeout bounds how long an append waiting for publication waits.
 	PublishTimeout time.Duration
 	// Now is the clock for validation; time.Now when nil.
@@ -80,6 +83,20 @@ var Policy = auth.Policy{
 		pb.LineageService_History_FullMethodName:         auth.PermRead,
 		pb.LineageService_ListRunEvents_FullMethodName:   auth.PermRead,
 		pb.LineageService_GetIndexDigest_FullMethodName:  auth.PermProof,
+		// issue 6: AdminService, admin only.
+		pb.AdminService_CreateTenant_FullMethodName:           auth.PermAdmin,
+		pb.AdminService_ListTenants_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_SetTenantPolicy_FullMethodName:        auth.PermAdmin,
+		pb.AdminService_CreateToken_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_ListTokens_FullMethodName:             auth.PermAdmin,
+		pb.AdminService_RevokeToken_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_GrantCertificate_FullMethodName:       auth.PermAdmin,
+		pb.AdminService_ListCertificateGrants_FullMethodName:  auth.PermAdmin,
+		pb.AdminService_RevokeCertificateGrant_FullMethodName: auth.PermAdmin,
+		pb.AdminService_RegisterKey_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_RotateKey_FullMethodName:              auth.PermAdmin,
+		pb.AdminService_RevokeKey_FullMethodName:              auth.PermAdmin,
+		pb.AdminService_ListKeys_FullMethodName:               auth.PermAdmin,
 	},
 	// Health and reflection expose no data: load balancers and grpcurl use
 	// them without credentials.
@@ -114,7 +131,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		publishTimeout: cfg.PublishTimeout,
 		now:            cfg.Now,
 		metrics:        m,
+		authz:          &authorship{store: cfg.Admin, ledger: cfg.Ledger},
 	})
+	if cfg.Admin != nil {
+		pb.RegisterAdminServiceServer(g, &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now})
+	}
 	if cfg.Lineage != nil {
 		pb.RegisterLineageServiceServer(g, &lineageService{ledger: cfg.Ledger, index: cfg.Lineage, log: cfg.Logger})
 	}
@@ -156,6 +177,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Lineage != nil {
 		if err := pb.RegisterLineageServiceHandler(ctx, gw, conn); err != nil {
 			return nil, fmt.Errorf("couldn't register the lineage REST gateway: %w", err)
+		}
+	}
+	if cfg.Admin != nil {
+		if err := pb.RegisterAdminServiceHandler(ctx, gw, conn); err != nil {
+			return nil, fmt.Errorf("couldn't register the admin REST gateway: %w", err)
 		}
 	}
 

@@ -23,10 +23,11 @@ type logService struct {
 	publishTimeout time.Duration
 	now            func() time.Time
 	metrics        *metrics
+	authz          *authorship
 }
 
 // checkEvent validates one event and the caller's right to append it.
-func (s *logService) checkEvent(id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
+func (s *logService) checkEvent(ctx context.Context, id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
 	if ev == nil {
 		return &event.FieldError{Field: field, Reason: "required"}
 	}
@@ -45,7 +46,7 @@ func (s *logService) checkEvent(id *auth.Identity, ev *pb.ProvenanceEvent, field
 	if !id.CanActFor(ev.GetTenant()) {
 		return status.Errorf(codes.PermissionDenied, "%s.tenant: not allowed to append for tenant %q", field, ev.GetTenant())
 	}
-	return nil
+	return s.authz.check(ctx, id, ev, field)
 }
 
 func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
@@ -53,7 +54,7 @@ func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.App
 	if err := s.checkWait(req.GetWait()); err != nil {
 		return nil, err
 	}
-	if err := s.checkEvent(id, req.GetEvent(), "event"); err != nil {
+	if err := s.checkEvent(ctx, id, req.GetEvent(), "event"); err != nil {
 		s.metrics.appended("invalid")
 		return nil, toStatus(ctx, s.log, "Append", err)
 	}
@@ -118,7 +119,7 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 	subs := make([]ledger.Submission, 0, len(evs))
 	pos := make([]int, 0, len(evs))
 	for i, ev := range evs {
-		if err := s.checkEvent(id, ev, fmt.Sprintf("events[%d]", i)); err != nil {
+		if err := s.checkEvent(ctx, id, ev, fmt.Sprintf("events[%d]", i)); err != nil {
 			results[i] = &pb.AppendResult{Error: appendError(ctx, s.log, err)}
 			s.metrics.appended("invalid")
 			continue
@@ -250,6 +251,9 @@ func (s *logService) GetInclusionProof(ctx context.Context, req *pb.GetInclusion
 	h := event.LeafHash(leaf)
 	if lh, ok := req.GetLeaf().(*pb.GetInclusionProofRequest_LeafHash); ok && string(lh.LeafHash) != string(h[:]) {
 		return nil, toStatus(ctx, s.log, "GetInclusionProof", ledger.ErrNotFound)
+	}
+	if err := proofTenantCheck(ctx, leaf); err != nil {
+		return nil, toStatus(ctx, s.log, "GetInclusionProof", err)
 	}
 	return &pb.GetInclusionProofResponse{Index: index, TreeSize: size, LeafHash: h[:], Proof: proof, Checkpoint: cp}, nil
 }
