@@ -240,9 +240,9 @@ func goldenCases() []goldenCase {
 			return &provlogv1.ProvenanceEvent{
 				SchemaVersion: 1, EventId: "provlog.key/acme-ci-2026/register", Tenant: "acme",
 				Operation: provlogv1.Operation_OPERATION_KEY_REGISTER, EventTime: ts(evTime),
-				Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"},
-				Workflow:  &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
-				Outputs:   []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2026", Digest: keyDigest(pub)}},
+				Actor:    &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"},
+				Workflow: &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
+				Outputs:  []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2026", Digest: keyDigest(pub)}},
 				Extensions: map[string]string{"provlog.key.id": "acme-ci-2026", "provlog.key.ed25519": base64.StdEncoding.EncodeToString(pub),
 					"provlog.key.valid_from": evTime.Add(-24 * time.Hour).Format(time.RFC3339Nano)},
 			}
@@ -252,10 +252,10 @@ func goldenCases() []goldenCase {
 			return &provlogv1.ProvenanceEvent{
 				SchemaVersion: 1, EventId: "provlog.key/acme-ci-2026/rotate", Tenant: "acme",
 				Operation: provlogv1.Operation_OPERATION_KEY_ROTATE, EventTime: ts(evTime),
-				Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_PERSON, Id: "jane@acme.example"},
-				Workflow:  &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
-				Inputs:    []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2026"}},
-				Outputs:   []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2027", Digest: keyDigest(pub)}},
+				Actor:    &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_PERSON, Id: "jane@acme.example"},
+				Workflow: &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
+				Inputs:   []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2026"}},
+				Outputs:  []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2027", Digest: keyDigest(pub)}},
 				Extensions: map[string]string{"provlog.key.id": "acme-ci-2027", "provlog.key.ed25519": base64.StdEncoding.EncodeToString(pub),
 					"provlog.key.valid_from": evTime.Format(time.RFC3339Nano), "provlog.key.replaces": "acme-ci-2026"},
 			}
