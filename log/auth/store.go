@@ -367,6 +367,11 @@ func (s *Store) checkGrant(roles []Role, tenants []string, person string) error 
 	if len(tenants) == 0 {
 		return invalidf("tenants", "at least one tenant (or \"*\") is required")
 	}
+	if slices.Contains(roles, RoleAdmin) && !slices.Equal(tenants, []string{AllTenants}) {
+		// The admin API is not per tenant: an admin of some tenants could
+		// grant itself the others.
+		return invalidf("tenants", "the admin role is granted for all tenants only: [\"*\"]")
+	}
 	for i, t := range tenants {
 		if t == AllTenants {
 			continue

@@ -46,6 +46,13 @@ type adminHarness struct {
 
 func startAdminHarness(t *testing.T) *adminHarness {
 	t.Helper()
+	return startAdminHarnessWith(t, nil)
+}
+
+// startAdminHarnessWith lets configure change the server config (given the
+// data dir) after the admin store is set.
+func startAdminHarnessWith(t *testing.T, configure func(*server.Config, string)) *adminHarness {
+	t.Helper()
 	dir := t.TempDir()
 	clk := &storeClock{t: testNow}
 	st, err := auth.OpenStore(filepath.Join(dir, auth.StoreFile), clk.now)
@@ -58,7 +65,12 @@ func startAdminHarness(t *testing.T) *adminHarness {
 			t.Fatal(err)
 		}
 	}
-	h := startHarnessWith(t, dir, func(c *server.Config) { c.Auth, c.Admin = st, st })
+	h := startHarnessWith(t, dir, func(c *server.Config) {
+		c.Auth, c.Admin = st, st
+		if configure != nil {
+			configure(c, dir)
+		}
+	})
 	return &adminHarness{harness: h, store: st, clock: clk, admin: pb.NewAdminServiceClient(h.conn)}
 }
 
@@ -325,6 +337,8 @@ func TestSubmitterKeys(t *testing.T) {
 		t.Errorf("early event after revocation: %v", err)
 	}
 }
+
+func timestampAt(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 
 func toB64(b []byte) string {
 	j, _ := json.Marshal(b) // protojson bytes are standard base64

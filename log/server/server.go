@@ -188,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxHTTPBody))
 	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
-	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermRead, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermAudit, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	// The API description is public, like gRPC reflection: it describes
 	// the API, not data.
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
