@@ -45,6 +45,9 @@ type config struct {
 	LineageMaxBusy     float64
 	LogFormat          string
 	LogLevel           string
+	TLSCert            string
+	TLSKey             string
+	ClientCA           string
 }
 
 // defaultOrigin names a new log when --origin is not given.
@@ -67,6 +70,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) of both listeners; without it (and --tls-key) both serve plaintext, which is allowed on loopback only")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle for client certificates (mTLS); a verified certificate's URI/DNS/email SAN or CN is mapped to roles by AdminService.GrantCertificate")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs
@@ -164,6 +170,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		lcfg.Witnesses = &wg
 	}
 
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
+	if tlsCfg == nil {
+		if err := errors.Join(checkPlaintext("grpc-addr", cfg.GRPCAddr), checkPlaintext("http-addr", cfg.HTTPAddr)); err != nil {
+			return err
+		}
+	}
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("couldn't listen for gRPC: %w", err)
@@ -185,16 +200,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, TLS: tlsCfg, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg}
 
 	log.Info("provlogd serving", "origin", l.Origin(), "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil)
+		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil, "tls", tlsCfg != nil, "mtls", cfg.ClientCA != "")
 	srv.SetServing(true)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -213,7 +228,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := hs.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return hs.Serve(httpLis) }
+		if tlsCfg != nil {
+			serve = func() error { return hs.ServeTLS(httpLis, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("HTTP server: %w", err)
 		}
 		return nil

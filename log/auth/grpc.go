@@ -170,3 +170,7 @@ func RequireHTTP(a Authenticator, perm Permission, next http.Handler) http.Handl
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
 }
+
+// HTTPCertNames returns the names of the verified client certificate of an
+// HTTP request, or nil.
+func HTTPCertNames(r *http.Request) []string { return verifiedCertNames(r.TLS) }

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/provlog/provlog/log/lineage"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -54,6 +56,10 @@ type Config struct {
 	PublishTimeout time.Duration
 	// Now is the clock for validation; time.Now when nil.
 	Now func() time.Time
+	// TLS, when set, makes the gRPC server speak TLS with it (the HTTP
+	// listener is the caller's). A verified client certificate then
+	// authenticates through Auth when it is an auth.CertAuthenticator.
+	TLS *tls.Config
 	// Registry receives the server's metrics and is served at /metrics; a
 	// new one when nil.
 	Registry *prometheus.Registry
@@ -118,13 +124,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	m := newMetrics(cfg.Registry)
-	g := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), recoverUnary(cfg.Logger)),
 		grpc.ChainStreamInterceptor(logStream(cfg.Logger), m.stream(), auth.StreamInterceptor(cfg.Auth, Policy), recoverStream(cfg.Logger)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute}),
-	)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(inprocOrTLS{credentials.NewTLS(cfg.TLS)}))
+	}
+	g := grpc.NewServer(opts...)
 	pb.RegisterLogServiceServer(g, &logService{
 		ledger:         cfg.Ledger,
 		log:            cfg.Logger,
@@ -166,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			return "", false
 		}),
+		runtime.WithMetadata(gatewayCertMetadata),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, oneValueJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -186,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxHTTPBody))
+	mux.Handle("/v1/", http.MaxBytesHandler(gatewayCert(gw), MaxHTTPBody))
 	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
 	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermAudit, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	// The API description is public, like gRPC reflection: it describes
