@@ -15,7 +15,9 @@ import (
 // inprocOrTLS is the gRPC server's TLS, except on the gateway's in-process
 // pipe (bufconn), which never leaves the process: the gateway's HTTP
 // listener did the TLS.
-type inprocOrTLS struct{ credentials.TransportCredentials }
+type inprocOrTLS struct {
+	credentials.TransportCredentials
+}
 
 func (c inprocOrTLS) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	if conn.RemoteAddr().Network() == auth.InProcessNetwork {
