@@ -45,6 +45,8 @@ type config struct {
 	LineageMaxBusy     float64
 	LogFormat          string
 	LogLevel           string
+	RateIdentity       float64
+	RateTenant         float64
 	TLSCert            string
 	TLSKey             string
 	ClientCA           string
@@ -70,6 +72,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
+	fs.Float64Var(&cfg.RateIdentity, "rate-identity", 1000, "requests (batch events) per second one non-admin identity may make, bursts of max(2x, 1000); 0: no limit")
+	fs.Float64Var(&cfg.RateTenant, "rate-tenant", 5000, "requests (batch events) per second all non-admin callers of one tenant may make, bursts of max(2x, 1000); 0: no limit")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) of both listeners; without it (and --tls-key) both serve plaintext, which is allowed on loopback only")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle for client certificates (mTLS); a verified certificate's URI/DNS/email SAN or CN is mapped to roles by AdminService.GrantCertificate")
@@ -200,7 +204,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, TLS: tlsCfg, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, TLS: tlsCfg, Limits: limits(cfg), Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))

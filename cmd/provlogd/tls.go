@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+
+	"github.com/provlog/provlog/log/event"
+	"github.com/provlog/provlog/log/server"
 )
 
 // serverTLS builds the TLS config of both listeners from --tls-cert,
@@ -58,4 +61,12 @@ func checkPlaintext(flag, addr string) error {
 		return nil
 	}
 	return fmt.Errorf("--%s %s is not a loopback address: serving without TLS is allowed on loopback only (give --tls-cert and --tls-key)", flag, addr)
+}
+
+// limits turns --rate-identity and --rate-tenant into server limits: bursts
+// of twice the rate, and at least one full batch.
+func limits(cfg config) server.Limits {
+	burst := func(r float64) int { return max(int(2*r), event.MaxBatch) }
+	return server.Limits{IdentityRate: cfg.RateIdentity, IdentityBurst: burst(cfg.RateIdentity),
+		TenantRate: cfg.RateTenant, TenantBurst: burst(cfg.RateTenant)}
 }

@@ -60,6 +60,10 @@ type Config struct {
 	// listener is the caller's). A verified client certificate then
 	// authenticates through Auth when it is an auth.CertAuthenticator.
 	TLS *tls.Config
+	// Limits rate-limits callers per identity and tenant (off when zero).
+	Limits Limits
+	// AccessAudit tunes the access auditor (defaults when zero).
+	AccessAudit AccessAudit
 	// Registry receives the server's metrics and is served at /metrics; a
 	// new one when nil.
 	Registry *prometheus.Registry
@@ -124,9 +128,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	m := newMetrics(cfg.Registry)
+	guard := newGuard(cfg)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
-		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), recoverUnary(cfg.Logger)),
+		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), guard, recoverUnary(cfg.Logger)),
 		grpc.ChainStreamInterceptor(logStream(cfg.Logger), m.stream(), auth.StreamInterceptor(cfg.Auth, Policy), recoverStream(cfg.Logger)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute}),
