@@ -36,6 +36,9 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) >= 1 && isAdminCommand(args[0]) { // issue 6: cmd/provctl/admin.go
+		return adminCommand(args, stdout, stderr)
+	}
 	if len(args) >= 2 && args[0] == "verify" && args[1] == "receipt" {
 		return verifyReceipt(args[2:], stdin, stdout, stderr)
 	}
