@@ -16,6 +16,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Errors of the Store, for the service edge to map to codes.
@@ -83,6 +86,16 @@ type storeState struct {
 	Tokens  []*Token              `json:"tokens"`
 	Certs   map[string]*CertGrant `json:"certificates"`
 	Keys    []*SubmitterKey       `json:"submitter_keys"`
+	// Pending are key events about to be appended to the log: recorded
+	// before the append and removed, with their effect applied to Keys, once
+	// the log holds them, so a crash in between loses nothing.
+	Pending []PendingKeyEvent `json:"pending_key_events,omitzero"`
+}
+
+// PendingKeyEvent is a key event recorded before its append.
+type PendingKeyEvent struct {
+	Event     json.RawMessage `json:"event"` // protojson
+	Submitter string          `json:"submitter"`
 }
 
 // Store holds tenants, tokens, certificate grants and submitter keys in one
@@ -526,4 +539,67 @@ func (s *Store) HasTenant(tenant string) bool {
 	defer s.mu.RUnlock()
 	_, ok := s.st.Tenants[tenant]
 	return ok
+}
+
+// AddPending records a key event before it is appended.
+func (s *Store) AddPending(ev *pb.ProvenanceEvent, submitter string) error {
+	b, err := protojson.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("couldn't encode key event: %w", err)
+	}
+	return s.update(func() error {
+		s.st.Pending = append(s.st.Pending, PendingKeyEvent{Event: b, Submitter: submitter})
+		return nil
+	})
+}
+
+// Pending returns the key events recorded but not yet known to be in the
+// log, oldest first.
+func (s *Store) Pending() ([]*pb.ProvenanceEvent, []string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	evs := make([]*pb.ProvenanceEvent, len(s.st.Pending))
+	subs := make([]string, len(s.st.Pending))
+	for i, p := range s.st.Pending {
+		evs[i] = &pb.ProvenanceEvent{}
+		if err := protojson.Unmarshal(p.Event, evs[i]); err != nil {
+			return nil, nil, fmt.Errorf("auth store: pending key event %d: %w", i, err)
+		}
+		subs[i] = p.Submitter
+	}
+	return evs, subs, nil
+}
+
+// DropPending forgets a pending key event that is known not to be in the
+// log.
+func (s *Store) DropPending(ev *pb.ProvenanceEvent) error {
+	return s.update(func() error {
+		for i, p := range s.st.Pending {
+			var pe pb.ProvenanceEvent
+			if protojson.Unmarshal(p.Event, &pe) == nil && pe.GetTenant() == ev.GetTenant() && pe.GetEventId() == ev.GetEventId() {
+				s.st.Pending = slices.Delete(s.st.Pending, i, i+1)
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// ApplyPending applies the pending key event with ev's tenant and id, now
+// at index in the log, to the key history and removes it from Pending, in
+// one persisted step.
+func (s *Store) ApplyPending(ev *pb.ProvenanceEvent, index uint64) error {
+	return s.update(func() error {
+		for i, p := range s.st.Pending {
+			var pe pb.ProvenanceEvent
+			if err := protojson.Unmarshal(p.Event, &pe); err != nil {
+				return fmt.Errorf("auth store: pending key event %d: %w", i, err)
+			}
+			if pe.GetTenant() == ev.GetTenant() && pe.GetEventId() == ev.GetEventId() {
+				s.st.Pending = slices.Delete(s.st.Pending, i, i+1)
+				return s.keys.ApplyEvent(&pe, index)
+			}
+		}
+		return fmt.Errorf("pending key event %q of tenant %q: %w", ev.GetEventId(), ev.GetTenant(), ErrNotFound)
+	})
 }

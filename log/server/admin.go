@@ -200,17 +200,60 @@ func (s *adminService) keyTenant(tenant string) error {
 	return nil
 }
 
-// appendKeyEvent appends a key event and waits until it is sequenced.
-func (s *adminService) appendKeyEvent(ctx context.Context, ev *pb.ProvenanceEvent, op string) (uint64, error) {
+// commitKeyEvent makes a key change: it records ev as pending in the store,
+// appends it to the log, then applies it to the key history and drops it
+// from pending in one step. A crash after the append leaves it pending:
+// resolvePending finishes it at the next start or key change.
+func (s *adminService) commitKeyEvent(ctx context.Context, ev *pb.ProvenanceEvent) (uint64, error) {
 	if err := event.Validate(ev, s.now()); err != nil {
 		return 0, fmt.Errorf("key event does not validate: %w", err)
 	}
-	r := s.ledger.Append(ctx, []ledger.Submission{{Event: ev, Submitter: auth.FromContext(ctx).Name}})[0]
+	submitter := auth.FromContext(ctx).Name
+	if err := s.store.AddPending(ev, submitter); err != nil {
+		return 0, err
+	}
+	idx, err := s.appendKeyEvent(ctx, ev, submitter)
+	if err != nil {
+		if ctx.Err() == nil && (errors.Is(err, ledger.ErrPushback) || errors.Is(err, ledger.ErrClosed)) {
+			// Not sequenced: forget it, the caller retries.
+			if derr := s.store.DropPending(ev); derr != nil {
+				s.log.ErrorContext(ctx, "couldn't drop a pending key event", "event_id", ev.GetEventId(), "err", derr)
+			}
+		}
+		return 0, err
+	}
+	return idx, s.store.ApplyPending(ev, idx)
+}
+
+// resolvePending appends (again: the log deduplicates) and applies every
+// key event left pending by an interrupted key change. Callers hold keyMu,
+// or run before serving.
+func (s *adminService) resolvePending(ctx context.Context) error {
+	evs, subs, err := s.store.Pending()
+	if err != nil {
+		return err
+	}
+	for i, ev := range evs {
+		idx, err := s.appendKeyEvent(ctx, ev, subs[i])
+		if err != nil {
+			return fmt.Errorf("finishing pending key event %q: %w", ev.GetEventId(), err)
+		}
+		if err := s.store.ApplyPending(ev, idx); err != nil {
+			return fmt.Errorf("applying pending key event %q: %w", ev.GetEventId(), err)
+		}
+		s.log.InfoContext(ctx, "finished an interrupted key change", "tenant", ev.GetTenant(), "event_id", ev.GetEventId(), "index", idx)
+	}
+	return nil
+}
+
+// appendKeyEvent appends a key event and waits until it is sequenced.
+func (s *adminService) appendKeyEvent(ctx context.Context, ev *pb.ProvenanceEvent, submitter string) (uint64, error) {
+	r := s.ledger.Append(ctx, []ledger.Submission{{Event: ev, Submitter: submitter}})[0]
 	var ce *ledger.ConflictError
 	if errors.As(r.Err, &ce) {
-		// The log already holds a different event for this key change: an
-		// earlier attempt was appended but not recorded in the store.
-		return 0, status.Errorf(codes.Aborted, "%s: the log already holds key event %q at index %d that the key store does not reflect; the key store must be rebuilt from the log", op, ev.GetEventId(), ce.Index)
+		// The log holds a different event under this key event's id: the
+		// store lost a change the log has.
+		return 0, status.Errorf(codes.Aborted, "the log already holds a different key event %q at index %d; the key store (auth.json) is behind the log", ev.GetEventId(), ce.Index)
 	}
 	if r.Err != nil {
 		return 0, r.Err
@@ -235,18 +278,16 @@ func (s *adminService) RegisterKey(ctx context.Context, req *pb.RegisterKeyReque
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
+	if err := s.resolvePending(ctx); err != nil {
+		return nil, s.adminErr(ctx, "key change", err)
+	}
 	kh := s.store.Keys()
 	if err := kh.CheckRegister(req.GetTenant(), req.GetKeyId(), req.GetPublicKey()); err != nil {
 		return nil, s.adminErr(ctx, "RegisterKey", err)
 	}
 	ev := auth.KeyRegisterEvent(req.GetTenant(), req.GetKeyId(), req.GetPublicKey(), from, now, auth.FromContext(ctx))
-	idx, err := s.appendKeyEvent(ctx, ev, "RegisterKey")
+	idx, err := s.commitKeyEvent(ctx, ev)
 	if err != nil {
-		return nil, s.adminErr(ctx, "RegisterKey", err)
-	}
-	if err := s.store.UpdateKeys(func(h *auth.KeyHistory) error {
-		return h.ApplyEvent(ev, idx)
-	}); err != nil {
 		return nil, s.adminErr(ctx, "RegisterKey", err)
 	}
 	k, _ := s.store.Keys().Get(req.GetTenant(), req.GetKeyId())
@@ -260,15 +301,15 @@ func (s *adminService) RotateKey(ctx context.Context, req *pb.RotateKeyRequest) 
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
+	if err := s.resolvePending(ctx); err != nil {
+		return nil, s.adminErr(ctx, "key change", err)
+	}
 	if err := s.store.Keys().CheckRotate(req.GetTenant(), req.GetKeyId(), req.GetNewKeyId(), req.GetNewPublicKey()); err != nil {
 		return nil, s.adminErr(ctx, "RotateKey", err)
 	}
 	ev := auth.KeyRotateEvent(req.GetTenant(), req.GetKeyId(), req.GetNewKeyId(), req.GetNewPublicKey(), s.now(), auth.FromContext(ctx))
-	idx, err := s.appendKeyEvent(ctx, ev, "RotateKey")
+	idx, err := s.commitKeyEvent(ctx, ev)
 	if err != nil {
-		return nil, s.adminErr(ctx, "RotateKey", err)
-	}
-	if err := s.store.UpdateKeys(func(h *auth.KeyHistory) error { return h.ApplyEvent(ev, idx) }); err != nil {
 		return nil, s.adminErr(ctx, "RotateKey", err)
 	}
 	k, _ := s.store.Keys().Get(req.GetTenant(), req.GetNewKeyId())
@@ -293,19 +334,19 @@ func (s *adminService) RevokeKey(ctx context.Context, req *pb.RevokeKeyRequest) 
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
+	if err := s.resolvePending(ctx); err != nil {
+		return nil, s.adminErr(ctx, "key change", err)
+	}
 	if err := s.store.Keys().CheckRevoke(req.GetTenant(), req.GetKeyId()); err != nil {
 		return nil, s.adminErr(ctx, "RevokeKey", err)
 	}
 	ev := auth.KeyRevokeEvent(req.GetTenant(), req.GetKeyId(), at, now, req.GetReason(), auth.FromContext(ctx))
-	idx, err := s.appendKeyEvent(ctx, ev, "RevokeKey")
+	idx, err := s.commitKeyEvent(ctx, ev)
 	if err != nil {
 		var fe *event.FieldError
 		if errors.As(err, &fe) && fe.Field == "rationale" {
 			return nil, invalid("reason", fe.Reason)
 		}
-		return nil, s.adminErr(ctx, "RevokeKey", err)
-	}
-	if err := s.store.UpdateKeys(func(h *auth.KeyHistory) error { return h.ApplyEvent(ev, idx) }); err != nil {
 		return nil, s.adminErr(ctx, "RevokeKey", err)
 	}
 	k, _ := s.store.Keys().Get(req.GetTenant(), req.GetKeyId())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/event"
+	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/server"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc/codes"
@@ -423,4 +424,49 @@ func TestAdminTenantsAndGrants(t *testing.T) {
 	var rg pb.RevokeCertificateGrantResponse
 	h.rest(t, http.MethodPost, "/v1/admin/certificates:revoke", adminToken, []byte(`{"subject":"spiffe://acme.example/ns/etl/sa/n8n"}`)).decode(t, &rg)
 	restCode(t, h.rest(t, http.MethodPost, "/v1/admin/certificates:revoke", adminToken, []byte(`{"subject":"spiffe://acme.example/ns/etl/sa/n8n"}`)), codes.NotFound)
+}
+
+// TestInterruptedKeyChange: a key change recorded as pending (the process
+// died before or after appending it) is finished when the server starts:
+// appended once, applied to the key store.
+func TestInterruptedKeyChange(t *testing.T) {
+	pub1, _, _ := ed25519.GenerateKey(nil)
+	pub2, _, _ := ed25519.GenerateKey(nil)
+	by := &auth.Identity{Name: "admin"}
+	var appendedAt uint64
+	h := startAdminHarnessWith(t, func(c *server.Config, _ string) {
+		// k1: died after recording, before appending.
+		if err := c.Admin.AddPending(auth.KeyRegisterEvent("acme", "k1", pub1, testNow, testNow, by), "admin"); err != nil {
+			t.Fatal(err)
+		}
+		// k2: died after appending, before applying.
+		ev := auth.KeyRegisterEvent("acme", "k2", pub2, testNow, testNow, by)
+		if err := c.Admin.AddPending(ev, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		r := c.Ledger.Append(t.Context(), []ledger.Submission{{Event: ev, Submitter: "admin"}})[0]
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		appendedAt = r.Index
+	})
+	evs, _, err := h.store.Pending()
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("pending after start: %v, %v", evs, err)
+	}
+	lk, err := h.admin.ListKeys(withToken(t.Context(), adminToken), &pb.ListKeysRequest{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lk.GetKeys()) != 2 {
+		t.Fatalf("ListKeys = %v, want k1 and k2", lk)
+	}
+	for _, k := range lk.GetKeys() {
+		if k.GetKeyId() == "k2" && k.GetEventIndexes()[0] != appendedAt {
+			t.Errorf("k2 recorded at %v, want the index it was appended at, %d", k.GetEventIndexes(), appendedAt)
+		}
+	}
+	if n := h.size(t); n != 2 {
+		t.Errorf("log holds %d leaves, want 2 (k2's append not repeated)", n)
+	}
 }

@@ -149,7 +149,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		authz:          &authorship{store: cfg.Admin, ledger: cfg.Ledger},
 	})
 	if cfg.Admin != nil {
-		pb.RegisterAdminServiceServer(g, &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now})
+		as := &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now}
+		if err := as.resolvePending(ctx); err != nil {
+			return nil, fmt.Errorf("couldn't finish interrupted key changes: %w", err)
+		}
+		pb.RegisterAdminServiceServer(g, as)
 	}
 	if cfg.Lineage != nil {
 		pb.RegisterLineageServiceServer(g, &lineageService{ledger: cfg.Ledger, index: cfg.Lineage, log: cfg.Logger})
