@@ -80,7 +80,8 @@ func TestAdminCommands(t *testing.T) {
 		return out.String() + errb.String()
 	}
 	provctl(exitVerified, "tenant", "create", "acme", "--require-signature")
-	if out := provctl(exitVerified, "tenant", "list"); !strings.Contains(out, `"requireSignature": true`) {
+	var tl pb.ListTenantsResponse
+	if out := provctl(exitVerified, "tenant", "list"); protojson.Unmarshal([]byte(out), &tl) != nil || !tl.GetTenants()[0].GetPolicy().GetRequireSignature() {
 		t.Errorf("tenant list: %s", out)
 	}
 	provctl(exitFailed, "tenant", "create", "acme")
@@ -110,7 +111,8 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("keys generate: %v %v", st, err)
 	}
 	out = provctl(exitVerified, "keys", "register", "--tenant", "acme", "--key-id", "ci-1", "--public-key", prefix+".pub", "--valid-from", "2026-01-01T00:00:00Z")
-	if !strings.Contains(out, `"state": "active"`) {
+	var rk pb.RegisterKeyResponse
+	if protojson.Unmarshal([]byte(out), &rk) != nil || rk.GetKey().GetState() != "active" {
 		t.Errorf("keys register: %s", out)
 	}
 	provctl(exitUsage, "keys", "register", "--tenant", "acme", "--key-id", "ci-2", "--public-key", "not-a-key")
@@ -119,7 +121,8 @@ func TestAdminCommands(t *testing.T) {
 	provctl(exitVerified, "keys", "rotate", "--tenant", "acme", "--key-id", "ci-1", "--new-key-id", "ci-2", "--new-public-key", prefix2+".pub")
 	provctl(exitVerified, "keys", "revoke", "--tenant", "acme", "--key-id", "ci-2", "--reason", "test")
 	out = provctl(exitVerified, "keys", "list", "--tenant", "acme")
-	if !strings.Contains(out, `"state": "rotated"`) || !strings.Contains(out, `"state": "revoked"`) {
+	var lk pb.ListKeysResponse
+	if protojson.Unmarshal([]byte(out), &lk) != nil || len(lk.GetKeys()) != 2 || lk.GetKeys()[0].GetState() != "rotated" || lk.GetKeys()[1].GetState() != "revoked" {
 		t.Errorf("keys list: %s", out)
 	}
 	provctl(exitVerified, "cert", "grant", "--subject", "spiffe://acme.example/ns/etl/sa/n8n", "--roles", "appender", "--tenants", "acme")
