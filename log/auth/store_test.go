@@ -182,7 +182,7 @@ func TestStoreCerts(t *testing.T) {
 }
 
 // signedEvent is a RUN_START of tenant acme at time at, signed by priv.
-func signedEvent(t *testing.T, id string, at time.Time, keyID string, priv ed25519.PrivateKey) *pb.ProvenanceEvent {
+func signedEvent(t testing.TB, id string, at time.Time, keyID string, priv ed25519.PrivateKey) *pb.ProvenanceEvent {
 	t.Helper()
 	ev := &pb.ProvenanceEvent{SchemaVersion: 1, EventId: id, Tenant: "acme", Operation: pb.Operation_OPERATION_RUN_START,
 		EventTime: timestamppb.New(at), Actor: &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_WORKFLOW, Id: "wf"},

@@ -311,6 +311,12 @@ func startMatrixHarness(t *testing.T) *matrixHarness {
 		}
 		f.index[ten], f.hash[ten] = r.GetIndex(), r.GetLeafHash()
 	}
+	// A key event in each tenant too, so that the index holds one.
+	for _, ten := range []string{"acme", "other"} {
+		if _, err := f.newKey(ten); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.publishedSize(t)
 	if err := ix.CatchUp(t.Context()); err != nil {
 		t.Fatal(err)
