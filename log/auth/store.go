@@ -110,6 +110,18 @@ type Store struct {
 	st     storeState
 	keys   *KeyHistory
 	static []tokenEntry // tokens given with AddStatic (the bootstrap admin)
+	hashes [][sha256.Size]byte // hashes[i] is st.Tokens[i].Hash, decoded
+}
+
+// reindex decodes the token hashes. Callers hold mu (or own s).
+func (s *Store) reindex() error {
+	s.hashes = make([][sha256.Size]byte, len(s.st.Tokens))
+	for i, t := range s.st.Tokens {
+		if n, err := hex.Decode(s.hashes[i][:], []byte(t.Hash)); err != nil || n != sha256.Size || len(t.Hash) != 2*sha256.Size {
+			return fmt.Errorf("token %s: bad sha256 %q", t.ID, t.Hash)
+		}
+	}
+	return nil
 }
 
 // StoreFile is the name of the store in the data dir.
@@ -154,6 +166,9 @@ func OpenStore(path string, now func() time.Time) (*Store, error) {
 		if err := s.keys.load(k); err != nil {
 			return nil, fmt.Errorf("auth store %s: %w", path, err)
 		}
+	}
+	if err := s.reindex(); err != nil {
+		return nil, fmt.Errorf("auth store %s: %w", path, err)
 	}
 	return s, nil
 }
@@ -220,7 +235,7 @@ func (s *Store) update(f func() error) error {
 		s.restore(before, keysBefore)
 		return err
 	}
-	return nil
+	return s.reindex()
 }
 
 func (s *Store) restore(before []byte, keys *KeyHistory) {
@@ -235,6 +250,7 @@ func (s *Store) restore(before []byte, keys *KeyHistory) {
 		s.st = st
 	}
 	s.keys.replace(keys)
+	_ = s.reindex() // the state it had, which indexed
 }
 
 // AddStatic registers a token that is not in the file (the bootstrap admin
@@ -268,13 +284,9 @@ func (s *Store) Authenticate(_ context.Context, token string) (*Identity, error)
 		}
 	}
 	var tok *Token
-	for _, t := range s.st.Tokens {
-		th, err := hex.DecodeString(t.Hash)
-		if err != nil {
-			continue
-		}
-		if subtle.ConstantTimeCompare(h[:], th) == 1 {
-			tok = t
+	for i, th := range s.hashes {
+		if subtle.ConstantTimeCompare(h[:], th[:]) == 1 {
+			tok = s.st.Tokens[i]
 		}
 	}
 	if found != nil {
