@@ -109,7 +109,7 @@ type Store struct {
 	mu     sync.RWMutex
 	st     storeState
 	keys   *KeyHistory
-	static []tokenEntry // tokens given with AddStatic (the bootstrap admin)
+	static []tokenEntry        // tokens given with AddStatic (the bootstrap admin)
 	hashes [][sha256.Size]byte // hashes[i] is st.Tokens[i].Hash, decoded
 }
 
