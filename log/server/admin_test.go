@@ -264,7 +264,8 @@ func TestSubmitterKeys(t *testing.T) {
 	if _, err := append1(sign(proto.Clone(late).(*pb.ProvenanceEvent), "k1", priv1)); err == nil {
 		t.Error("k1 signature on an event after the rotation was accepted")
 	}
-	if _, err := append1(sign(proto.Clone(late).(*pb.ProvenanceEvent), "k2", priv2)); err != nil {
+	lateSigned := sign(proto.Clone(late).(*pb.ProvenanceEvent), "k2", priv2)
+	if _, err := append1(lateSigned); err != nil {
 		t.Fatalf("k2 signature after the rotation: %v", err)
 	}
 	rev, err := h.admin.RevokeKey(ctx, &pb.RevokeKeyRequest{Tenant: "acme", KeyId: "k2", Reason: "key file leaked"})
@@ -282,6 +283,15 @@ func TestSubmitterKeys(t *testing.T) {
 	if got := h.size(t); got != before {
 		t.Fatalf("a refused event grew the log from %d to %d", before, got)
 	}
+	// A retry of an event appended before the revocation is a duplicate,
+	// not a refusal; a changed body under its id is a conflict.
+	if r, err := append1(lateSigned); err != nil || !r.GetDuplicate() {
+		t.Errorf("retry of an event appended before its key's revocation: %v, %v; want a duplicate", r, err)
+	}
+	changed := proto.Clone(lateSigned).(*pb.ProvenanceEvent)
+	changed.Inputs[0].Version = "changed"
+	_, err = append1(sign(changed, "k2", priv2))
+	grpcCode(t, err, codes.AlreadyExists)
 	_, err = h.admin.RevokeKey(ctx, &pb.RevokeKeyRequest{Tenant: "acme", KeyId: "k2"})
 	grpcCode(t, err, codes.FailedPrecondition)
 	_, err = h.admin.RegisterKey(ctx, &pb.RegisterKeyRequest{Tenant: "acme", KeyId: "k1", PublicKey: pub1})
