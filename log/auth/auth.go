@@ -1,11 +1,18 @@
 // Package auth authenticates callers and decides what they may do.
 //
 // A caller presents a bearer token (gRPC metadata or HTTP header
-// "authorization: Bearer TOKEN"). Tokens are kept only as SHA-256 hashes and
-// compared in constant time. An authenticated caller has an Identity: a name,
-// roles, and the tenants it may act for. Every gRPC method is mapped to the
-// permission it needs; a method with no mapping is refused, so a new method
-// cannot be exposed by accident.
+// "authorization: Bearer TOKEN") or a client certificate verified by the
+// server's TLS (mTLS). Tokens are kept only as SHA-256 hashes and compared in
+// constant time; the Store persists them (with expiry and revocation),
+// tenants and their policies, certificate grants and submitter keys in the
+// data dir. An authenticated caller has an Identity: a name, roles, the
+// tenants it may act for and, for a person's credential, the person. Every
+// gRPC method is mapped to the permission it needs; a method with no mapping
+// is refused, so a new method cannot be exposed by accident.
+//
+// Submitter keys sign events; KeyHistory verifies a signature with the key
+// valid at the event's time, and is rebuilt by anyone from the key events of
+// the log (KEYS.md).
 package auth
 
 import (
