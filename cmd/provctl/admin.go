@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/authorship"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -203,7 +203,7 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		if b, err := os.ReadFile(v); err == nil {
 			v = string(b)
 		}
-		k, err := auth.ParsePublicKey(v)
+		k, err := authorship.ParsePublicKey(v)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", flagName, err)
 		}
@@ -353,7 +353,7 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 
 // generateKey writes a new Ed25519 submitter key: PREFIX.key (the 32-byte
 // seed, base64, mode 0600) and PREFIX.pub (the public key, base64), for
-// "keys register" and for signing events (auth.Sign).
+// "keys register" and for signing events (authorship.Sign).
 func generateKey(prefix string, stdout, stderr io.Writer) int {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

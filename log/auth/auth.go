@@ -10,9 +10,8 @@
 // gRPC method is mapped to the permission it needs; a method with no mapping
 // is refused, so a new method cannot be exposed by accident.
 //
-// Submitter keys sign events; KeyHistory verifies a signature with the key
-// valid at the event's time, and is rebuilt by anyone from the key events of
-// the log (KEYS.md).
+// Submitter keys and signatures are log/authorship's; the Store keeps the
+// server's copy of the key history.
 package auth
 
 import (
@@ -26,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	pb "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // Role is a set of permissions granted to an identity.
@@ -113,6 +114,16 @@ func (id *Identity) Allowed(p Permission) bool {
 		}
 	}
 	return false
+}
+
+// Actor is the identity as the actor of an event the log writes on its
+// behalf (key changes): the person, if the credential is a person's, else
+// the identity as a service.
+func (id *Identity) Actor() *pb.Actor {
+	if id.Person != "" {
+		return &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_PERSON, Id: id.Person}
+	}
+	return &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: id.Name}
 }
 
 // CanActFor reports whether the identity may act for tenant.

@@ -17,24 +17,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/provlog/provlog/log/authorship"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// Errors of the Store, for the service edge to map to codes.
+// Errors of the Store, for the service edge to map to codes. They are
+// authorship's, so that key changes and the rest map alike.
 var (
 	// ErrNotFound: no such tenant, token, grant or key.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = authorship.ErrNotFound
 	// ErrExists: the name or id is taken.
-	ErrExists = errors.New("already exists")
+	ErrExists = authorship.ErrExists
 	// ErrState: the object is in the wrong state for the operation.
-	ErrState = errors.New("wrong state")
+	ErrState = authorship.ErrState
 )
 
 // InvalidError is a request field the Store refuses.
-type InvalidError struct{ Field, Reason string }
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+type InvalidError = authorship.InvalidError
 
 func invalidf(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -81,11 +81,11 @@ type CertGrant struct {
 
 // storeState is the persisted content of the store file.
 type storeState struct {
-	Version int                   `json:"version"`
-	Tenants map[string]*Tenant    `json:"tenants"`
-	Tokens  []*Token              `json:"tokens"`
-	Certs   map[string]*CertGrant `json:"certificates"`
-	Keys    []*SubmitterKey       `json:"submitter_keys"`
+	Version int                        `json:"version"`
+	Tenants map[string]*Tenant         `json:"tenants"`
+	Tokens  []*Token                   `json:"tokens"`
+	Certs   map[string]*CertGrant      `json:"certificates"`
+	Keys    []*authorship.SubmitterKey `json:"submitter_keys"`
 	// Pending are key events about to be appended to the log: recorded
 	// before the append and removed, with their effect applied to Keys, once
 	// the log holds them, so a crash in between loses nothing.
@@ -108,7 +108,7 @@ type Store struct {
 
 	mu     sync.RWMutex
 	st     storeState
-	keys   *KeyHistory
+	keys   *authorship.KeyHistory
 	static []tokenEntry        // tokens given with AddStatic (the bootstrap admin)
 	hashes [][sha256.Size]byte // hashes[i] is st.Tokens[i].Hash, decoded
 }
@@ -134,7 +134,7 @@ func OpenStore(path string, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{path: path, now: now, keys: NewKeyHistory()}
+	s := &Store{path: path, now: now, keys: authorship.NewKeyHistory()}
 	s.st = storeState{Version: 1, Tenants: map[string]*Tenant{}, Certs: map[string]*CertGrant{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -163,7 +163,7 @@ func OpenStore(path string, now func() time.Time) (*Store, error) {
 		s.st.Certs = map[string]*CertGrant{}
 	}
 	for _, k := range s.st.Keys {
-		if err := s.keys.load(k); err != nil {
+		if err := s.keys.Load(k); err != nil {
 			return nil, fmt.Errorf("auth store %s: %w", path, err)
 		}
 	}
@@ -176,7 +176,7 @@ func OpenStore(path string, now func() time.Time) (*Store, error) {
 // save writes the state to a temporary file, syncs it and renames it over
 // the store. Callers hold mu.
 func (s *Store) save() error {
-	s.st.Keys = s.keys.all()
+	s.st.Keys = s.keys.All()
 	b, err := json.MarshalIndent(&s.st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("couldn't encode auth store: %w", err)
@@ -226,7 +226,7 @@ func (s *Store) update(f func() error) error {
 	if err != nil {
 		return fmt.Errorf("couldn't snapshot auth store: %w", err)
 	}
-	keysBefore := s.keys.clone()
+	keysBefore := s.keys.Clone()
 	if err := f(); err != nil {
 		s.restore(before, keysBefore)
 		return err
@@ -238,7 +238,7 @@ func (s *Store) update(f func() error) error {
 	return s.reindex()
 }
 
-func (s *Store) restore(before []byte, keys *KeyHistory) {
+func (s *Store) restore(before []byte, keys *authorship.KeyHistory) {
 	var st storeState
 	if json.Unmarshal(before, &st) == nil {
 		if st.Tenants == nil {
@@ -249,7 +249,7 @@ func (s *Store) restore(before []byte, keys *KeyHistory) {
 		}
 		s.st = st
 	}
-	s.keys.replace(keys)
+	s.keys.Replace(keys)
 	_ = s.reindex() // the state it had, which indexed
 }
 
@@ -533,7 +533,7 @@ func (s *Store) RevokeCert(subject string) (CertGrant, error) {
 
 // Keys returns the store's submitter key history. Changes go through
 // UpdateKeys so that they are persisted.
-func (s *Store) Keys() *KeyHistory {
+func (s *Store) Keys() *authorship.KeyHistory {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.keys
@@ -541,7 +541,7 @@ func (s *Store) Keys() *KeyHistory {
 
 // UpdateKeys applies f to the key history and persists the result; on any
 // error nothing changes.
-func (s *Store) UpdateKeys(f func(*KeyHistory) error) error {
+func (s *Store) UpdateKeys(f func(*authorship.KeyHistory) error) error {
 	return s.update(func() error { return f(s.keys) })
 }
 

@@ -233,7 +233,7 @@ func goldenCases() []goldenCase {
 			return e
 		}},
 		// Key history events (issue 6): what AdminService writes, as
-		// log/auth's Key*Event build them (log/auth/KEYS.md); a test there
+		// log/authorship's Key*Event build them (log/authorship/KEYS.md); a test there
 		// checks the builders against these vectors.
 		{name: "key_register", submitter: "admin", event: func(testing.TB) *provlogv1.ProvenanceEvent {
 			pub := goldenKey.Public().(ed25519.PublicKey)

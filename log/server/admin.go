@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/authorship"
 	"github.com/provlog/provlog/log/event"
 	"github.com/provlog/provlog/log/ledger"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -89,7 +90,7 @@ func grantProto(g auth.CertGrant) *pb.CertificateGrant {
 	return &pb.CertificateGrant{Subject: g.Subject, Roles: roleStrings(g.Roles), Tenants: g.Tenants, Person: g.Person, CreateTime: tsOrNil(g.Created)}
 }
 
-func keyProto(k auth.SubmitterKey) *pb.SubmitterKey {
+func keyProto(k authorship.SubmitterKey) *pb.SubmitterKey {
 	return &pb.SubmitterKey{Tenant: k.Tenant, KeyId: k.ID, PublicKey: k.Public, ValidFrom: tsOrNil(k.ValidFrom),
 		ValidUntil: tsOrNil(k.ValidUntil), State: k.State, ReplacedBy: k.ReplacedBy, EventIndexes: k.Events}
 }
@@ -285,7 +286,7 @@ func (s *adminService) RegisterKey(ctx context.Context, req *pb.RegisterKeyReque
 	if err := kh.CheckRegister(req.GetTenant(), req.GetKeyId(), req.GetPublicKey()); err != nil {
 		return nil, s.adminErr(ctx, "RegisterKey", err)
 	}
-	ev := auth.KeyRegisterEvent(req.GetTenant(), req.GetKeyId(), req.GetPublicKey(), from, now, auth.FromContext(ctx))
+	ev := authorship.KeyRegisterEvent(req.GetTenant(), req.GetKeyId(), req.GetPublicKey(), from, now, auth.FromContext(ctx).Actor())
 	idx, err := s.commitKeyEvent(ctx, ev)
 	if err != nil {
 		return nil, s.adminErr(ctx, "RegisterKey", err)
@@ -307,7 +308,7 @@ func (s *adminService) RotateKey(ctx context.Context, req *pb.RotateKeyRequest) 
 	if err := s.store.Keys().CheckRotate(req.GetTenant(), req.GetKeyId(), req.GetNewKeyId(), req.GetNewPublicKey()); err != nil {
 		return nil, s.adminErr(ctx, "RotateKey", err)
 	}
-	ev := auth.KeyRotateEvent(req.GetTenant(), req.GetKeyId(), req.GetNewKeyId(), req.GetNewPublicKey(), s.now(), auth.FromContext(ctx))
+	ev := authorship.KeyRotateEvent(req.GetTenant(), req.GetKeyId(), req.GetNewKeyId(), req.GetNewPublicKey(), s.now(), auth.FromContext(ctx).Actor())
 	idx, err := s.commitKeyEvent(ctx, ev)
 	if err != nil {
 		return nil, s.adminErr(ctx, "RotateKey", err)
@@ -340,7 +341,7 @@ func (s *adminService) RevokeKey(ctx context.Context, req *pb.RevokeKeyRequest) 
 	if err := s.store.Keys().CheckRevoke(req.GetTenant(), req.GetKeyId()); err != nil {
 		return nil, s.adminErr(ctx, "RevokeKey", err)
 	}
-	ev := auth.KeyRevokeEvent(req.GetTenant(), req.GetKeyId(), at, now, req.GetReason(), auth.FromContext(ctx))
+	ev := authorship.KeyRevokeEvent(req.GetTenant(), req.GetKeyId(), at, now, req.GetReason(), auth.FromContext(ctx).Actor())
 	idx, err := s.commitKeyEvent(ctx, ev)
 	if err != nil {
 		var fe *event.FieldError

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/authorship"
 	"github.com/provlog/provlog/log/event"
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/server"
@@ -216,7 +217,7 @@ func TestSubmitterKeys(t *testing.T) {
 	reg := fmt.Sprintf(`{"keyId":"k1","publicKey":%q,"validFrom":%q}`, toB64(pub1), testNow.Add(-30*24*time.Hour).Format(time.RFC3339))
 	var rk pb.RegisterKeyResponse
 	h.rest(t, http.MethodPost, "/v1/admin/tenants/acme/keys", adminToken, []byte(reg)).decode(t, &rk)
-	if rk.GetKey().GetState() != auth.KeyActive || len(rk.GetKey().GetEventIndexes()) != 1 {
+	if rk.GetKey().GetState() != authorship.KeyActive || len(rk.GetKey().GetEventIndexes()) != 1 {
 		t.Fatalf("RegisterKey = %v", &rk)
 	}
 	if _, err := h.admin.SetTenantPolicy(ctx, &pb.SetTenantPolicyRequest{Tenant: "acme", Policy: &pb.TenantPolicy{RequireSignature: true}}); err != nil {
@@ -226,7 +227,7 @@ func TestSubmitterKeys(t *testing.T) {
 		return h.client.Append(withToken(t.Context(), app), &pb.AppendRequest{Event: ev, Wait: pb.WaitFor_WAIT_FOR_PUBLISHED})
 	}
 	sign := func(ev *pb.ProvenanceEvent, id string, k ed25519.PrivateKey) *pb.ProvenanceEvent {
-		if err := auth.Sign(ev, id, k); err != nil {
+		if err := authorship.Sign(ev, id, k); err != nil {
 			t.Fatal(err)
 		}
 		return ev
@@ -272,7 +273,7 @@ func TestSubmitterKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RevokeKey: %v", err)
 	}
-	if rev.GetKey().GetState() != auth.KeyRevoked {
+	if rev.GetKey().GetState() != authorship.KeyRevoked {
 		t.Errorf("RevokeKey = %v", rev)
 	}
 	after := readEvent(t, uniqueID(t, "after-revoke"))
@@ -298,14 +299,14 @@ func TestSubmitterKeys(t *testing.T) {
 	grpcCode(t, err, codes.AlreadyExists)
 	_, err = h.admin.RegisterKey(ctx, &pb.RegisterKeyRequest{Tenant: "acme", KeyId: "k3", PublicKey: pub1[:31]})
 	grpcCode(t, err, codes.InvalidArgument, "public_key")
-	_, err = h.client.Append(ctx, &pb.AppendRequest{Event: auth.KeyRevokeEvent("acme", "k1", testNow, testNow, "", &auth.Identity{Name: "x"})})
+	_, err = h.client.Append(ctx, &pb.AppendRequest{Event: authorship.KeyRevokeEvent("acme", "k1", testNow, testNow, "", &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: "x"})})
 	grpcCode(t, err, codes.PermissionDenied, "AdminService")
 
 	// Anyone can rebuild the key history from the log and re-verify: the
 	// early event still verifies (signed before the key's end), and the key
 	// history equals the server's.
 	size := h.publishedSize(t)
-	kh := auth.NewKeyHistory()
+	kh := authorship.NewKeyHistory()
 	var keyEvents int
 	for i := range size {
 		leaf, err := h.ledger.Entry(t.Context(), i)
@@ -316,7 +317,7 @@ func TestSubmitterKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if auth.IsKeyOperation(e.GetEvent().GetOperation()) {
+		if authorship.IsKeyOperation(e.GetEvent().GetOperation()) {
 			keyEvents++
 			if err := kh.ApplyEvent(e.GetEvent(), i); err != nil {
 				t.Fatalf("replaying key event %d: %v", i, err)
@@ -442,15 +443,15 @@ func TestAdminTenantsAndGrants(t *testing.T) {
 func TestInterruptedKeyChange(t *testing.T) {
 	pub1, _, _ := ed25519.GenerateKey(nil)
 	pub2, _, _ := ed25519.GenerateKey(nil)
-	by := &auth.Identity{Name: "admin"}
+	by := &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"}
 	var appendedAt uint64
 	h := startAdminHarnessWith(t, func(c *server.Config, _ string) {
 		// k1: died after recording, before appending.
-		if err := c.Admin.AddPending(auth.KeyRegisterEvent("acme", "k1", pub1, testNow, testNow, by), "admin"); err != nil {
+		if err := c.Admin.AddPending(authorship.KeyRegisterEvent("acme", "k1", pub1, testNow, testNow, by), "admin"); err != nil {
 			t.Fatal(err)
 		}
 		// k2: died after appending, before applying.
-		ev := auth.KeyRegisterEvent("acme", "k2", pub2, testNow, testNow, by)
+		ev := authorship.KeyRegisterEvent("acme", "k2", pub2, testNow, testNow, by)
 		if err := c.Admin.AddPending(ev, "admin"); err != nil {
 			t.Fatal(err)
 		}

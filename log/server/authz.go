@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/authorship"
 	"github.com/provlog/provlog/log/event"
 	"github.com/provlog/provlog/log/ledger"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -14,21 +15,21 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// authorship checks what an event claims about who wrote it, against the
+// authorChecks checks what an event claims about who wrote it, against the
 // authenticated identity, the tenant's submitter keys and its policy.
-type authorship struct {
+type authorChecks struct {
 	store  *auth.Store // nil: no keys, no policies
 	ledger *ledger.Ledger
 }
 
-func (a *authorship) keys() *auth.KeyHistory {
+func (a *authorChecks) keys() *authorship.KeyHistory {
 	if a.store == nil {
 		return nil
 	}
 	return a.store.Keys()
 }
 
-func (a *authorship) policy(tenant string) auth.TenantPolicy {
+func (a *authorChecks) policy(tenant string) auth.TenantPolicy {
 	if a.store == nil {
 		return auth.TenantPolicy{}
 	}
@@ -37,9 +38,9 @@ func (a *authorship) policy(tenant string) auth.TenantPolicy {
 
 // check runs after Validate and the tenant check. field is the event's
 // path in the request ("event", "events[3]").
-func (a *authorship) check(ctx context.Context, id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
+func (a *authorChecks) check(ctx context.Context, id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
 	op := ev.GetOperation()
-	if auth.IsKeyOperation(op) {
+	if authorship.IsKeyOperation(op) {
 		return status.Errorf(codes.PermissionDenied, "%s.operation: %s events are written by AdminService only", field, op)
 	}
 	if err := a.checkSignature(ev, field); err != nil {
@@ -56,17 +57,17 @@ func (a *authorship) check(ctx context.Context, id *auth.Identity, ev *pb.Proven
 	return nil
 }
 
-func (a *authorship) checkSignature(ev *pb.ProvenanceEvent, field string) error {
+func (a *authorChecks) checkSignature(ev *pb.ProvenanceEvent, field string) error {
 	signed := ev.GetSignature().GetKeyId() != "" || len(ev.GetSignature().GetSignature()) != 0
 	if !signed && !a.policy(ev.GetTenant()).RequireSignature {
 		return nil
 	}
 	kh := a.keys()
 	if kh == nil {
-		kh = auth.NewKeyHistory()
+		kh = authorship.NewKeyHistory()
 	}
 	err := kh.Verify(ev)
-	if errors.Is(err, auth.ErrKeyNotValid) && a.ledger != nil {
+	if errors.Is(err, authorship.ErrKeyNotValid) && a.ledger != nil {
 		// A retry of an event appended while its key was valid (the key
 		// was revoked since): let the log answer it as a duplicate. A
 		// different body under that id is a conflict; nothing is appended
@@ -75,7 +76,7 @@ func (a *authorship) checkSignature(ev *pb.ProvenanceEvent, field string) error 
 			return nil
 		}
 	}
-	var se *auth.SignatureError
+	var se *authorship.SignatureError
 	if errors.As(err, &se) {
 		return &event.FieldError{Field: prefixField(field, se.Field), Reason: se.Detail}
 	}
@@ -109,7 +110,7 @@ func checkPerson(id *auth.Identity, ev *pb.ProvenanceEvent, field string) error 
 // checkSecondPerson: an override names, among its subjects, an approval of
 // the same tenant by another person, published in the log, that covers
 // every other subject of the override.
-func (a *authorship) checkSecondPerson(ctx context.Context, ev *pb.ProvenanceEvent, field string) error {
+func (a *authorChecks) checkSecondPerson(ctx context.Context, ev *pb.ProvenanceEvent, field string) error {
 	f := prefixField(field, "subject_event_ids")
 	subjects := ev.GetSubjectEventIds()
 	for _, sid := range subjects {

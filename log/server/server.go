@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		publishTimeout: cfg.PublishTimeout,
 		now:            cfg.Now,
 		metrics:        m,
-		authz:          &authorship{store: cfg.Admin, ledger: cfg.Ledger},
+		authz:          &authorChecks{store: cfg.Admin, ledger: cfg.Ledger},
 	})
 	if cfg.Admin != nil {
 		as := &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now}

@@ -26,7 +26,7 @@ type logService struct {
 	publishTimeout time.Duration
 	now            func() time.Time
 	metrics        *metrics
-	authz          *authorship
+	authz          *authorChecks
 }
 
 // checkEvent validates one event and the caller's right to append it.

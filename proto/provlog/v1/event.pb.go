@@ -45,7 +45,7 @@ const (
 	Operation_OPERATION_RUN_COMPLETE  Operation = 8
 	Operation_OPERATION_RUN_FAIL      Operation = 9
 	// 20-29: key history, written only by AdminService (issue 6), never
-	// accepted from Append. See log/auth/KEYS.md.
+	// accepted from Append. See log/authorship/KEYS.md.
 	// A submitter key registered for the tenant.
 	Operation_OPERATION_KEY_REGISTER Operation = 20
 	// A submitter key replaced by a new one.

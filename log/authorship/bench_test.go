@@ -1,4 +1,4 @@
-package auth
+package authorship
 
 import (
 	"crypto/ed25519"

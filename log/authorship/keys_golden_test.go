@@ -1,4 +1,4 @@
-package auth
+package authorship
 
 import (
 	"bytes"
@@ -23,8 +23,8 @@ func TestKeyEventsGolden(t *testing.T) {
 	key1 := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x42}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
 	key2 := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x43}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
 	evTime := time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC).Add(-1500 * time.Millisecond)
-	admin := &Identity{Name: "admin", Roles: []Role{RoleAdmin}, Tenants: []string{AllTenants}}
-	jane := &Identity{Name: "token:jane", Roles: []Role{RoleAdmin}, Tenants: []string{"acme"}, Person: "jane@acme.example"}
+	admin := &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"}
+	jane := &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_PERSON, Id: "jane@acme.example"}
 	cases := []struct {
 		name string
 		ev   *pb.ProvenanceEvent
@@ -50,7 +50,7 @@ func TestKeyEventsGolden(t *testing.T) {
 			t.Fatalf("replaying %s: %v", c.name, err)
 		}
 	}
-	got := h.all()
+	got := h.All()
 	want := []*SubmitterKey{
 		{Tenant: "acme", ID: "acme-ci-2026", Public: key1, ValidFrom: evTime.Add(-24 * time.Hour), ValidUntil: evTime, State: KeyRotated, ReplacedBy: "acme-ci-2027", Events: []uint64{0, 1}},
 		{Tenant: "acme", ID: "acme-ci-2027", Public: key2, ValidFrom: evTime, ValidUntil: evTime.Add(-time.Hour), State: KeyRevoked, Events: []uint64{1, 2}},

@@ -1,4 +1,10 @@
-package auth
+// Package authorship verifies who wrote an event: submitter signatures
+// (Ed25519, over event.SigningPayload) checked with the key of the event's
+// tenant valid at the event's time, and the key history itself, which the
+// log records as key events (KEYS.md). It depends on log/event and the
+// protos only, so auditors can link it to re-verify authorship from the
+// log without trusting the server.
+package authorship
 
 import (
 	"crypto/ed25519"
@@ -46,6 +52,25 @@ type SubmitterKey struct {
 // fit in a key event's id.
 var keyIDRe = regexp.MustCompile(`^[A-Za-z0-9._:@+=-]{1,96}$`)
 
+// Errors of key changes.
+var (
+	// ErrNotFound: no such key.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: the key id is taken.
+	ErrExists = errors.New("already exists")
+	// ErrState: the key is in the wrong state for the change.
+	ErrState = errors.New("wrong state")
+)
+
+// InvalidError is a request field a key change refuses.
+type InvalidError struct{ Field, Reason string }
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+
+func invalidf(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
 // Signature errors. Each is wrapped in a *SignatureError naming the field.
 var (
 	ErrUnknownKey      = errors.New("no such key for the tenant")
@@ -78,7 +103,8 @@ func NewKeyHistory() *KeyHistory { return &KeyHistory{keys: map[string]*Submitte
 
 func keyRef(tenant, id string) string { return tenant + "\x00" + id }
 
-func (h *KeyHistory) load(k *SubmitterKey) error {
+// Load adds a key as it was saved (by a store).
+func (h *KeyHistory) Load(k *SubmitterKey) error {
 	if len(k.Public) != ed25519.PublicKeySize {
 		return fmt.Errorf("key %s/%s: public key is %d bytes", k.Tenant, k.ID, len(k.Public))
 	}
@@ -86,7 +112,9 @@ func (h *KeyHistory) load(k *SubmitterKey) error {
 	return nil
 }
 
-func (h *KeyHistory) all() []*SubmitterKey {
+// All returns every key, by tenant and id. The keys are the history's own:
+// do not modify them.
+func (h *KeyHistory) All() []*SubmitterKey {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := slices.Collect(maps.Values(h.keys))
@@ -99,7 +127,8 @@ func (h *KeyHistory) all() []*SubmitterKey {
 	return out
 }
 
-func (h *KeyHistory) clone() *KeyHistory {
+// Clone returns a deep copy.
+func (h *KeyHistory) Clone() *KeyHistory {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	c := NewKeyHistory()
@@ -111,7 +140,8 @@ func (h *KeyHistory) clone() *KeyHistory {
 	return c
 }
 
-func (h *KeyHistory) replace(o *KeyHistory) {
+// Replace makes h hold o's keys (a store undoing a failed change).
+func (h *KeyHistory) Replace(o *KeyHistory) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.keys = o.keys
@@ -133,7 +163,7 @@ func (h *KeyHistory) Get(tenant, id string) (SubmitterKey, bool) {
 // Tenant returns a tenant's keys by id.
 func (h *KeyHistory) Tenant(tenant string) []SubmitterKey {
 	var out []SubmitterKey
-	for _, k := range h.all() {
+	for _, k := range h.All() {
 		if k.Tenant == tenant {
 			out = append(out, *k)
 		}
@@ -310,20 +340,14 @@ func keyAsset(tenant, id string, pub []byte) *pb.Asset {
 	return a
 }
 
-func keyActor(by *Identity) *pb.Actor {
-	if by.Person != "" {
-		return &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_PERSON, Id: by.Person}
-	}
-	return &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: by.Name}
-}
-
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// KeyRegisterEvent is the event recording that `by` registered a key.
-func KeyRegisterEvent(tenant, id string, pub []byte, validFrom, now time.Time, by *Identity) *pb.ProvenanceEvent {
+// KeyRegisterEvent is the event recording that `by` (the admin acting: a
+// PERSON, or the SERVICE identity) registered a key.
+func KeyRegisterEvent(tenant, id string, pub []byte, validFrom, now time.Time, by *pb.Actor) *pb.ProvenanceEvent {
 	return &pb.ProvenanceEvent{
 		SchemaVersion: event.SchemaVersion, EventId: "provlog.key/" + id + "/register", Tenant: tenant,
-		Operation: pb.Operation_OPERATION_KEY_REGISTER, EventTime: timestamppb.New(now), Actor: keyActor(by),
+		Operation: pb.Operation_OPERATION_KEY_REGISTER, EventTime: timestamppb.New(now), Actor: by,
 		Workflow: &pb.Workflow{Platform: keyEventPlatform, RunId: keyEventRun},
 		Outputs:  []*pb.Asset{keyAsset(tenant, id, pub)},
 		Extensions: map[string]string{extKeyID: id, extKeyPublic: base64.StdEncoding.EncodeToString(pub),
@@ -332,10 +356,10 @@ func KeyRegisterEvent(tenant, id string, pub []byte, validFrom, now time.Time, b
 }
 
 // KeyRotateEvent records that `by` replaced key old by newID at `at`.
-func KeyRotateEvent(tenant, old, newID string, pub []byte, at time.Time, by *Identity) *pb.ProvenanceEvent {
+func KeyRotateEvent(tenant, old, newID string, pub []byte, at time.Time, by *pb.Actor) *pb.ProvenanceEvent {
 	return &pb.ProvenanceEvent{
 		SchemaVersion: event.SchemaVersion, EventId: "provlog.key/" + old + "/rotate", Tenant: tenant,
-		Operation: pb.Operation_OPERATION_KEY_ROTATE, EventTime: timestamppb.New(at), Actor: keyActor(by),
+		Operation: pb.Operation_OPERATION_KEY_ROTATE, EventTime: timestamppb.New(at), Actor: by,
 		Workflow: &pb.Workflow{Platform: keyEventPlatform, RunId: keyEventRun},
 		Inputs:   []*pb.Asset{keyAsset(tenant, old, nil)},
 		Outputs:  []*pb.Asset{keyAsset(tenant, newID, pub)},
@@ -345,10 +369,10 @@ func KeyRotateEvent(tenant, old, newID string, pub []byte, at time.Time, by *Ide
 }
 
 // KeyRevokeEvent records that `by` revoked key id from `at` on, for reason.
-func KeyRevokeEvent(tenant, id string, at, now time.Time, reason string, by *Identity) *pb.ProvenanceEvent {
+func KeyRevokeEvent(tenant, id string, at, now time.Time, reason string, by *pb.Actor) *pb.ProvenanceEvent {
 	return &pb.ProvenanceEvent{
 		SchemaVersion: event.SchemaVersion, EventId: "provlog.key/" + id + "/revoke", Tenant: tenant,
-		Operation: pb.Operation_OPERATION_KEY_REVOKE, EventTime: timestamppb.New(now), Actor: keyActor(by),
+		Operation: pb.Operation_OPERATION_KEY_REVOKE, EventTime: timestamppb.New(now), Actor: by,
 		Workflow:   &pb.Workflow{Platform: keyEventPlatform, RunId: keyEventRun},
 		Outputs:    []*pb.Asset{keyAsset(tenant, id, nil)},
 		Rationale:  reason,
