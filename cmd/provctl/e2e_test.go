@@ -56,8 +56,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	os.WriteFile(last, b, 0o644)
 	receipt := filepath.Join(dir, "receipt.json")
+	// Signatures are checked against the tenant's registered keys (issue 6).
+	mustRun(t, vars, exitVerified, "tenant", "create", "acme")
+	mustRun(t, vars, exitVerified, "keys", "register", "--tenant", "acme", "--key-id", "acme/etl-1",
+		"--public-key", filepath.Join(dir, "acme_etl-1.pub"), "--valid-from", "2020-01-01T00:00:00Z")
 	out, _ = mustRun(t, vars, exitVerified, "append", "--sign-key", filepath.Join(dir, "acme_etl-1.key"), "--receipt", receipt, last)
-	if !strings.Contains(out, "is leaf 23") || !strings.Contains(out, "receipt verified") {
+	if !strings.Contains(out, "is leaf 24") || !strings.Contains(out, "receipt verified") {
 		t.Errorf("append one: %q", out)
 	}
 	mustRun(t, vars, exitVerified, "verify", "receipt", receipt)
@@ -115,16 +119,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("append from stdin: %d %s %s", code, out, errs)
 	}
 	mon := <-monDone
-	if !strings.HasPrefix(mon, "0\n") || !strings.Contains(mon, `"event":"checkpoint"`) || !strings.Contains(mon, `"size":25`) {
+	if !strings.HasPrefix(mon, "0\n") || !strings.Contains(mon, `"event":"checkpoint"`) || !strings.Contains(mon, `"size":26`) {
 		t.Errorf("long-running monitor:\n%s", mon)
 	}
 	out, _ = mustRun(t, vars, exitVerified, "audit", "--submitter-key", filepath.Join(dir, "acme_etl-1.pub"))
-	if !strings.Contains(out, "leaves checked: 25 of 25") || !strings.Contains(out, "1 present, 1 verified") || !strings.Contains(out, "\nverified:") {
+	if !strings.Contains(out, "leaves checked: 26 of 26") || !strings.Contains(out, "1 present, 1 verified") || !strings.Contains(out, "\nverified:") {
 		t.Errorf("audit:\n%s", out)
 	}
 	// With another key under that name, the signature does not verify.
 	out, _ = mustRun(t, vars, exitFailed, "audit", "--skip-index", "--submitter-key", strings.Replace(string(mustRead(t, filepath.Join(dir, "log.example.pub"))), "log.example", "acme/etl-1", 1))
-	if !strings.Contains(out, "FAILED at leaf 23") {
+	if !strings.Contains(out, "FAILED at leaf 24") {
 		t.Errorf("audit with a wrong submitter key:\n%s", out)
 	}
 

@@ -88,6 +88,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(e *env, args []string) int {
+	if len(args) >= 1 && isAdminCommand(args[0]) && (len(args) < 2 || args[1] != "generate") { // cmd/provctl/admin.go
+		return adminCommand(e, args)
+	}
 	for _, c := range commands {
 		n := 1
 		if c.name != firstWord(c.name) {

@@ -48,6 +48,11 @@ type config struct {
 	Vault              vaultFlags
 	NextLogKey         string
 	HooksConfig        string
+	RateIdentity       float64
+	RateTenant         float64
+	TLSCert            string
+	TLSKey             string
+	ClientCA           string
 }
 
 // defaultOrigin names a new log when --origin is not given.
@@ -71,6 +76,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
 	fs.StringVar(&cfg.HooksConfig, "hooks-config", "", "webhook sources for POST /v1/hooks/{source} (JSON, mode 0600: tenant, HMAC secret, mapping file per source); none when empty")
+	fs.Float64Var(&cfg.RateIdentity, "rate-identity", 1000, "requests (batch events) per second one non-admin identity may make, bursts of max(2x, 1000); 0: no limit")
+	fs.Float64Var(&cfg.RateTenant, "rate-tenant", 5000, "requests (batch events) per second all non-admin callers of one tenant may make, bursts of max(2x, 1000); 0: no limit")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) of both listeners; without it (and --tls-key) both serve plaintext, which is allowed on loopback only")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA bundle for client certificates (mTLS); a verified certificate's URI/DNS/email SAN or CN is mapped to roles by AdminService.GrantCertificate")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.NextLogKey, "log-next-key", "", "checkpoint key rotation: also sign every checkpoint with this note signer key (created when missing, with FILE.pub, under the log's origin) during the overlap; afterwards make it log.key")
@@ -146,8 +156,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if vlt != nil {
 		defer vlt.Close()
 	}
-	tokens := &auth.Tokens{}
-	tokens.Add(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
+	tokens, err := auth.OpenStore(filepath.Join(cfg.DataDir, auth.StoreFile), nil)
+	if err != nil {
+		return err
+	}
+	tokens.AddStatic(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
 
 	reg := prometheus.NewRegistry()
 	lcfg := ledger.Config{
@@ -182,6 +195,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		lcfg.Witnesses = &wg
 	}
 
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
+	if tlsCfg == nil {
+		if err := errors.Join(checkPlaintext("grpc-addr", cfg.GRPCAddr), checkPlaintext("http-addr", cfg.HTTPAddr)); err != nil {
+			return err
+		}
+	}
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("couldn't listen for gRPC: %w", err)
@@ -209,16 +231,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy, Ingest: ingestCfg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, TLS: tlsCfg, Limits: limits(cfg), Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy, Ingest: ingestCfg})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg}
 
 	log.Info("provlogd serving", "origin", l.Origin(), "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil)
+		"data_dir", cfg.DataDir, "verifier_key", vkey, "witnessed", lcfg.Witnesses != nil, "tls", tlsCfg != nil, "mtls", cfg.ClientCA != "")
 	srv.SetServing(true)
 
 	stopRetention := startRetention(context.WithoutCancel(ctx), l, vlt, vpolicy, cfg.Vault.RetentionInterval, log)
@@ -238,7 +260,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := hs.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return hs.Serve(httpLis) }
+		if tlsCfg != nil {
+			serve = func() error { return hs.ServeTLS(httpLis, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("HTTP server: %w", err)
 		}
 		return nil

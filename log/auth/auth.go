@@ -1,11 +1,17 @@
 // Package auth authenticates callers and decides what they may do.
 //
 // A caller presents a bearer token (gRPC metadata or HTTP header
-// "authorization: Bearer TOKEN"). Tokens are kept only as SHA-256 hashes and
-// compared in constant time. An authenticated caller has an Identity: a name,
-// roles, and the tenants it may act for. Every gRPC method is mapped to the
-// permission it needs; a method with no mapping is refused, so a new method
-// cannot be exposed by accident.
+// "authorization: Bearer TOKEN") or a client certificate verified by the
+// server's TLS (mTLS). Tokens are kept only as SHA-256 hashes and compared in
+// constant time; the Store persists them (with expiry and revocation),
+// tenants and their policies, certificate grants and submitter keys in the
+// data dir. An authenticated caller has an Identity: a name, roles, the
+// tenants it may act for and, for a person's credential, the person. Every
+// gRPC method is mapped to the permission it needs; a method with no mapping
+// is refused, so a new method cannot be exposed by accident.
+//
+// Submitter keys and signatures are log/authorship's; the Store keeps the
+// server's copy of the key history.
 package auth
 
 import (
@@ -19,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	pb "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // Role is a set of permissions granted to an identity.
@@ -33,6 +41,12 @@ const (
 	RoleAdmin    Role = "admin"    // everything
 )
 
+// AllRoles lists the roles, for validation and the role-matrix tests.
+var AllRoles = []Role{RoleAppender, RoleReader, RoleAuditor, RoleAdmin}
+
+// MaxTokenLen bounds a bearer token; longer values are refused unhashed.
+const MaxTokenLen = 512
+
 // Permission is what a method needs.
 type Permission int
 
@@ -42,6 +56,8 @@ const (
 	PermRead
 	PermProof
 	PermAdmin
+	// PermAudit: reading the log's own metrics (auditor, admin).
+	PermAudit
 )
 
 func (p Permission) String() string {
@@ -54,6 +70,8 @@ func (p Permission) String() string {
 		return "proof"
 	case PermAdmin:
 		return "admin"
+	case PermAudit:
+		return "audit"
 	}
 	return fmt.Sprintf("permission(%d)", int(p))
 }
@@ -67,6 +85,9 @@ type Identity struct {
 	Name    string
 	Roles   []Role
 	Tenants []string
+	// Person is set when the credential belongs to one person: approvals
+	// and overrides sent with it must name this person as their actor.
+	Person string
 }
 
 // Allowed reports whether the identity holds a role granting p.
@@ -87,12 +108,22 @@ func (id *Identity) Allowed(p Permission) bool {
 				return true
 			}
 		case RoleAuditor:
-			if p == PermRead || p == PermProof {
+			if p == PermRead || p == PermProof || p == PermAudit {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// Actor is the identity as the actor of an event the log writes on its
+// behalf (key changes): the person, if the credential is a person's, else
+// the identity as a service.
+func (id *Identity) Actor() *pb.Actor {
+	if id.Person != "" {
+		return &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_PERSON, Id: id.Person}
+	}
+	return &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: id.Name}
 }
 
 // CanActFor reports whether the identity may act for tenant.
@@ -110,6 +141,13 @@ var ErrUnauthenticated = errors.New("missing or invalid bearer token")
 // Implementations must be safe for concurrent use and must not log tokens.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (*Identity, error)
+}
+
+// CertAuthenticator turns the names of a verified client certificate
+// (CertNames) into an Identity. Implementations must be safe for concurrent
+// use.
+type CertAuthenticator interface {
+	AuthenticateCert(ctx context.Context, names []string) (*Identity, error)
 }
 
 // Tokens is an in-memory Authenticator over hashed bearer tokens.

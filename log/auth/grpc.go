@@ -2,13 +2,79 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
+
+// GatewayCertKey is the metadata key under which the in-process REST
+// gateway forwards the names of the HTTP client's verified certificate. It
+// is trusted only on the in-process connection (InProcessNetwork); HTTP
+// handlers must strip any client-sent header that would map to it.
+const GatewayCertKey = "provlog-gateway-client-cert"
+
+// InProcessNetwork is the network name of the gateway's in-process
+// connection (bufconn).
+const InProcessNetwork = "bufconn"
+
+// CertNames returns the names a client certificate can be granted under,
+// most specific first: URI SANs, DNS SANs, email SANs, then the subject CN.
+func CertNames(c *x509.Certificate) []string {
+	var out []string
+	for _, u := range c.URIs {
+		out = append(out, u.String())
+	}
+	out = append(out, c.DNSNames...)
+	out = append(out, c.EmailAddresses...)
+	if c.Subject.CommonName != "" {
+		out = append(out, c.Subject.CommonName)
+	}
+	return out
+}
+
+// verifiedCertNames returns the names of the verified client certificate of
+// a TLS connection, or nil.
+func verifiedCertNames(cs *tls.ConnectionState) []string {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return CertNames(cs.VerifiedChains[0][0])
+}
+
+// grpcCertNames returns the names of the caller's verified client
+// certificate: from the TLS connection, or forwarded by the in-process
+// gateway.
+func grpcCertNames(ctx context.Context, md metadata.MD) []string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if p.Addr != nil && p.Addr.Network() == InProcessNetwork {
+		return md.Get(GatewayCertKey)
+	}
+	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+		return verifiedCertNames(&ti.State)
+	}
+	return nil
+}
+
+// authenticate finds the caller's identity: a bearer token when one is
+// sent, else a verified client certificate granted by a CertAuthenticator.
+func authenticate(ctx context.Context, a Authenticator, token string, certNames []string) (*Identity, error) {
+	if token == "" && len(certNames) > 0 {
+		if ca, ok := a.(CertAuthenticator); ok {
+			return ca.AuthenticateCert(ctx, certNames)
+		}
+	}
+	return a.Authenticate(ctx, token)
+}
 
 // Policy maps full gRPC method names ("/provlog.v1.LogService/Append") to the
 // permission they need. Methods in Public need no credential.
@@ -41,17 +107,16 @@ func (p Policy) authorize(ctx context.Context, a Authenticator, method string) (
 		return nil, status.Errorf(codes.PermissionDenied, "method %s is not open to any role", method)
 	}
 	var token string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		for _, v := range md.Get("authorization") {
-			if t, ok := BearerToken(v); ok {
-				token = t
-				break
-			}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if t, ok := BearerToken(v); ok {
+			token = t
+			break
 		}
 	}
-	id, err := a.Authenticate(ctx, token)
+	id, err := authenticate(ctx, a, token, grpcCertNames(ctx, md))
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token (send \"authorization: Bearer TOKEN\")")
+		return nil, status.Error(codes.Unauthenticated, "missing or invalid credentials (send \"authorization: Bearer TOKEN\" or a granted client certificate)")
 	}
 	if !id.Allowed(perm) {
 		return nil, status.Errorf(codes.PermissionDenied, "%s needs the %s permission", method, perm)
@@ -92,7 +157,7 @@ func (w *wrappedStream) Context() context.Context { return w.ctx }
 func RequireHTTP(a Authenticator, perm Permission, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := BearerToken(r.Header.Get("Authorization"))
-		id, err := a.Authenticate(r.Context(), tok)
+		id, err := authenticate(r.Context(), a, tok, verifiedCertNames(r.TLS))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="provlog"`)
 			http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
@@ -105,3 +170,7 @@ func RequireHTTP(a Authenticator, perm Permission, next http.Handler) http.Handl
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
 }
+
+// HTTPCertNames returns the names of the verified client certificate of an
+// HTTP request, or nil.
+func HTTPCertNames(r *http.Request) []string { return verifiedCertNames(r.TLS) }

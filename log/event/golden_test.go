@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -45,6 +46,15 @@ var (
 // goldenKey signs the signed golden events. Its seed is public: it is a
 // test key and nothing else.
 var goldenKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x42}, ed25519.SeedSize))
+
+// goldenKey2 is the key the key_rotate vector rotates to; a test key too.
+var goldenKey2 = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x43}, ed25519.SeedSize))
+
+// keyDigest is a key event's asset digest: sha256 of the public key.
+func keyDigest(pub []byte) string {
+	d := sha256.Sum256(pub)
+	return "sha256:" + hex.EncodeToString(d[:])
+}
 
 func signEvent(t testing.TB, e *provlogv1.ProvenanceEvent, keyID string) {
 	t.Helper()
@@ -247,6 +257,46 @@ func goldenCases() []goldenCase {
 			e.Outputs = []*provlogv1.Asset{{Uri: "https://api.example-llm.com/v1/chat/completions", Classification: "external"}}
 			e.Extensions = map[string]string{"model": "example-large-2026-01", "prompt_sha256": strings.TrimPrefix(sha256A, "sha256:")}
 			return e
+		}},
+		// Key history events (issue 6): what AdminService writes, as
+		// log/authorship's Key*Event build them (log/authorship/KEYS.md); a test there
+		// checks the builders against these vectors.
+		{name: "key_register", submitter: "admin", event: func(testing.TB) *provlogv1.ProvenanceEvent {
+			pub := goldenKey.Public().(ed25519.PublicKey)
+			return &provlogv1.ProvenanceEvent{
+				SchemaVersion: 1, EventId: "provlog.key/acme-ci-2026/register", Tenant: "acme",
+				Operation: provlogv1.Operation_OPERATION_KEY_REGISTER, EventTime: ts(evTime),
+				Actor:    &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"},
+				Workflow: &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
+				Outputs:  []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2026", Digest: keyDigest(pub)}},
+				Extensions: map[string]string{"provlog.key.id": "acme-ci-2026", "provlog.key.ed25519": base64.StdEncoding.EncodeToString(pub),
+					"provlog.key.valid_from": evTime.Add(-24 * time.Hour).Format(time.RFC3339Nano)},
+			}
+		}},
+		{name: "key_rotate", submitter: "token:jane", event: func(testing.TB) *provlogv1.ProvenanceEvent {
+			pub := goldenKey2.Public().(ed25519.PublicKey)
+			return &provlogv1.ProvenanceEvent{
+				SchemaVersion: 1, EventId: "provlog.key/acme-ci-2026/rotate", Tenant: "acme",
+				Operation: provlogv1.Operation_OPERATION_KEY_ROTATE, EventTime: ts(evTime),
+				Actor:    &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_PERSON, Id: "jane@acme.example"},
+				Workflow: &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
+				Inputs:   []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2026"}},
+				Outputs:  []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2027", Digest: keyDigest(pub)}},
+				Extensions: map[string]string{"provlog.key.id": "acme-ci-2027", "provlog.key.ed25519": base64.StdEncoding.EncodeToString(pub),
+					"provlog.key.valid_from": evTime.Format(time.RFC3339Nano), "provlog.key.replaces": "acme-ci-2026"},
+			}
+		}},
+		{name: "key_revoke", submitter: "admin", event: func(testing.TB) *provlogv1.ProvenanceEvent {
+			return &provlogv1.ProvenanceEvent{
+				SchemaVersion: 1, EventId: "provlog.key/acme-ci-2027/revoke", Tenant: "acme",
+				Operation: provlogv1.Operation_OPERATION_KEY_REVOKE, EventTime: ts(evTime),
+				Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"},
+				Workflow:  &provlogv1.Workflow{Platform: "provlog", RunId: "provlog.keys"},
+				Outputs:   []*provlogv1.Asset{{Uri: "provlog-key:acme/acme-ci-2027"}},
+				Rationale: "key file leaked",
+				Extensions: map[string]string{"provlog.key.id": "acme-ci-2027",
+					"provlog.key.valid_until": evTime.Add(-time.Hour).Format(time.RFC3339Nano)},
+			}
 		}},
 	}
 }

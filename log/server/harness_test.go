@@ -68,6 +68,13 @@ type harness struct {
 // at cleanup unless the test stopped it first.
 func startHarness(t *testing.T, dir string) *harness {
 	t.Helper()
+	return startHarnessWith(t, dir, nil)
+}
+
+// startHarnessWith is startHarness with a hook that may change the server
+// config (another authenticator, an admin store) before the server starts.
+func startHarnessWith(t *testing.T, dir string, configure func(*server.Config)) *harness {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -100,13 +107,17 @@ func startHarness(t *testing.T, dir string) *harness {
 
 	h := &harness{dir: dir, ledger: l, verifier: verifier}
 	t.Cleanup(func() { h.stop(t) })
-	h.srv, err = server.New(t.Context(), server.Config{
+	cfg := server.Config{
 		Ledger:         l,
 		Auth:           tokens,
 		Logger:         logger,
 		PublishTimeout: 10 * time.Second,
 		Now:            func() time.Time { return testNow },
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	h.srv, err = server.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

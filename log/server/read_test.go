@@ -193,7 +193,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		{"/metrics", "", http.StatusUnauthorized},
 		{"/metrics", "pl_garbage", http.StatusUnauthorized},
 		{"/metrics", acmeToken, http.StatusForbidden},
-		{"/metrics", readerToken, http.StatusOK},
+		{"/metrics", readerToken, http.StatusForbidden}, // metrics name identities of every tenant: auditors and admins only
 		{"/metrics", adminToken, http.StatusOK},
 		{"/healthz", "", http.StatusOK},
 	} {
@@ -266,7 +266,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		if _, err := h.client.AppendBatch(withToken(t.Context(), adminToken), &pb.AppendBatchRequest{Events: []*pb.ProvenanceEvent{bad, evs[0]}}); err != nil {
 			t.Fatal(err)
 		}
-		body := string(h.rest(t, http.MethodGet, "/metrics", readerToken, nil).body)
+		body := string(h.rest(t, http.MethodGet, "/metrics", adminToken, nil).body)
 		for _, want := range []string{
 			`provlog_appends_total{result="new"} 3`,
 			`provlog_appends_total{result="duplicate"} 1`,

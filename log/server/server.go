@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/provlog/provlog/log/vault"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -48,11 +50,22 @@ type Config struct {
 	// Lineage, when set, serves provlog.v1.LineageService.
 	Lineage *lineage.Index
 	Auth    auth.Authenticator
-	Logger  *slog.Logger
+	// Admin, when set, serves provlog.v1.AdminService, and its tenant
+	// policies and submitter keys govern appends (issue 6).
+	Admin  *auth.Store
+	Logger *slog.Logger
 	// PublishTimeout bounds how long an append waiting for publication waits.
 	PublishTimeout time.Duration
 	// Now is the clock for validation; time.Now when nil.
 	Now func() time.Time
+	// TLS, when set, makes the gRPC server speak TLS with it (the HTTP
+	// listener is the caller's). A verified client certificate then
+	// authenticates through Auth when it is an auth.CertAuthenticator.
+	TLS *tls.Config
+	// Limits rate-limits callers per identity and tenant (off when zero).
+	Limits Limits
+	// AccessAudit tunes the access auditor (defaults when zero).
+	AccessAudit AccessAudit
 	// Registry receives the server's metrics and is served at /metrics; a
 	// new one when nil.
 	Registry *prometheus.Registry
@@ -90,6 +103,20 @@ var Policy = auth.Policy{
 		pb.LineageService_History_FullMethodName:         auth.PermRead,
 		pb.LineageService_ListRunEvents_FullMethodName:   auth.PermRead,
 		pb.LineageService_GetIndexDigest_FullMethodName:  auth.PermProof,
+		// issue 6: AdminService, admin only.
+		pb.AdminService_CreateTenant_FullMethodName:           auth.PermAdmin,
+		pb.AdminService_ListTenants_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_SetTenantPolicy_FullMethodName:        auth.PermAdmin,
+		pb.AdminService_CreateToken_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_ListTokens_FullMethodName:             auth.PermAdmin,
+		pb.AdminService_RevokeToken_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_GrantCertificate_FullMethodName:       auth.PermAdmin,
+		pb.AdminService_ListCertificateGrants_FullMethodName:  auth.PermAdmin,
+		pb.AdminService_RevokeCertificateGrant_FullMethodName: auth.PermAdmin,
+		pb.AdminService_RegisterKey_FullMethodName:            auth.PermAdmin,
+		pb.AdminService_RotateKey_FullMethodName:              auth.PermAdmin,
+		pb.AdminService_RevokeKey_FullMethodName:              auth.PermAdmin,
+		pb.AdminService_ListKeys_FullMethodName:               auth.PermAdmin,
 	},
 	// Health and reflection expose no data: load balancers and grpcurl use
 	// them without credentials.
@@ -112,13 +139,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	m := newMetrics(cfg.Registry)
 	sens := &sensitive{vault: cfg.Vault, policy: cfg.VaultPolicy, log: cfg.Logger}
-	g := grpc.NewServer(
+	guard := newGuard(cfg)
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
-		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), recoverUnary(cfg.Logger)),
+		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), guard, recoverUnary(cfg.Logger)),
 		grpc.ChainStreamInterceptor(logStream(cfg.Logger), m.stream(), auth.StreamInterceptor(cfg.Auth, Policy), recoverStream(cfg.Logger)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute}),
-	)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(inprocOrTLS{credentials.NewTLS(cfg.TLS)}))
+	}
+	g := grpc.NewServer(opts...)
 	pb.RegisterLogServiceServer(g, &logService{
 		ledger:         cfg.Ledger,
 		log:            cfg.Logger,
@@ -126,7 +158,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:            cfg.Now,
 		metrics:        m,
 		sens:           sens,
+		authz:          &authorChecks{store: cfg.Admin, ledger: cfg.Ledger},
 	})
+	if cfg.Admin != nil {
+		as := &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now}
+		if err := as.resolvePending(ctx); err != nil {
+			return nil, fmt.Errorf("couldn't finish interrupted key changes: %w", err)
+		}
+		pb.RegisterAdminServiceServer(g, as)
+	}
 	if cfg.Lineage != nil {
 		pb.RegisterLineageServiceServer(g, &lineageService{ledger: cfg.Ledger, index: cfg.Lineage, log: cfg.Logger, sens: sens})
 	}
@@ -157,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			return "", false
 		}),
+		runtime.WithMetadata(gatewayCertMetadata),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, oneValueJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -170,11 +211,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("couldn't register the lineage REST gateway: %w", err)
 		}
 	}
+	if cfg.Admin != nil {
+		if err := pb.RegisterAdminServiceHandler(ctx, gw, conn); err != nil {
+			return nil, fmt.Errorf("couldn't register the admin REST gateway: %w", err)
+		}
+	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxHTTPBody))
+	mux.Handle("/v1/", http.MaxBytesHandler(gatewayCert(gw), MaxHTTPBody))
 	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
-	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermRead, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermAudit, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	// The API description is public, like gRPC reflection: it describes
 	// the API, not data.
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {

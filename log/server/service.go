@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/provlog/provlog/log/auth"
@@ -24,10 +27,11 @@ type logService struct {
 	now            func() time.Time
 	metrics        *metrics
 	sens           *sensitive
+	authz          *authorChecks
 }
 
 // checkEvent validates one event and the caller's right to append it.
-func (s *logService) checkEvent(id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
+func (s *logService) checkEvent(ctx context.Context, id *auth.Identity, ev *pb.ProvenanceEvent, field string) error {
 	if ev == nil {
 		return &event.FieldError{Field: field, Reason: "required"}
 	}
@@ -46,7 +50,7 @@ func (s *logService) checkEvent(id *auth.Identity, ev *pb.ProvenanceEvent, field
 	if !id.CanActFor(ev.GetTenant()) {
 		return status.Errorf(codes.PermissionDenied, "%s.tenant: not allowed to append for tenant %q", field, ev.GetTenant())
 	}
-	return nil
+	return s.authz.check(ctx, id, ev, field)
 }
 
 func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
@@ -54,7 +58,7 @@ func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.App
 	if err := s.checkWait(req.GetWait()); err != nil {
 		return nil, err
 	}
-	if err := s.checkEvent(id, req.GetEvent(), "event"); err != nil {
+	if err := s.checkEvent(ctx, id, req.GetEvent(), "event"); err != nil {
 		s.metrics.appended("invalid")
 		return nil, toStatus(ctx, s.log, "Append", err)
 	}
@@ -127,10 +131,10 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 	subs := make([]ledger.Submission, 0, len(evs))
 	pos := make([]int, 0, len(evs))
 	var toSeal []*pb.ProvenanceEvent
+	checks := s.checkEvents(ctx, id, evs)
 	for i, ev := range evs {
 		field := fmt.Sprintf("events[%d]", i)
-		err := s.checkEvent(id, ev, field)
-		if err != nil {
+		if err := checks[i]; err != nil {
 			results[i] = &pb.AppendResult{Error: appendError(ctx, s.log, err)}
 			s.metrics.appended("invalid")
 			continue
@@ -278,6 +282,9 @@ func (s *logService) GetInclusionProof(ctx context.Context, req *pb.GetInclusion
 	if lh, ok := req.GetLeaf().(*pb.GetInclusionProofRequest_LeafHash); ok && string(lh.LeafHash) != string(h[:]) {
 		return nil, toStatus(ctx, s.log, "GetInclusionProof", ledger.ErrNotFound)
 	}
+	if err := proofTenantCheck(ctx, leaf); err != nil {
+		return nil, toStatus(ctx, s.log, "GetInclusionProof", err)
+	}
 	return &pb.GetInclusionProofResponse{Index: index, TreeSize: size, LeafHash: h[:], Proof: proof, Checkpoint: cp}, nil
 }
 
@@ -290,4 +297,29 @@ func (s *logService) GetConsistencyProof(ctx context.Context, req *pb.GetConsist
 		return nil, toStatus(ctx, s.log, "GetConsistencyProof", err)
 	}
 	return &pb.GetConsistencyProofResponse{FromSize: req.GetFromSize(), ToSize: size, Proof: proof, Checkpoint: cp}, nil
+}
+
+// checkEvents runs checkEvent on every event of a batch, on up to
+// GOMAXPROCS goroutines for large batches: signature verification
+// (Ed25519) is the costly part, and independent per event.
+func (s *logService) checkEvents(ctx context.Context, id *auth.Identity, evs []*pb.ProvenanceEvent) []error {
+	errs := make([]error, len(evs))
+	workers := min(runtime.GOMAXPROCS(0), 1+len(evs)/64)
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(evs) {
+				return
+			}
+			errs[i] = s.checkEvent(ctx, id, evs[i], fmt.Sprintf("events[%d]", i))
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return errs
 }

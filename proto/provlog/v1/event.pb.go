@@ -44,21 +44,32 @@ const (
 	Operation_OPERATION_RUN_START     Operation = 7
 	Operation_OPERATION_RUN_COMPLETE  Operation = 8
 	Operation_OPERATION_RUN_FAIL      Operation = 9
+	// 20-29: key history, written only by AdminService (issue 6), never
+	// accepted from Append. See log/authorship/KEYS.md.
+	// A submitter key registered for the tenant.
+	Operation_OPERATION_KEY_REGISTER Operation = 20
+	// A submitter key replaced by a new one.
+	Operation_OPERATION_KEY_ROTATE Operation = 21
+	// A submitter key revoked.
+	Operation_OPERATION_KEY_REVOKE Operation = 22
 )
 
 // Enum value maps for Operation.
 var (
 	Operation_name = map[int32]string{
-		0: "OPERATION_UNSPECIFIED",
-		1: "OPERATION_READ",
-		2: "OPERATION_WRITE",
-		3: "OPERATION_TRANSFORM",
-		4: "OPERATION_EXTERNAL_CALL",
-		5: "OPERATION_APPROVAL",
-		6: "OPERATION_OVERRIDE",
-		7: "OPERATION_RUN_START",
-		8: "OPERATION_RUN_COMPLETE",
-		9: "OPERATION_RUN_FAIL",
+		0:  "OPERATION_UNSPECIFIED",
+		1:  "OPERATION_READ",
+		2:  "OPERATION_WRITE",
+		3:  "OPERATION_TRANSFORM",
+		4:  "OPERATION_EXTERNAL_CALL",
+		5:  "OPERATION_APPROVAL",
+		6:  "OPERATION_OVERRIDE",
+		7:  "OPERATION_RUN_START",
+		8:  "OPERATION_RUN_COMPLETE",
+		9:  "OPERATION_RUN_FAIL",
+		20: "OPERATION_KEY_REGISTER",
+		21: "OPERATION_KEY_ROTATE",
+		22: "OPERATION_KEY_REVOKE",
 	}
 	Operation_value = map[string]int32{
 		"OPERATION_UNSPECIFIED":   0,
@@ -71,6 +82,9 @@ var (
 		"OPERATION_RUN_START":     7,
 		"OPERATION_RUN_COMPLETE":  8,
 		"OPERATION_RUN_FAIL":      9,
+		"OPERATION_KEY_REGISTER":  20,
+		"OPERATION_KEY_ROTATE":    21,
+		"OPERATION_KEY_REVOKE":    22,
 	}
 )
 
@@ -935,7 +949,7 @@ const file_provlog_v1_event_proto_rawDesc = "" +
 	"\x05event\x18\x02 \x01(\v2\x1b.provlog.v1.ProvenanceEventR\x05event\x12?\n" +
 	"\rreceived_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\freceivedTime\x12\x1c\n" +
 	"\tsubmitter\x18\x04 \x01(\tR\tsubmitter\x12!\n" +
-	"\fevent_digest\x18\x05 \x01(\fR\veventDigest*\x82\x02\n" +
+	"\fevent_digest\x18\x05 \x01(\fR\veventDigest*\xd2\x02\n" +
 	"\tOperation\x12\x19\n" +
 	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOPERATION_READ\x10\x01\x12\x13\n" +
@@ -946,7 +960,10 @@ const file_provlog_v1_event_proto_rawDesc = "" +
 	"\x12OPERATION_OVERRIDE\x10\x06\x12\x17\n" +
 	"\x13OPERATION_RUN_START\x10\a\x12\x1a\n" +
 	"\x16OPERATION_RUN_COMPLETE\x10\b\x12\x16\n" +
-	"\x12OPERATION_RUN_FAIL\x10\t*\x85\x01\n" +
+	"\x12OPERATION_RUN_FAIL\x10\t\x12\x1a\n" +
+	"\x16OPERATION_KEY_REGISTER\x10\x14\x12\x18\n" +
+	"\x14OPERATION_KEY_ROTATE\x10\x15\x12\x18\n" +
+	"\x14OPERATION_KEY_REVOKE\x10\x16*\x85\x01\n" +
 	"\tActorType\x12\x1a\n" +
 	"\x16ACTOR_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ACTOR_TYPE_PERSON\x10\x01\x12\x16\n" +

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/provlog/provlog/log/auth"
+	"github.com/provlog/provlog/log/ledger"
+	"github.com/provlog/provlog/log/server"
+	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// startServer runs a provlogd server in process on loopback with an admin
+// store and returns its gRPC address and a file holding the admin token.
+func startServer(t *testing.T) (addr, tokenFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	signer, vkey, err := ledger.LoadOrCreateKeys(dir, "", "provctl.test/admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(t.Context(), ledger.Config{Dir: dir, Signer: signer, Verifier: verifier, CheckpointInterval: 100 * time.Millisecond,
+		BatchMaxSize: 16, BatchMaxAge: 10 * time.Millisecond, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := auth.OpenStore(filepath.Join(dir, auth.StoreFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tok = "pl_provctl-admin-test"
+	st.AddStatic(tok, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
+	srv, err := server.New(t.Context(), server.Config{Ledger: l, Auth: st, Admin: st, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.GRPC.Serve(lis)
+	t.Cleanup(func() {
+		srv.GRPC.Stop()
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l.Close(ctx)
+	})
+	tokenFile = filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return lis.Addr().String(), tokenFile
+}
+
+func TestAdminCommands(t *testing.T) {
+	addr, tokFile := startServer(t)
+	conn := []string{"--server", addr, "--token-file", tokFile}
+	provctl := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), append(args, conn...), strings.NewReader(""), &out, &errb); code != want {
+			t.Fatalf("provctl %v exited %d, want %d\nstdout: %s\nstderr: %s", args, code, want, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	keygen := func(name, dir string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), []string{"keys", "generate", "submitter", "--name", name, "--out-dir", dir}, strings.NewReader(""), &out, &errb); code != exitVerified {
+			t.Fatalf("keys generate: exit %d: %s", code, errb.String())
+		}
+	}
+	provctl(exitVerified, "tenant", "create", "acme", "--require-signature")
+	var tl pb.ListTenantsResponse
+	if out := provctl(exitVerified, "tenant", "list"); protojson.Unmarshal([]byte(out), &tl) != nil || !tl.GetTenants()[0].GetPolicy().GetRequireSignature() {
+		t.Errorf("tenant list: %s", out)
+	}
+	provctl(exitFailed, "tenant", "create", "acme")
+	provctl(exitUsage, "tenant", "create")
+	provctl(exitUsage, "tenant", "list", "extra")
+
+	out := provctl(exitVerified, "token", "create", "--name", "ci-bot", "--roles", "appender", "--tenants", "acme", "--ttl", "24h")
+	var created pb.CreateTokenResponse
+	if err := protojson.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.GetSecret(), "pl_") || created.GetToken().GetExpireTime() == nil {
+		t.Fatalf("token create: %s (%v)", out, err)
+	}
+	if out := provctl(exitVerified, "token", "list"); strings.Contains(out, created.GetSecret()) || !strings.Contains(out, "ci-bot") {
+		t.Errorf("token list: %s", out)
+	}
+	provctl(exitVerified, "token", "revoke", created.GetToken().GetId())
+	// The revoked token is refused: exit 1 with the gRPC code.
+	secretFile := filepath.Join(t.TempDir(), "bot.token")
+	os.WriteFile(secretFile, []byte(created.GetSecret()), 0o600)
+	var out2, errb bytes.Buffer
+	if code := run(t.Context(), []string{"tenant", "list", "--server", addr, "--token-file", secretFile}, strings.NewReader(""), &out2, &errb); code != exitFailed || !strings.Contains(errb.String(), "Unauthenticated") {
+		t.Errorf("revoked token: exit %d, %s", code, errb.String())
+	}
+
+	keyDir := t.TempDir()
+	prefix := filepath.Join(keyDir, "acme-ci")
+	keygen("acme-ci", keyDir)
+	if st, err := os.Stat(prefix + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("keys generate: %v %v", st, err)
+	}
+	out = provctl(exitVerified, "keys", "register", "--tenant", "acme", "--key-id", "ci-1", "--public-key", prefix+".pub", "--valid-from", "2026-01-01T00:00:00Z")
+	var rk pb.RegisterKeyResponse
+	if protojson.Unmarshal([]byte(out), &rk) != nil || rk.GetKey().GetState() != "active" {
+		t.Errorf("keys register: %s", out)
+	}
+	provctl(exitUsage, "keys", "register", "--tenant", "acme", "--key-id", "ci-2", "--public-key", "not-a-key")
+	prefix2 := filepath.Join(keyDir, "acme-ci-2")
+	keygen("acme-ci-2", keyDir)
+	provctl(exitVerified, "keys", "rotate", "--tenant", "acme", "--key-id", "ci-1", "--new-key-id", "ci-2", "--new-public-key", prefix2+".pub")
+	provctl(exitVerified, "keys", "revoke", "--tenant", "acme", "--key-id", "ci-2", "--reason", "test")
+	out = provctl(exitVerified, "keys", "list", "--tenant", "acme")
+	var lk pb.ListKeysResponse
+	if protojson.Unmarshal([]byte(out), &lk) != nil || len(lk.GetKeys()) != 2 || lk.GetKeys()[0].GetState() != "rotated" || lk.GetKeys()[1].GetState() != "revoked" {
+		t.Errorf("keys list: %s", out)
+	}
+	provctl(exitVerified, "cert", "grant", "--subject", "spiffe://acme.example/ns/etl/sa/n8n", "--roles", "appender", "--tenants", "acme")
+	provctl(exitVerified, "cert", "revoke", "spiffe://acme.example/ns/etl/sa/n8n")
+	provctl(exitFailed, "cert", "revoke", "spiffe://acme.example/ns/etl/sa/n8n")
+}
