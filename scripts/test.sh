@@ -35,5 +35,6 @@ if [[ $before != "$after" ]]; then
   exit 1
 fi
 
+source scripts/ci/services.sh # MariaDB + versitygw for the aws backend's integration tests (issue 8)
 echo "== go test"
 go test -race -count=1 -timeout 30m ./...
