@@ -46,6 +46,10 @@ var (
 	ErrNoCheckpoint = errors.New("no checkpoint published yet")
 	// ErrClosed means the ledger is shutting down.
 	ErrClosed = errors.New("log is shutting down")
+	// ErrUnavailable means the storage failed to sequence an entry (a
+	// database or disk that is down or full); nothing was appended, and
+	// retrying later is safe.
+	ErrUnavailable = errors.New("log storage is unavailable, retry later")
 )
 
 // ConflictError says the (tenant, event id) is already in the log with
@@ -62,7 +66,11 @@ func (e *ConflictError) Error() string {
 // Config configures a Ledger.
 type Config struct {
 	// Dir holds the tile log (Dir/log) and the index store (Dir/index).
+	// It is unused when AWS is set.
 	Dir string
+	// AWS, when set, puts the log on tessera's AWS driver (MySQL + S3)
+	// and the idempotency index in the same database instead of Dir.
+	AWS *AWSConfig
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
 	// Verifier checks our own checkpoints when reading them back.
@@ -124,10 +132,11 @@ type shard struct {
 }
 
 type pending struct {
-	digest [32]byte
-	done   chan struct{}
-	rec    record
-	err    error
+	digest  [32]byte
+	claimed bool // holds a claim in a shared store (see claimer)
+	done    chan struct{}
+	rec     record
+	err     error
 }
 
 // Open opens (or creates) the log in cfg.Dir and brings its index up to date
@@ -154,11 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Signer == nil || cfg.Verifier == nil {
 		return nil, errors.New("ledger: Signer and Verifier are required")
 	}
-	logDir := filepath.Join(cfg.Dir, "log")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, fmt.Errorf("couldn't create log directory: %w", err)
-	}
-	store, err := openPebbleStore(filepath.Join(cfg.Dir, "index"), cfg.Logger)
+	store, err := newIndexStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -185,9 +190,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 
-	driver, err := posix.New(bgctx, posix.Config{Path: logDir, HTTPClient: cfg.HTTPClient})
+	driver, err := newDriver(bgctx, cfg)
 	if err != nil {
-		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
+		return fail(err)
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
@@ -203,6 +208,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
 	}
+	if cfg.AWS != nil {
+		reader = s3Reader{reader}
+	}
 	l.add, l.shutdown, l.reader = appender.Add, shutdown, reader
 	l.awaiter = tessera.NewPublicationAwaiter(bgctx, reader.ReadCheckpoint, 50*time.Millisecond)
 
@@ -213,6 +221,34 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	go l.followLoop(bgctx)
 	return l, nil
+}
+
+// newDriver is the tessera driver cfg asks for: posix on Dir/log, or aws.
+func newDriver(ctx context.Context, cfg Config) (tessera.Driver, error) {
+	if cfg.AWS != nil {
+		return newAWSDriver(ctx, *cfg.AWS, cfg.HTTPClient)
+	}
+	logDir := filepath.Join(cfg.Dir, "log")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create log directory: %w", err)
+	}
+	d, err := posix.New(ctx, posix.Config{Path: logDir, HTTPClient: cfg.HTTPClient})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create posix storage: %w", err)
+	}
+	return d, nil
+}
+
+// newIndexStore opens the idempotency index: pebble in Dir/index, or
+// tables in the aws storage's database.
+func newIndexStore(ctx context.Context, cfg Config) (indexStore, error) {
+	if cfg.AWS != nil {
+		return openMySQLIndexStore(ctx, cfg.AWS.DSN, cfg.AWS.MaxOpenConns)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create data directory: %w", err)
+	}
+	return openPebbleStore(filepath.Join(cfg.Dir, "index"), cfg.Logger)
 }
 
 // Origin is the log's checkpoint origin.
@@ -271,6 +307,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		sh     *shard
 		p      *pending
 		wait   *pending // someone else is appending this key
+		remote bool     // another frontend is appending this key
 		future tessera.IndexFuture
 		leaf   []byte
 		hash   [32]byte
@@ -296,11 +333,21 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		key := dedupeKey(s.Event.GetTenant(), s.Event.GetEventId())
 		sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 		found, p, wait, err := l.reserve(sh, key, digest)
+		var remote bool
+		if p != nil {
+			// With a store shared by several frontends, claim the key there.
+			found, remote, err = l.claim(ctx, sh, key, p)
+			if found != nil || err != nil {
+				p = nil
+			}
+		}
 		switch {
 		case err != nil:
 			res[i].Err = err
 		case found != nil:
 			res[i] = l.duplicateResult(s.Event, *found, digest)
+		case remote:
+			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, remote: true, leaf: leaf, hash: event.LeafHash(leaf), digest: digest})
 		case wait != nil:
 			jobs = append(jobs, job{i: i, key: key, sh: sh, wait: wait, digest: digest})
 		default:
@@ -310,13 +357,13 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 	// Phase 2: hand every new leaf to tessera before waiting on any, so a
 	// batch is sequenced together.
 	for j := range jobs {
-		if jobs[j].p != nil {
+		if jobs[j].p != nil && !jobs[j].remote {
 			jobs[j].future = l.add(ctx, tessera.NewEntry(jobs[j].leaf))
 		}
 	}
 	// Phase 3: resolve futures.
 	for _, jb := range jobs {
-		if jb.p == nil {
+		if jb.p == nil || jb.remote {
 			continue
 		}
 		idx, err := jb.future()
@@ -332,6 +379,10 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 	}
 	// Phase 4: submissions that raced with another append of the same key.
 	for _, jb := range jobs {
+		if jb.remote {
+			res[jb.i] = l.appendRemote(ctx, subs[jb.i].Event, jb.key, jb.sh, jb.p, jb.leaf, jb.hash)
+			continue
+		}
 		if jb.wait == nil {
 			continue
 		}
@@ -387,6 +438,19 @@ func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record,
 }
 
 func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err error) {
+	if c, ok := l.store.(claimer); ok && p.claimed {
+		var cerr error
+		if err == nil {
+			cerr = c.Settle(context.Background(), rec)
+		} else {
+			cerr = c.Unclaim(context.Background(), key)
+		}
+		if cerr != nil {
+			// Settle: the follower records it from the log. Unclaim: the
+			// claim goes stale and is checked and dropped after the lease.
+			l.log.Warn("updating the shared idempotency claim failed", "err", cerr)
+		}
+	}
 	if err == nil {
 		l.leafMu.Lock()
 		l.recentLeaf[rec.LeafHash] = rec.Index
@@ -408,7 +472,7 @@ func mapTesseraErr(err error) error {
 	case errors.Is(err, tessera.ErrPushback):
 		return fmt.Errorf("%w: %v", ErrPushback, err)
 	default:
-		return fmt.Errorf("sequencing entry: %w", err)
+		return fmt.Errorf("%w: sequencing entry: %w", ErrUnavailable, err)
 	}
 }
 

@@ -1,0 +1,341 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// mysqlStore is the indexStore of the aws storage, in the log's database,
+// shared by every frontend of the log. Its unique key on (tenant, event id)
+// is what makes idempotency hold across frontends: before appending, a
+// frontend inserts a claim row for the key; a second frontend's insert of
+// the same key fails, and it waits for the first one's index instead of
+// appending again.
+//
+// Tables:
+//
+//	provlog_dedupe(k PRIMARY KEY, idx NULL until known, leaf_hash, digest, owner, claimed_at)
+//	provlog_leaves(leaf_hash PRIMARY KEY, idx)
+//	provlog_index_meta(id=0, watermark)
+//
+// Every frontend's follower writes the records it derives from the log;
+// they derive the same ones, so the writes are idempotent upserts where the
+// lowest index wins, and the watermark only grows (GREATEST).
+type mysqlStore struct {
+	db    *sql.DB
+	owner string // this process, in claims
+}
+
+// claimLease is how old an unsettled claim must be before another frontend
+// may check whether its owner died, and take it over. A frontend settles
+// its claim as soon as tessera has sequenced the entry (well under a
+// second), so only a crash leaves one behind.
+const claimLease = 30 * time.Second
+
+func openMySQLIndexStore(ctx context.Context, dsn string, maxConns int) (*mysqlStore, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("bad MySQL DSN: %w", err)
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the index database: %w", err)
+	}
+	if maxConns <= 0 {
+		maxConns = 32
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS provlog_dedupe (
+			k VARBINARY(600) NOT NULL PRIMARY KEY,
+			idx BIGINT UNSIGNED NULL,
+			leaf_hash BINARY(32) NULL,
+			digest BINARY(32) NOT NULL,
+			owner VARBINARY(64) NULL,
+			claimed_at TIMESTAMP(6) NULL
+		) ENGINE=InnoDB`,
+		`CREATE TABLE IF NOT EXISTS provlog_leaves (
+			leaf_hash BINARY(32) NOT NULL PRIMARY KEY,
+			idx BIGINT UNSIGNED NOT NULL
+		) ENGINE=InnoDB`,
+		`CREATE TABLE IF NOT EXISTS provlog_index_meta (
+			id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+			watermark BIGINT UNSIGNED NOT NULL
+		) ENGINE=InnoDB`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("couldn't create the index tables: %w", err)
+		}
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	return &mysqlStore{db: db, owner: hex.EncodeToString(id[:])}, nil
+}
+
+// queryTimeout bounds each index query: a database that does not answer
+// fails the append (Unavailable) rather than hanging it.
+const queryTimeout = 10 * time.Second
+
+func (s *mysqlStore) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), queryTimeout)
+}
+
+func (s *mysqlStore) Lookup(key string) (record, bool, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var r record
+	var lh, dg []byte
+	err := s.db.QueryRowContext(ctx, `SELECT idx, leaf_hash, digest FROM provlog_dedupe WHERE k = ? AND idx IS NOT NULL`, []byte(key)).Scan(&r.Index, &lh, &dg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return record{}, false, nil
+	}
+	if err != nil {
+		return record{}, false, fmt.Errorf("%w: index lookup: %w", ErrUnavailable, err)
+	}
+	if len(lh) != 32 || len(dg) != 32 {
+		return record{}, false, fmt.Errorf("corrupt index record for %q", key)
+	}
+	r.Key = key
+	copy(r.LeafHash[:], lh)
+	copy(r.Digest[:], dg)
+	return r, true, nil
+}
+
+func (s *mysqlStore) LookupLeaf(hash [32]byte) (uint64, bool, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var idx uint64
+	err := s.db.QueryRowContext(ctx, `SELECT idx FROM provlog_leaves WHERE leaf_hash = ?`, hash[:]).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: leaf lookup: %w", ErrUnavailable, err)
+	}
+	return idx, true, nil
+}
+
+func (s *mysqlStore) Watermark() (uint64, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var wm uint64
+	err := s.db.QueryRowContext(ctx, `SELECT watermark FROM provlog_index_meta WHERE id = 0`).Scan(&wm)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading watermark: %w", err)
+	}
+	return wm, nil
+}
+
+// commitChunk bounds the rows of one multi-row statement.
+const commitChunk = 500
+
+func (s *mysqlStore) Commit(recs []record, watermark uint64) error {
+	// Lowest index per key and per leaf hash first, then in key order, so
+	// that followers of several frontends lock rows in the same order.
+	byKey := make(map[string]record, len(recs))
+	for _, r := range recs {
+		if p, ok := byKey[r.Key]; !ok || r.Index < p.Index {
+			byKey[r.Key] = r
+		}
+	}
+	rows := make([]record, 0, len(byKey))
+	for _, r := range byKey {
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
+	leaves := make([]record, 0, len(recs))
+	seen := make(map[[32]byte]bool, len(recs))
+	for _, r := range recs { // recs are in index order: first is lowest
+		if !seen[r.LeafHash] {
+			seen[r.LeafHash] = true
+			leaves = append(leaves, r)
+		}
+	}
+	sort.Slice(leaves, func(i, j int) bool { return string(leaves[i].LeafHash[:]) < string(leaves[j].LeafHash[:]) })
+
+	return retryDeadlock(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i := 0; i < len(rows); i += commitChunk {
+			part := rows[i:min(len(rows), i+commitChunk)]
+			args := make([]any, 0, 4*len(part))
+			for _, r := range part {
+				args = append(args, []byte(r.Key), r.Index, r.LeafHash[:], r.Digest[:])
+			}
+			// The row keeps its lowest index: a claim (idx NULL) or a
+			// higher index takes the log's. idx is assigned last, as
+			// MySQL evaluates the assignments left to right.
+			q := `INSERT INTO provlog_dedupe (k, idx, leaf_hash, digest) VALUES ` + placeholders(len(part), 4) + `
+				ON DUPLICATE KEY UPDATE
+				leaf_hash = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(leaf_hash), leaf_hash),
+				digest = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(digest), digest),
+				idx = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(idx), idx)`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("committing index records: %w", err)
+			}
+		}
+		for i := 0; i < len(leaves); i += commitChunk {
+			part := leaves[i:min(len(leaves), i+commitChunk)]
+			args := make([]any, 0, 2*len(part))
+			for _, r := range part {
+				args = append(args, r.LeafHash[:], r.Index)
+			}
+			q := `INSERT INTO provlog_leaves (leaf_hash, idx) VALUES ` + placeholders(len(part), 2) + `
+				ON DUPLICATE KEY UPDATE idx = LEAST(idx, VALUES(idx))`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("committing leaf records: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO provlog_index_meta (id, watermark) VALUES (0, ?)
+			ON DUPLICATE KEY UPDATE watermark = GREATEST(watermark, VALUES(watermark))`, watermark); err != nil {
+			return fmt.Errorf("committing watermark: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("committing %d index records at watermark %d: %w", len(recs), watermark, err)
+		}
+		return nil
+	})
+}
+
+// claimState is what Claim found.
+type claimState int
+
+const (
+	// claimed: the key is ours to append; Settle or Unclaim it.
+	claimed claimState = iota
+	// claimDone: the key is in the log; rec says where.
+	claimDone
+	// claimBusy: another frontend holds an unsettled claim on the key.
+	claimBusy
+)
+
+// claimInfo describes another frontend's unsettled claim.
+type claimInfo struct {
+	owner string
+	age   time.Duration // by the database's clock
+}
+
+// Claim reserves key for this process, unless the log already holds it or
+// another frontend has reserved it.
+func (s *mysqlStore) Claim(ctx context.Context, key string, digest [32]byte) (claimState, record, claimInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO provlog_dedupe (k, digest, owner, claimed_at) VALUES (?, ?, ?, NOW(6))`, []byte(key), digest[:], s.owner)
+	if err == nil {
+		return claimed, record{}, claimInfo{}, nil
+	}
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1062 { // ER_DUP_ENTRY
+		return 0, record{}, claimInfo{}, fmt.Errorf("%w: claiming event id: %w", ErrUnavailable, err)
+	}
+	var (
+		idx    sql.NullInt64
+		lh, dg []byte
+		owner  sql.NullString
+		ageUS  sql.NullInt64
+	)
+	err = s.db.QueryRowContext(ctx, `SELECT idx, leaf_hash, digest, owner, TIMESTAMPDIFF(MICROSECOND, claimed_at, NOW(6))
+		FROM provlog_dedupe WHERE k = ?`, []byte(key)).Scan(&idx, &lh, &dg, &owner, &ageUS)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The claim was dropped between our insert and this read: say busy,
+		// the caller polls and claims again.
+		return claimBusy, record{}, claimInfo{}, nil
+	}
+	if err != nil {
+		return 0, record{}, claimInfo{}, fmt.Errorf("%w: reading claim: %w", ErrUnavailable, err)
+	}
+	if idx.Valid {
+		r := record{Key: key, Index: uint64(idx.Int64)}
+		copy(r.LeafHash[:], lh)
+		copy(r.Digest[:], dg)
+		return claimDone, r, claimInfo{}, nil
+	}
+	return claimBusy, record{}, claimInfo{owner: owner.String, age: time.Duration(ageUS.Int64) * time.Microsecond}, nil
+}
+
+// Settle records the index of our claimed key, unless the follower already
+// did. It reports whether the row still was ours or recorded at rec.Index.
+func (s *mysqlStore) Settle(ctx context.Context, rec record) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+	defer cancel()
+	_, err := s.db.ExecContext(ctx, `UPDATE provlog_dedupe SET idx = ?, leaf_hash = ?, digest = ? WHERE k = ? AND owner = ? AND idx IS NULL`,
+		rec.Index, rec.LeafHash[:], rec.Digest[:], []byte(rec.Key), s.owner)
+	if err != nil {
+		// The follower records it from the log anyway.
+		return fmt.Errorf("settling claim: %w", err)
+	}
+	return nil
+}
+
+// Unclaim drops our claim after a failed append.
+func (s *mysqlStore) Unclaim(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM provlog_dedupe WHERE k = ? AND owner = ? AND idx IS NULL`, []byte(key), s.owner); err != nil {
+		return fmt.Errorf("dropping claim: %w", err)
+	}
+	return nil
+}
+
+// DropStale drops another frontend's unsettled claim, if it is still c's
+// owner's and older than the lease. The caller has made sure that the claim's entry is
+// not in the log (see Ledger.waitRemote).
+func (s *mysqlStore) DropStale(ctx context.Context, key string, c claimInfo) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	res, err := s.db.ExecContext(ctx, `DELETE FROM provlog_dedupe WHERE k = ? AND owner = ? AND idx IS NULL
+		AND claimed_at < NOW(6) - INTERVAL ? MICROSECOND`, []byte(key), c.owner, claimLease.Microseconds())
+	if err != nil {
+		return false, fmt.Errorf("%w: dropping stale claim: %w", ErrUnavailable, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *mysqlStore) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing index database: %w", err)
+	}
+	return nil
+}
+
+func placeholders(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+// retryDeadlock retries f when InnoDB chose it as a deadlock victim or a
+// lock wait timed out: followers of several frontends write the same rows.
+func retryDeadlock(f func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = f(); err == nil {
+			return nil
+		}
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || (me.Number != 1213 && me.Number != 1205) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+	return err
+}
