@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -34,6 +35,10 @@ type AWSConfig struct {
 	// the index's); 0 means 32.
 	MaxOpenConns int
 }
+
+// AWSMinCheckpointInterval is the shortest checkpoint interval tessera's
+// AWS driver accepts.
+const AWSMinCheckpointInterval = time.Second
 
 // newAWSDriver builds tessera's AWS driver. Credentials and region come
 // from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
