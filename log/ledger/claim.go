@@ -91,7 +91,7 @@ func (l *Ledger) appendRemote(ctx context.Context, ev *pb.ProvenanceEvent, key s
 			rec := record{Key: key, Index: idx.Index, LeafHash: hash, Digest: p.digest}
 			l.release(sh, key, p, rec, nil)
 			return Result{Index: idx.Index, LeafHash: hash, Leaf: leaf}
-		case info.age > claimLease:
+		case info.stale:
 			if err := l.dropIfStale(ctx, c, key, info); err != nil {
 				return fail(err)
 			}

@@ -32,7 +32,8 @@ import (
 // lowest index wins, and the watermark only grows (GREATEST).
 type mysqlStore struct {
 	db    *sql.DB
-	owner string // this process, in claims
+	owner string        // this process, in claims
+	lease time.Duration // claimLease; shorter in tests
 }
 
 // claimLease is how old an unsettled claim must be before another frontend
@@ -80,7 +81,7 @@ func openMySQLIndexStore(ctx context.Context, dsn string, maxConns int) (*mysqlS
 	}
 	var id [8]byte
 	rand.Read(id[:])
-	return &mysqlStore{db: db, owner: hex.EncodeToString(id[:])}, nil
+	return &mysqlStore{db: db, owner: hex.EncodeToString(id[:]), lease: claimLease}, nil
 }
 
 // queryTimeout bounds each index query: a database that does not answer
@@ -232,6 +233,7 @@ const (
 type claimInfo struct {
 	owner string
 	age   time.Duration // by the database's clock
+	stale bool          // older than the lease
 }
 
 // Claim reserves key for this process, unless the log already holds it or
@@ -269,7 +271,8 @@ func (s *mysqlStore) Claim(ctx context.Context, key string, digest [32]byte) (cl
 		copy(r.Digest[:], dg)
 		return claimDone, r, claimInfo{}, nil
 	}
-	return claimBusy, record{}, claimInfo{owner: owner.String, age: time.Duration(ageUS.Int64) * time.Microsecond}, nil
+	age := time.Duration(ageUS.Int64) * time.Microsecond
+	return claimBusy, record{}, claimInfo{owner: owner.String, age: age, stale: age > s.lease}, nil
 }
 
 // Settle records the index of our claimed key, unless the follower already
@@ -303,7 +306,7 @@ func (s *mysqlStore) DropStale(ctx context.Context, key string, c claimInfo) (bo
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM provlog_dedupe WHERE k = ? AND owner = ? AND idx IS NULL
-		AND claimed_at < NOW(6) - INTERVAL ? MICROSECOND`, []byte(key), c.owner, claimLease.Microseconds())
+		AND claimed_at < NOW(6) - INTERVAL ? MICROSECOND`, []byte(key), c.owner, s.lease.Microseconds())
 	if err != nil {
 		return false, fmt.Errorf("%w: dropping stale claim: %w", ErrUnavailable, err)
 	}
