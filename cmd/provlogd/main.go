@@ -79,6 +79,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(migrateMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var cfg config
 	fs := newFlagSet(&cfg)
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -48,18 +48,9 @@ func newAWSDriver(ctx context.Context, c AWSConfig, hc *http.Client) (tessera.Dr
 	if c.DSN == "" || c.Bucket == "" {
 		return nil, errors.New("the aws storage needs a MySQL DSN and an S3 bucket")
 	}
-	sdk, err := config.LoadDefaultConfig(ctx)
+	sdk, s3opts, err := s3Config(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't load the AWS configuration: %w", err)
-	}
-	if sdk.Region == "" && c.Endpoint != "" {
-		sdk.Region = "us-east-1"
-	}
-	s3opts := func(o *s3.Options) {
-		if c.Endpoint != "" {
-			o.BaseEndpoint = aws.String(c.Endpoint)
-			o.UsePathStyle = true
-		}
+		return nil, err
 	}
 	conns := c.MaxOpenConns
 	if conns <= 0 {
@@ -78,6 +69,23 @@ func newAWSDriver(ctx context.Context, c AWSConfig, hc *http.Client) (tessera.Dr
 		return nil, fmt.Errorf("couldn't create aws storage: %w", err)
 	}
 	return d, nil
+}
+
+// s3Config is the SDK configuration and S3 options for c.
+func s3Config(ctx context.Context, c AWSConfig) (aws.Config, func(*s3.Options), error) {
+	sdk, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, nil, fmt.Errorf("couldn't load the AWS configuration: %w", err)
+	}
+	if sdk.Region == "" && c.Endpoint != "" {
+		sdk.Region = "us-east-1"
+	}
+	return sdk, func(o *s3.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+			o.UsePathStyle = true
+		}
+	}, nil
 }
 
 // s3Reader makes the AWS driver's reader say os.ErrNotExist for a missing
