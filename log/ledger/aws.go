@@ -115,3 +115,23 @@ func (r s3Reader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([
 	b, err := r.LogReader.ReadEntryBundle(ctx, index, p)
 	return b, notExist(err)
 }
+
+// awaitFirstCheckpoint waits until the log has a checkpoint.
+func awaitFirstCheckpoint(ctx context.Context, r tessera.LogReader) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := r.ReadCheckpoint(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reading the checkpoint: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the first checkpoint: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -214,6 +214,14 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	l.add, l.shutdown, l.reader = appender.Add, shutdown, reader
 	l.awaiter = tessera.NewPublicationAwaiter(bgctx, reader.ReadCheckpoint, 50*time.Millisecond)
 
+	if cfg.AWS != nil {
+		// The AWS driver publishes a new log's first checkpoint in the
+		// background; serve only once there is one, as posix does.
+		if err := awaitFirstCheckpoint(ctx, l.reader); err != nil {
+			shutdown(ctx)
+			return fail(err)
+		}
+	}
 	// Catch the index up with the log before accepting any append.
 	if err := l.follow(ctx); err != nil {
 		shutdown(ctx)
