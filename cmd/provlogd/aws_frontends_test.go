@@ -54,11 +54,12 @@ func manyEvents(t *testing.T, prefix string, n int) []*pb.ProvenanceEvent {
 // either serves proofs (checked with x/mod) and the whole log through
 // /log/, and their lineage indexes agree.
 func TestAWSTwoFrontends(t *testing.T) {
-	args := awsArgs(t)
+	t.Parallel()
+	a := newAWS(t)
 	dir1, dir2 := t.TempDir(), t.TempDir()
-	d1 := startDaemon(t, dir1, args...)
+	d1 := a.start(t, dir1)
 	sharedKeys(t, dir1, dir2)
-	d2 := startDaemon(t, dir2, args...)
+	d2 := a.start(t, dir2)
 
 	events := manyEvents(t, "two", 240)
 	type answer struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,23 +11,13 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-func flagValue(t *testing.T, args []string, name string) string {
-	t.Helper()
-	for i := range args[:len(args)-1] {
-		if args[i] == name {
-			return args[i+1]
-		}
-	}
-	t.Fatalf("no %s in %q", name, args)
-	return ""
-}
-
 // TestMigrateToAWS moves a log from the embedded default to the aws storage
 // with `provlogd migrate` (tessera's migration), then serves it from there:
 // the same checkpoint (same root at the same size), the lineage index
 // rebuilt to the same digest, idempotency kept, and appends going on after
 // the migrated entries, consistent with the old checkpoint.
 func TestMigrateToAWS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	events := manyEvents(t, "mig", 300) // a full bundle and a partial one
@@ -48,10 +39,10 @@ func TestMigrateToAWS(t *testing.T) {
 	digest := waitIndexed(t, d, uint64(n))
 	d.stop()
 
-	args := awsArgs(t)
+	a := newAWS(t)
 	cmd := exec.Command(provlogdBinary(t), "migrate", "--data-dir", dir,
-		"--mysql-dsn", flagValue(t, args, "--mysql-dsn"), "--s3-endpoint", flagValue(t, args, "--s3-endpoint"),
-		"--s3-bucket", flagValue(t, args, "--s3-bucket"))
+		"--mysql-dsn", a.dsn, "--s3-endpoint", a.endpoint, "--s3-bucket", a.bucket)
+	cmd.Env = append(os.Environ(), a.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -61,7 +52,7 @@ func TestMigrateToAWS(t *testing.T) {
 		t.Fatalf("provlogd migrate said %q", out.String())
 	}
 
-	d2 := startDaemon(t, dir, append(args, "--reindex")...)
+	d2 := a.start(t, dir, "--reindex")
 	after := d2.latestCheckpoint()
 	if after.size != before.size || after.root != before.root {
 		t.Fatalf("migrated checkpoint %d %v, source %d %v", after.size, after.root, before.size, before.root)
