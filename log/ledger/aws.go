@@ -31,6 +31,9 @@ type AWSConfig struct {
 	Endpoint string
 	// Bucket holds the log; it must exist.
 	Bucket string
+	// BucketPrefix, if set, is prepended to every object name, so that
+	// several logs can share a bucket.
+	BucketPrefix string
 	// MaxOpenConns bounds each of the two connection pools (tessera's and
 	// the index's); 0 means 32.
 	MaxOpenConns int
@@ -39,6 +42,12 @@ type AWSConfig struct {
 // AWSMinCheckpointInterval is the shortest checkpoint interval tessera's
 // AWS driver accepts.
 const AWSMinCheckpointInterval = time.Second
+
+// NewAWSDriver is tessera's AWS driver for c, configured as the ledger
+// configures it (provbench's bare-tessera baseline uses it).
+func NewAWSDriver(ctx context.Context, c AWSConfig, hc *http.Client) (tessera.Driver, error) {
+	return newAWSDriver(ctx, c, hc)
+}
 
 // newAWSDriver builds tessera's AWS driver. Credentials and region come
 // from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -60,6 +69,7 @@ func newAWSDriver(ctx context.Context, c AWSConfig, hc *http.Client) (tessera.Dr
 		SDKConfig:    &sdk,
 		S3Options:    s3opts,
 		Bucket:       c.Bucket,
+		BucketPrefix: c.BucketPrefix,
 		DSN:          c.DSN,
 		MaxOpenConns: conns,
 		MaxIdleConns: conns,

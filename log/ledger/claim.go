@@ -24,7 +24,9 @@ import (
 // lower index, as it does for any duplicate leaf.
 type claimer interface {
 	Claim(ctx context.Context, key string, digest [32]byte) (claimState, record, claimInfo, error)
+	ClaimMany(ctx context.Context, keys []string, digests [][32]byte) ([]claimOutcome, error)
 	Settle(ctx context.Context, rec record) error
+	SettleMany(ctx context.Context, recs []record) error
 	Unclaim(ctx context.Context, key string) error
 	DropStale(ctx context.Context, key string, c claimInfo) (bool, error)
 }
@@ -32,28 +34,47 @@ type claimer interface {
 // claimPoll is how often a frontend checks another one's claim.
 const claimPoll = 20 * time.Millisecond
 
-// claim claims key, reserved locally as p, in a shared store. Without one
-// it does nothing. Otherwise it returns the record if the log already holds
-// the key, or remote when another frontend holds the claim; in both cases,
-// and on error, p is released (found, err) or handed to appendRemote.
-func (l *Ledger) claim(ctx context.Context, sh *shard, key string, p *pending) (found *record, remote bool, err error) {
+// claimJob is a key reserved locally (p) that claimAll claims in a shared
+// store.
+type claimJob struct {
+	key string
+	sh  *shard
+	p   *pending
+	// Out: found (a duplicate; p released), remote (another frontend's
+	// claim; appendRemote releases p), or err (p released).
+	found  *record
+	remote bool
+	err    error
+}
+
+// claimAll claims every job's key in a shared store, in one round trip.
+// Without a claimer it does nothing: the keys are then the caller's.
+func (l *Ledger) claimAll(ctx context.Context, jobs []*claimJob) {
 	c, ok := l.store.(claimer)
-	if !ok {
-		return nil, false, nil
+	if !ok || len(jobs) == 0 {
+		return
 	}
-	st, r, _, err := c.Claim(ctx, key, p.digest)
-	switch {
-	case err != nil:
-		l.release(sh, key, p, record{}, err)
-		return nil, false, err
-	case st == claimDone:
-		l.release(sh, key, p, r, nil)
-		return &r, false, nil
-	case st == claimBusy:
-		return nil, true, nil
+	keys := make([]string, len(jobs))
+	digests := make([][32]byte, len(jobs))
+	for i, j := range jobs {
+		keys[i], digests[i] = j.key, j.p.digest
 	}
-	p.claimed = true
-	return nil, false, nil
+	out, err := c.ClaimMany(ctx, keys, digests)
+	for i, j := range jobs {
+		switch {
+		case err != nil:
+			j.err = err
+			l.release(j.sh, j.key, j.p, record{}, err)
+		case out[i].state == claimDone:
+			r := out[i].rec
+			j.found = &r
+			l.release(j.sh, j.key, j.p, r, nil)
+		case out[i].state == claimBusy:
+			j.remote = true
+		default:
+			j.p.claimed = true
+		}
+	}
 }
 
 // appendRemote waits for another frontend's append of key, or takes it

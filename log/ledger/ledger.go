@@ -341,25 +341,51 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		key := dedupeKey(s.Event.GetTenant(), s.Event.GetEventId())
 		sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 		found, p, wait, err := l.reserve(sh, key, digest)
-		var remote bool
-		if p != nil {
-			// With a store shared by several frontends, claim the key there.
-			found, remote, err = l.claim(ctx, sh, key, p)
-			if found != nil || err != nil {
-				p = nil
-			}
-		}
 		switch {
 		case err != nil:
 			res[i].Err = err
 		case found != nil:
 			res[i] = l.duplicateResult(s.Event, *found, digest)
-		case remote:
-			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, remote: true, leaf: leaf, hash: event.LeafHash(leaf), digest: digest})
 		case wait != nil:
 			jobs = append(jobs, job{i: i, key: key, sh: sh, wait: wait, digest: digest})
 		default:
 			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, hash: event.LeafHash(leaf), digest: digest})
+		}
+	}
+	// Phase 1b: with a store shared by several frontends, claim the new
+	// keys there, all in one round trip.
+	if _, ok := l.store.(claimer); ok {
+		var cjs []*claimJob
+		var at []int
+		for j := range jobs {
+			if jobs[j].p != nil {
+				cjs = append(cjs, &claimJob{key: jobs[j].key, sh: jobs[j].sh, p: jobs[j].p})
+				at = append(at, j)
+			}
+		}
+		l.claimAll(ctx, cjs)
+		drop := map[int]bool{}
+		for n, cj := range cjs {
+			jb := &jobs[at[n]]
+			switch {
+			case cj.err != nil:
+				res[jb.i].Err = cj.err
+				drop[at[n]] = true
+			case cj.found != nil:
+				res[jb.i] = l.duplicateResult(subs[jb.i].Event, *cj.found, jb.digest)
+				drop[at[n]] = true
+			case cj.remote:
+				jb.remote = true
+			}
+		}
+		if len(drop) > 0 {
+			kept := jobs[:0]
+			for j, jb := range jobs {
+				if !drop[j] {
+					kept = append(kept, jb)
+				}
+			}
+			jobs = kept
 		}
 	}
 	// Phase 2: hand every new leaf to tessera before waiting on any, so a
@@ -369,8 +395,11 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			jobs[j].future = l.add(ctx, tessera.NewEntry(jobs[j].leaf))
 		}
 	}
-	// Phase 3: resolve futures.
-	for _, jb := range jobs {
+	// Phase 3: resolve futures; with a shared store, settle the claims of
+	// the sequenced ones in one round trip before releasing them.
+	recs := make([]record, len(jobs))
+	var settle []record
+	for j, jb := range jobs {
 		if jb.p == nil || jb.remote {
 			continue
 		}
@@ -379,11 +408,27 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			err = mapTesseraErr(err)
 			l.release(jb.sh, jb.key, jb.p, record{}, err)
 			res[jb.i].Err = err
+			jobs[j].p = nil
 			continue
 		}
-		rec := record{Key: jb.key, Index: idx.Index, LeafHash: jb.hash, Digest: jb.p.digest}
-		l.release(jb.sh, jb.key, jb.p, rec, nil)
-		res[jb.i] = Result{Index: idx.Index, LeafHash: jb.hash, Leaf: jb.leaf}
+		recs[j] = record{Key: jb.key, Index: idx.Index, LeafHash: jb.hash, Digest: jb.p.digest}
+		if jb.p.claimed {
+			settle = append(settle, recs[j])
+		}
+	}
+	if c, ok := l.store.(claimer); ok && len(settle) > 0 {
+		if err := c.SettleMany(ctx, settle); err != nil {
+			// The followers record them from the log anyway.
+			l.log.Warn("settling idempotency claims failed", "n", len(settle), "err", err)
+		}
+	}
+	for j, jb := range jobs {
+		if jb.p == nil || jb.remote {
+			continue
+		}
+		jb.p.claimed = false // settled above
+		l.release(jb.sh, jb.key, jb.p, recs[j], nil)
+		res[jb.i] = Result{Index: recs[j].Index, LeafHash: jb.hash, Leaf: jb.leaf}
 	}
 	// Phase 4: submissions that raced with another append of the same key.
 	for _, jb := range jobs {
@@ -433,12 +478,16 @@ func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record,
 	if r, ok := sh.recent[key]; ok {
 		return &r, nil, nil, nil
 	}
-	r, ok, err := l.store.Lookup(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if ok {
-		return &r, nil, nil, nil
+	// A shared store (claimer) answers the lookup with the claim, for a
+	// whole call at once (Append, phase 1b).
+	if _, ok := l.store.(claimer); !ok {
+		r, ok, err := l.store.Lookup(key)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			return &r, nil, nil, nil
+		}
 	}
 	p = &pending{digest: digest, done: make(chan struct{})}
 	sh.inflight[key] = p

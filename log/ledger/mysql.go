@@ -182,15 +182,7 @@ func (s *mysqlStore) Commit(recs []record, watermark uint64) error {
 			for _, r := range part {
 				args = append(args, []byte(r.Key), r.Index, r.LeafHash[:], r.Digest[:])
 			}
-			// The row keeps its lowest index: a claim (idx NULL) or a
-			// higher index takes the log's. idx is assigned last, as
-			// MySQL evaluates the assignments left to right.
-			q := `INSERT INTO provlog_dedupe (k, idx, leaf_hash, digest) VALUES ` + placeholders(len(part), 4) + `
-				ON DUPLICATE KEY UPDATE
-				leaf_hash = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(leaf_hash), leaf_hash),
-				digest = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(digest), digest),
-				idx = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(idx), idx)`
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if _, err := tx.ExecContext(ctx, upsertDedupe(len(part)), args...); err != nil {
 				return fmt.Errorf("committing index records: %w", err)
 			}
 		}
@@ -239,40 +231,82 @@ type claimInfo struct {
 // Claim reserves key for this process, unless the log already holds it or
 // another frontend has reserved it.
 func (s *mysqlStore) Claim(ctx context.Context, key string, digest [32]byte) (claimState, record, claimInfo, error) {
+	out, err := s.ClaimMany(ctx, []string{key}, [][32]byte{digest})
+	if err != nil {
+		return 0, record{}, claimInfo{}, err
+	}
+	return out[0].state, out[0].rec, out[0].info, nil
+}
+
+// claimOutcome is what ClaimMany found for one key.
+type claimOutcome struct {
+	state claimState
+	rec   record    // claimDone
+	info  claimInfo // claimBusy
+}
+
+// ClaimMany claims keys (distinct, none of them claimed by this process
+// already) in two statements, whatever their number: an INSERT IGNORE of
+// every claim, then a read of every row. A row this process owns with no
+// index is a claim it just took.
+func (s *mysqlStore) ClaimMany(ctx context.Context, keys []string, digests [][32]byte) ([]claimOutcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO provlog_dedupe (k, digest, owner, claimed_at) VALUES (?, ?, ?, NOW(6))`, []byte(key), digest[:], s.owner)
-	if err == nil {
-		return claimed, record{}, claimInfo{}, nil
+	ins := make([]any, 0, 3*len(keys))
+	sel := make([]any, 0, len(keys))
+	for i, k := range keys {
+		ins = append(ins, []byte(k), digests[i][:], s.owner)
+		sel = append(sel, []byte(k))
 	}
-	var me *mysql.MySQLError
-	if !errors.As(err, &me) || me.Number != 1062 { // ER_DUP_ENTRY
-		return 0, record{}, claimInfo{}, fmt.Errorf("%w: claiming event id: %w", ErrUnavailable, err)
+	q := `INSERT IGNORE INTO provlog_dedupe (k, digest, owner, claimed_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?,?,?,NOW(6)),", len(keys)), ",")
+	if _, err := s.db.ExecContext(ctx, q, ins...); err != nil {
+		return nil, fmt.Errorf("%w: claiming event ids: %w", ErrUnavailable, err)
 	}
-	var (
-		idx    sql.NullInt64
-		lh, dg []byte
-		owner  sql.NullString
-		ageUS  sql.NullInt64
-	)
-	err = s.db.QueryRowContext(ctx, `SELECT idx, leaf_hash, digest, owner, TIMESTAMPDIFF(MICROSECOND, claimed_at, NOW(6))
-		FROM provlog_dedupe WHERE k = ?`, []byte(key)).Scan(&idx, &lh, &dg, &owner, &ageUS)
-	if errors.Is(err, sql.ErrNoRows) {
-		// The claim was dropped between our insert and this read: say busy,
-		// the caller polls and claims again.
-		return claimBusy, record{}, claimInfo{}, nil
-	}
+	rows, err := s.db.QueryContext(ctx, `SELECT k, idx, leaf_hash, digest, owner, TIMESTAMPDIFF(MICROSECOND, claimed_at, NOW(6))
+		FROM provlog_dedupe WHERE k IN (`+strings.TrimSuffix(strings.Repeat("?,", len(keys)), ",")+`)`, sel...)
 	if err != nil {
-		return 0, record{}, claimInfo{}, fmt.Errorf("%w: reading claim: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: reading claims: %w", ErrUnavailable, err)
 	}
-	if idx.Valid {
-		r := record{Key: key, Index: uint64(idx.Int64)}
-		copy(r.LeafHash[:], lh)
-		copy(r.Digest[:], dg)
-		return claimDone, r, claimInfo{}, nil
+	defer rows.Close()
+	found := make(map[string]claimOutcome, len(keys))
+	for rows.Next() {
+		var (
+			k, lh, dg []byte
+			idx       sql.NullInt64
+			owner     sql.NullString
+			ageUS     sql.NullInt64
+		)
+		if err := rows.Scan(&k, &idx, &lh, &dg, &owner, &ageUS); err != nil {
+			return nil, fmt.Errorf("%w: reading claims: %w", ErrUnavailable, err)
+		}
+		switch {
+		case idx.Valid:
+			r := record{Key: string(k), Index: uint64(idx.Int64)}
+			copy(r.LeafHash[:], lh)
+			copy(r.Digest[:], dg)
+			found[string(k)] = claimOutcome{state: claimDone, rec: r}
+		case owner.String == s.owner:
+			found[string(k)] = claimOutcome{state: claimed}
+		default:
+			age := time.Duration(ageUS.Int64) * time.Microsecond
+			found[string(k)] = claimOutcome{state: claimBusy, info: claimInfo{owner: owner.String, age: age, stale: age > s.lease}}
+		}
 	}
-	age := time.Duration(ageUS.Int64) * time.Microsecond
-	return claimBusy, record{}, claimInfo{owner: owner.String, age: age, stale: age > s.lease}, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%w: reading claims: %w", ErrUnavailable, err)
+	}
+	out := make([]claimOutcome, len(keys))
+	for i, k := range keys {
+		o, ok := found[k]
+		if !ok {
+			// Dropped between the two statements: busy, the caller
+			// polls and claims again.
+			o = claimOutcome{state: claimBusy}
+		}
+		out[i] = o
+	}
+	return out, nil
 }
 
 // Settle records the index of our claimed key, unless the follower already
@@ -287,6 +321,40 @@ func (s *mysqlStore) Settle(ctx context.Context, rec record) error {
 		return fmt.Errorf("settling claim: %w", err)
 	}
 	return nil
+}
+
+// SettleMany records the indexes of sequenced entries whose keys this
+// process claimed, in one statement. It writes what the follower would: a
+// row keeps its lowest index.
+func (s *mysqlStore) SettleMany(ctx context.Context, recs []record) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+	defer cancel()
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
+	return retryDeadlock(func() error {
+		for i := 0; i < len(recs); i += commitChunk {
+			part := recs[i:min(len(recs), i+commitChunk)]
+			args := make([]any, 0, 4*len(part))
+			for _, r := range part {
+				args = append(args, []byte(r.Key), r.Index, r.LeafHash[:], r.Digest[:])
+			}
+			if _, err := s.db.ExecContext(ctx, upsertDedupe(len(part)), args...); err != nil {
+				return fmt.Errorf("settling claims: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// upsertDedupe is the statement that records n (key, index, leaf hash,
+// digest) rows: the row keeps its lowest index; a claim (idx NULL) or a
+// higher index takes the new one. idx is assigned last, as MySQL evaluates
+// the assignments left to right.
+func upsertDedupe(n int) string {
+	return `INSERT INTO provlog_dedupe (k, idx, leaf_hash, digest) VALUES ` + placeholders(n, 4) + `
+		ON DUPLICATE KEY UPDATE
+		leaf_hash = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(leaf_hash), leaf_hash),
+		digest = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(digest), digest),
+		idx = IF(idx IS NULL OR VALUES(idx) < idx, VALUES(idx), idx)`
 }
 
 // Unclaim drops our claim after a failed append.
