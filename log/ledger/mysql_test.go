@@ -11,6 +11,7 @@ import (
 	"github.com/provlog/provlog/log/event"
 	"github.com/provlog/provlog/log/ledger/awstest"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/transparency-dev/tessera"
 )
 
 func openMySQL(t *testing.T, dsn string) *mysqlStore {
@@ -230,5 +231,52 @@ func TestAWSTwoFrontends(t *testing.T) {
 	defer cancel()
 	if err := l1.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMapTesseraErr: the AWS driver's pushback (ErrPushbackIntegration,
+// once 4096 entries are outstanding) is ErrPushback to the service edge,
+// which answers Unavailable with RetryInfo; any other sequencing failure
+// (a database that is down) is ErrUnavailable.
+func TestMapTesseraErr(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"integration pushback", tessera.ErrPushbackIntegration, ErrPushback},
+		{"wrapped integration pushback", fmt.Errorf("assign: %w", tessera.ErrPushbackIntegration), ErrPushback},
+		{"antispam pushback", tessera.ErrPushbackAntispam, ErrPushback},
+		{"database down", errors.New("failed to begin Tx: dial tcp 127.0.0.1:3306: connection refused"), ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mapTesseraErr(tc.err); !errors.Is(got, tc.want) {
+				t.Errorf("mapTesseraErr(%v) = %v, want errors.Is %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMySQLSettleMany: settling keeps the lowest index, as the follower's
+// records do, and settles claims.
+func TestMySQLSettleMany(t *testing.T) {
+	dsn := awstest.NewDatabase(t)
+	s := openMySQL(t, dsn)
+	defer s.Close()
+	k1, k2 := dedupeKey("acme", "a"), dedupeKey("acme", "b")
+	out, err := s.ClaimMany(t.Context(), []string{k1, k2}, [][32]byte{{1}, {2}})
+	if err != nil || out[0].state != claimed || out[1].state != claimed {
+		t.Fatalf("ClaimMany = %+v, %v", out, err)
+	}
+	if err := s.Commit([]record{{Key: k2, Index: 1, LeafHash: [32]byte{1}, Digest: [32]byte{2}}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SettleMany(t.Context(), []record{{Key: k1, Index: 5, LeafHash: [32]byte{5}, Digest: [32]byte{1}}, {Key: k2, Index: 6, LeafHash: [32]byte{6}, Digest: [32]byte{2}}}); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]uint64{k1: 5, k2: 1} {
+		if r, ok, err := s.Lookup(k); err != nil || !ok || r.Index != want {
+			t.Errorf("Lookup(%q) = %+v, %v, %v; want index %d", k, r, ok, err, want)
+		}
 	}
 }
