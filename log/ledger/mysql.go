@@ -168,45 +168,53 @@ func (s *mysqlStore) Commit(recs []record, watermark uint64) error {
 	}
 	sort.Slice(leaves, func(i, j int) bool { return string(leaves[i].LeafHash[:]) < string(leaves[j].LeafHash[:]) })
 
-	return retryDeadlock(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		for i := 0; i < len(rows); i += commitChunk {
-			part := rows[i:min(len(rows), i+commitChunk)]
-			args := make([]any, 0, 4*len(part))
-			for _, r := range part {
-				args = append(args, []byte(r.Key), r.Index, r.LeafHash[:], r.Digest[:])
+	// Each chunk is its own short transaction, in READ COMMITTED (no gap
+	// locks), so that the claims of appends are not held up behind a
+	// follower's pass: the records are idempotent upserts, and the
+	// watermark goes last, so a crash in between only means deriving
+	// them again.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	exec := func(q string, args []any) error {
+		return retryDeadlock(func() error {
+			tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+			if err != nil {
+				return err
 			}
-			if _, err := tx.ExecContext(ctx, upsertDedupe(len(part)), args...); err != nil {
-				return fmt.Errorf("committing index records: %w", err)
-			}
-		}
-		for i := 0; i < len(leaves); i += commitChunk {
-			part := leaves[i:min(len(leaves), i+commitChunk)]
-			args := make([]any, 0, 2*len(part))
-			for _, r := range part {
-				args = append(args, r.LeafHash[:], r.Index)
-			}
-			q := `INSERT INTO provlog_leaves (leaf_hash, idx) VALUES ` + placeholders(len(part), 2) + `
-				ON DUPLICATE KEY UPDATE idx = LEAST(idx, VALUES(idx))`
+			defer tx.Rollback()
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return fmt.Errorf("committing leaf records: %w", err)
+				return err
 			}
+			return tx.Commit()
+		})
+	}
+	for i := 0; i < len(rows); i += commitChunk {
+		part := rows[i:min(len(rows), i+commitChunk)]
+		args := make([]any, 0, 4*len(part))
+		for _, r := range part {
+			args = append(args, []byte(r.Key), r.Index, r.LeafHash[:], r.Digest[:])
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO provlog_index_meta (id, watermark) VALUES (0, ?)
-			ON DUPLICATE KEY UPDATE watermark = GREATEST(watermark, VALUES(watermark))`, watermark); err != nil {
-			return fmt.Errorf("committing watermark: %w", err)
+		if err := exec(upsertDedupe(len(part)), args); err != nil {
+			return fmt.Errorf("committing index records: %w", err)
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("committing %d index records at watermark %d: %w", len(recs), watermark, err)
+	}
+	for i := 0; i < len(leaves); i += commitChunk {
+		part := leaves[i:min(len(leaves), i+commitChunk)]
+		args := make([]any, 0, 2*len(part))
+		for _, r := range part {
+			args = append(args, r.LeafHash[:], r.Index)
 		}
-		return nil
-	})
+		q := `INSERT INTO provlog_leaves (leaf_hash, idx) VALUES ` + placeholders(len(part), 2) + `
+			ON DUPLICATE KEY UPDATE idx = LEAST(idx, VALUES(idx))`
+		if err := exec(q, args); err != nil {
+			return fmt.Errorf("committing leaf records: %w", err)
+		}
+	}
+	if err := exec(`INSERT INTO provlog_index_meta (id, watermark) VALUES (0, ?)
+		ON DUPLICATE KEY UPDATE watermark = GREATEST(watermark, VALUES(watermark))`, []any{watermark}); err != nil {
+		return fmt.Errorf("committing watermark %d: %w", watermark, err)
+	}
+	return nil
 }
 
 // claimState is what Claim found.
