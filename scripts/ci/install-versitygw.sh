@@ -6,6 +6,7 @@
 # already up. Writes $PROVLOG_CI_DIR/versitygw.env, which exports
 #   PROVLOG_TEST_S3_ENDPOINT    http://127.0.0.1:PORT
 #   PROVLOG_TEST_S3_ACCESS_KEY  PROVLOG_TEST_S3_SECRET_KEY  PROVLOG_TEST_S3_REGION
+#   PROVLOG_TEST_VERSITYGW_BIN  the binary, for tests that run a private one
 # Usage: scripts/ci/install-versitygw.sh [stop]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -81,5 +82,6 @@ export PROVLOG_TEST_S3_ENDPOINT='http://127.0.0.1:$port'
 export PROVLOG_TEST_S3_ACCESS_KEY='$access'
 export PROVLOG_TEST_S3_SECRET_KEY='$secret'
 export PROVLOG_TEST_S3_REGION='us-east-1'
+export PROVLOG_TEST_VERSITYGW_BIN='$bin'
 ENV
 echo "install-versitygw: versitygw $version up on 127.0.0.1:$port (posix backend on $s3)" >&2
