@@ -37,5 +37,6 @@ fi
 
 scripts/ci/install-promtool.sh
 
+source scripts/ci/services.sh # MariaDB + versitygw for the aws backend's integration tests (issue 8)
 echo "== go test"
 go test -race -count=1 -timeout 30m ./...

@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/provlog/provlog/log/ledger"
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -28,6 +34,11 @@ type tesseraSettings struct {
 	checkpointInterval time.Duration
 	batchMaxSize       uint
 	batchMaxAge        time.Duration
+	// storage is posix or aws; for aws, awsCfg's DSN names the server
+	// (each phase creates, then drops, a database of its own) and each
+	// phase writes under its own prefix of awsCfg's bucket.
+	storage string
+	awsCfg  ledger.AWSConfig
 }
 
 // leafPool is a fixed set of real provlog leaves the baseline appends over
@@ -59,9 +70,11 @@ func (p *leafPool) take() []byte {
 
 func (p *leafPool) meanSize() int { return p.bytes / len(p.leaves) }
 
-// tesseraLog is a bare tessera POSIX log in a fresh directory.
+// tesseraLog is a bare tessera log in a fresh directory (posix), or a
+// fresh database and bucket prefix (aws).
 type tesseraLog struct {
 	dir      string
+	dropDB   func() error // aws: drops the phase's database
 	add      tessera.AddFn
 	awaiter  *tessera.PublicationAwaiter // nil unless waiting for publication
 	shutdown func(context.Context) error
@@ -94,8 +107,20 @@ func openTesseraLog(ctx context.Context, parent string, set tesseraSettings, pub
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	driver, err := posix.New(bctx, posix.Config{Path: dir})
-	if err != nil {
+	var driver tessera.Driver
+	var dropDB func() error
+	if set.storage == "aws" {
+		var c ledger.AWSConfig
+		c, dropDB, err = freshAWSLog(ctx, set.awsCfg, filepath.Base(dir))
+		if err != nil {
+			return fail(err)
+		}
+		if driver, err = ledger.NewAWSDriver(bctx, c, nil); err != nil {
+			dropDB()
+			return fail(err)
+		}
+		dir = fmt.Sprintf("%s (database %s, bucket %s, prefix %s)", dir, c.DSN[strings.LastIndex(c.DSN, "/")+1:], c.Bucket, c.BucketPrefix)
+	} else if driver, err = posix.New(bctx, posix.Config{Path: dir}); err != nil {
 		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
 	}
 	appender, shutdown, reader, err := tessera.NewAppender(bctx, driver, tessera.NewAppendOptions().
@@ -105,7 +130,7 @@ func openTesseraLog(ctx context.Context, parent string, set tesseraSettings, pub
 	if err != nil {
 		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
 	}
-	l := &tesseraLog{dir: dir, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool}
+	l := &tesseraLog{dir: dir, dropDB: dropDB, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool}
 	if published {
 		l.awaiter = tessera.NewPublicationAwaiter(bctx, reader.ReadCheckpoint, awaitPoll)
 	}
@@ -121,6 +146,12 @@ func (l *tesseraLog) close(ctx context.Context, log *slog.Logger) {
 		log.Warn("baseline log did not shut down cleanly", "dir", l.dir, "err", err)
 	}
 	l.cancel()
+	if l.dropDB != nil {
+		if err := l.dropDB(); err != nil {
+			log.Warn("couldn't drop the baseline database", "err", err)
+		}
+		l.dir = strings.Fields(l.dir)[0]
+	}
 	if err := os.RemoveAll(l.dir); err != nil {
 		log.Warn("couldn't remove baseline log", "dir", l.dir, "err", err)
 	}
@@ -166,4 +197,32 @@ func (l *tesseraLog) call(ctx context.Context, n int, st *workerStats, stopAt ti
 		}
 	}
 	return nil
+}
+
+// freshAWSLog creates a database named after name on the server of
+// base.DSN and returns base pointed at it, under the bucket prefix name,
+// with a function that drops the database. The objects stay in the bucket.
+func freshAWSLog(ctx context.Context, base ledger.AWSConfig, name string) (ledger.AWSConfig, func() error, error) {
+	cfg, err := mysql.ParseDSN(base.DSN)
+	if err != nil {
+		return base, nil, fmt.Errorf("bad -baseline-mysql-dsn: %w", err)
+	}
+	cfg.DBName = ""
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return base, nil, err
+	}
+	dbName := strings.NewReplacer("-", "_").Replace(name)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+dbName); err != nil {
+		db.Close()
+		return base, nil, fmt.Errorf("couldn't create the baseline database: %w", err)
+	}
+	cfg.DBName = dbName
+	c := base
+	c.DSN, c.BucketPrefix = cfg.FormatDSN(), name
+	return c, func() error {
+		defer db.Close()
+		_, err := db.Exec("DROP DATABASE " + dbName)
+		return err
+	}, nil
 }

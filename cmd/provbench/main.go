@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/provlog/provlog/log/ledger"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 	"github.com/transparency-dev/tessera"
 	"k8s.io/klog/v2"
@@ -82,6 +83,10 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.Tessera.checkpointInterval, "baseline-checkpoint-interval", time.Second, "baseline checkpoint interval; match provlogd's -checkpoint-interval")
 	fs.UintVar(&cfg.Tessera.batchMaxSize, "baseline-batch-max-size", tessera.DefaultBatchMaxSize, "baseline sequencing batch size; match provlogd's -batch-max-size")
 	fs.DurationVar(&cfg.Tessera.batchMaxAge, "baseline-batch-max-age", 100*time.Millisecond, "baseline sequencing batch age; match provlogd's -batch-max-age")
+	fs.StringVar(&cfg.Tessera.storage, "baseline-storage", "posix", "baseline storage: posix (a directory, see -baseline-dir) or aws (tessera's AWS driver; match provlogd's --storage)")
+	fs.StringVar(&cfg.Tessera.awsCfg.DSN, "baseline-mysql-dsn", "", "with -baseline-storage aws: MySQL `DSN` of a server where each phase creates (then drops) a database")
+	fs.StringVar(&cfg.Tessera.awsCfg.Endpoint, "baseline-s3-endpoint", "", "with -baseline-storage aws: S3-compatible store `URL` (path-style); empty means AWS S3")
+	fs.StringVar(&cfg.Tessera.awsCfg.Bucket, "baseline-s3-bucket", "", "with -baseline-storage aws: existing `bucket`; each phase writes under a prefix of its own")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -167,6 +172,18 @@ func (c *Config) check() error {
 	}
 	if c.Baseline && c.Tessera.batchMaxSize < 1 {
 		return errors.New("bad -baseline-batch-max-size: want >= 1")
+	}
+	switch c.Tessera.storage {
+	case "posix":
+	case "aws":
+		if c.Tessera.awsCfg.DSN == "" || c.Tessera.awsCfg.Bucket == "" {
+			return errors.New("-baseline-storage aws needs -baseline-mysql-dsn and -baseline-s3-bucket")
+		}
+		if c.Tessera.checkpointInterval < ledger.AWSMinCheckpointInterval {
+			return fmt.Errorf("-baseline-checkpoint-interval %v: tessera's AWS driver needs at least %v", c.Tessera.checkpointInterval, ledger.AWSMinCheckpointInterval)
+		}
+	default:
+		return fmt.Errorf("bad -baseline-storage %q: want posix or aws", c.Tessera.storage)
 	}
 	if !c.OnlyBaseline {
 		if err := checkLoopback(c.GRPCAddr); err != nil {
@@ -280,6 +297,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		}
 		rep.BaselineDir = parent
 		rep.Settings = settingsJSON{
+			Storage:            cfg.Tessera.storage,
 			CheckpointInterval: cfg.Tessera.checkpointInterval.String(),
 			BatchMaxSize:       cfg.Tessera.batchMaxSize,
 			BatchMaxAge:        cfg.Tessera.batchMaxAge.String(),

@@ -30,6 +30,7 @@ type report struct {
 }
 
 type settingsJSON struct {
+	Storage            string `json:"storage"`
 	CheckpointInterval string `json:"checkpoint_interval"`
 	BatchMaxSize       uint   `json:"batch_max_size"`
 	BatchMaxAge        string `json:"batch_max_age"`
@@ -142,8 +143,8 @@ func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "provbench %s  cpus=%d  %s  tessera %s\n", r.Started.Format(time.RFC3339), r.CPUs, r.GoVersion, r.Tessera)
 	fmt.Fprintf(w, "leaf ~%d B  concurrency %d  latency per call until %s\n", r.LeafBytes, r.Concurrency, r.Wait)
 	if r.BaselineDir != "" {
-		fmt.Fprintf(w, "baseline: tessera posix under %s, checkpoint every %s, batches of %d or %s\n",
-			r.BaselineDir, r.Settings.CheckpointInterval, r.Settings.BatchMaxSize, r.Settings.BatchMaxAge)
+		fmt.Fprintf(w, "baseline: tessera %s under %s, checkpoint every %s, batches of %d or %s\n",
+			r.Settings.Storage, r.BaselineDir, r.Settings.CheckpointInterval, r.Settings.BatchMaxSize, r.Settings.BatchMaxAge)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -20,6 +20,12 @@ import (
 func TestCrashDuringAppends(t *testing.T) {
 	dataDir := t.TempDir()
 	d := startDaemon(t, dataDir)
+	crashDuringAppends(t, d)
+}
+
+// crashDuringAppends is TestCrashDuringAppends on a started daemon,
+// whatever its storage.
+func crashDuringAppends(t *testing.T, d *daemon) {
 	_, _, samples := loadSamples(t)
 
 	type ack struct {

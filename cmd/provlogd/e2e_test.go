@@ -23,6 +23,11 @@ func TestEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	d := startDaemon(t, dataDir)
 	checkDataDir(t, dataDir)
+	endToEnd(t, d)
+}
+
+// endToEnd is TestEndToEnd on a started daemon, whatever its storage.
+func endToEnd(t *testing.T, d *daemon) {
 
 	_, bodies, events := loadSamples(t)
 	type sent struct {

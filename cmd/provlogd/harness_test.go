@@ -81,6 +81,7 @@ type daemon struct {
 	grpcAddr string
 	httpAddr string
 	args     []string
+	env      []string // added to the environment, e.g. AWS credentials
 	cmd      *exec.Cmd
 	logs     *bytes.Buffer
 	exited   chan error
@@ -90,7 +91,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: dataDir, grpcAddr: freePort(t), httpAddr: freePort(t), args: extra}
+	return startDaemonEnv(t, dataDir, nil, extra...)
+}
+
+// startDaemonEnv is startDaemon with env added to provlogd's environment.
+func startDaemonEnv(t *testing.T, dataDir string, env []string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dataDir: dataDir, grpcAddr: freePort(t), httpAddr: freePort(t), args: extra, env: env}
 	d.start()
 	t.Cleanup(func() { d.kill() })
 	return d
@@ -102,6 +109,9 @@ func (d *daemon) start() {
 	args := append([]string{"--data-dir", d.dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr,
 		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms", "--log-level", "debug"}, d.args...)
 	d.cmd = exec.Command(provlogdBinary(t), args...)
+	if d.env != nil {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	d.logs = &bytes.Buffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {

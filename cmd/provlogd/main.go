@@ -33,6 +33,9 @@ type config struct {
 	HTTPAddr           string
 	Origin             string
 	Storage            string
+	MySQLDSN           string
+	S3Endpoint         string
+	S3Bucket           string
 	WitnessPolicy      string
 	WitnessFailOpen    bool
 	WitnessTimeout     time.Duration
@@ -64,7 +67,10 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8090", "gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (/log/ tiles, /v1/ REST, /metrics, /healthz)")
 	fs.StringVar(&cfg.Origin, "origin", "", "checkpoint origin of a new log (default \""+defaultOrigin+"\"); must match log.key's name for an existing log")
-	fs.StringVar(&cfg.Storage, "storage", "posix", "storage backend: posix (embedded, on --data-dir)")
+	fs.StringVar(&cfg.Storage, "storage", "posix", "storage backend: posix (embedded, on --data-dir) or aws (tessera's AWS driver: --mysql-dsn, --s3-bucket, --s3-endpoint; credentials from the standard AWS environment)")
+	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", "", "--storage aws: MySQL/MariaDB DSN (go-sql-driver form, user:pass@tcp(host:3306)/db) for sequencing and the shared indexes")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "--storage aws: URL of an S3-compatible store (path-style requests); empty means AWS S3")
+	fs.StringVar(&cfg.S3Bucket, "s3-bucket", "", "--storage aws: bucket holding the tiles, entry bundles and checkpoint (must exist)")
 	fs.StringVar(&cfg.WitnessPolicy, "witness-policy", "", "witness policy file (tessera policy format); checkpoints are published only once its quorum has cosigned")
 	fs.BoolVar(&cfg.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints even when the witness quorum is not met (default: fail closed)")
 	fs.DurationVar(&cfg.WitnessTimeout, "witness-timeout", 5*time.Second, "how long publication waits for witness cosignatures")
@@ -89,6 +95,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(migrateMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var cfg config
 	fs := newFlagSet(&cfg)
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -131,8 +140,9 @@ func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
-	if cfg.Storage != "posix" {
-		return fmt.Errorf("--storage %q is not supported (yet): only posix", cfg.Storage)
+	awsCfg, err := storageConfig(cfg)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("couldn't create data dir: %w", err)
@@ -165,6 +175,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	lcfg := ledger.Config{
 		Dir:                cfg.DataDir,
+		AWS:                awsCfg,
 		Signer:             signer,
 		Verifier:           verifier,
 		CheckpointInterval: cfg.CheckpointInterval,

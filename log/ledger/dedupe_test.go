@@ -333,7 +333,13 @@ func TestConcurrentMixed(t *testing.T) {
 
 func TestIndexStore(t *testing.T) {
 	path := indexPath(t.TempDir())
-	s := openIndexStore(t, path)
+	indexStoreConformance(t, func() indexStore { return openIndexStore(t, path) })
+}
+
+// indexStoreConformance checks an indexStore implementation; open opens
+// the same store each time it is called.
+func indexStoreConformance(t *testing.T, open func() indexStore) {
+	s := open()
 	defer func() { s.Close() }()
 	if wm, err := s.Watermark(); err != nil || wm != 0 {
 		t.Errorf("new store Watermark = %d, %v; want 0", wm, err)
@@ -381,7 +387,7 @@ func TestIndexStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openIndexStore(t, path)
+	s = open()
 	if got, ok, err := s.Lookup(a5.Key); err != nil || !ok || got != a5 {
 		t.Errorf("Lookup after reopen = %+v, %v, %v", got, ok, err)
 	}

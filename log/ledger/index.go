@@ -23,7 +23,9 @@ type indexStore interface {
 	LookupLeaf(hash [32]byte) (uint64, bool, error)
 	// Watermark returns the tree size up to which all leaves are recorded.
 	Watermark() (uint64, error)
-	// Commit stores recs and the new watermark in one atomic step. It need
+	// Commit stores recs and the new watermark: never the watermark
+	// without all of recs (pebble: one atomic batch; MySQL: the records,
+	// then the watermark, as the records are idempotent upserts). It need
 	// not be durable at once: losing the latest commits with their
 	// watermark only makes the follower re-derive them from the log.
 	// A key already present keeps its first (lowest) index.

@@ -46,6 +46,10 @@ var (
 	ErrNoCheckpoint = errors.New("no checkpoint published yet")
 	// ErrClosed means the ledger is shutting down.
 	ErrClosed = errors.New("log is shutting down")
+	// ErrUnavailable means the storage failed to sequence an entry (a
+	// database or disk that is down or full); nothing was appended, and
+	// retrying later is safe.
+	ErrUnavailable = errors.New("log storage is unavailable, retry later")
 )
 
 // ConflictError says the (tenant, event id) is already in the log with
@@ -62,7 +66,11 @@ func (e *ConflictError) Error() string {
 // Config configures a Ledger.
 type Config struct {
 	// Dir holds the tile log (Dir/log) and the index store (Dir/index).
+	// It is unused when AWS is set.
 	Dir string
+	// AWS, when set, puts the log on tessera's AWS driver (MySQL + S3)
+	// and the idempotency index in the same database instead of Dir.
+	AWS *AWSConfig
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
 	// AdditionalSigners also sign every checkpoint, under the same origin:
@@ -127,10 +135,11 @@ type shard struct {
 }
 
 type pending struct {
-	digest [32]byte
-	done   chan struct{}
-	rec    record
-	err    error
+	digest  [32]byte
+	claimed bool // holds a claim in a shared store (see claimer)
+	done    chan struct{}
+	rec     record
+	err     error
 }
 
 // Open opens (or creates) the log in cfg.Dir and brings its index up to date
@@ -162,11 +171,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			return nil, fmt.Errorf("ledger: additional signer for origin %q, the log's origin is %q", s.Name(), cfg.Signer.Name())
 		}
 	}
-	logDir := filepath.Join(cfg.Dir, "log")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, fmt.Errorf("couldn't create log directory: %w", err)
-	}
-	store, err := openPebbleStore(filepath.Join(cfg.Dir, "index"), cfg.Logger)
+	store, err := newIndexStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -193,9 +198,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 
-	driver, err := posix.New(bgctx, posix.Config{Path: logDir, HTTPClient: cfg.HTTPClient})
+	driver, err := newDriver(bgctx, cfg)
 	if err != nil {
-		return fail(fmt.Errorf("couldn't create posix storage: %w", err))
+		return fail(err)
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer, cfg.AdditionalSigners...).
@@ -211,9 +216,20 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
 	}
+	if cfg.AWS != nil {
+		reader = s3Reader{reader}
+	}
 	l.add, l.shutdown, l.reader = appender.Add, shutdown, reader
 	l.awaiter = tessera.NewPublicationAwaiter(bgctx, reader.ReadCheckpoint, 50*time.Millisecond)
 
+	if cfg.AWS != nil {
+		// The AWS driver publishes a new log's first checkpoint in the
+		// background; serve only once there is one, as posix does.
+		if err := awaitFirstCheckpoint(ctx, l.reader); err != nil {
+			shutdown(ctx)
+			return fail(err)
+		}
+	}
 	// Catch the index up with the log before accepting any append.
 	if err := l.follow(ctx); err != nil {
 		shutdown(ctx)
@@ -221,6 +237,34 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	go l.followLoop(bgctx)
 	return l, nil
+}
+
+// newDriver is the tessera driver cfg asks for: posix on Dir/log, or aws.
+func newDriver(ctx context.Context, cfg Config) (tessera.Driver, error) {
+	if cfg.AWS != nil {
+		return newAWSDriver(ctx, *cfg.AWS, cfg.HTTPClient)
+	}
+	logDir := filepath.Join(cfg.Dir, "log")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create log directory: %w", err)
+	}
+	d, err := posix.New(ctx, posix.Config{Path: logDir, HTTPClient: cfg.HTTPClient})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create posix storage: %w", err)
+	}
+	return d, nil
+}
+
+// newIndexStore opens the idempotency index: pebble in Dir/index, or
+// tables in the aws storage's database.
+func newIndexStore(ctx context.Context, cfg Config) (indexStore, error) {
+	if cfg.AWS != nil {
+		return openMySQLIndexStore(ctx, cfg.AWS.DSN, cfg.AWS.MaxOpenConns)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create data directory: %w", err)
+	}
+	return openPebbleStore(filepath.Join(cfg.Dir, "index"), cfg.Logger)
 }
 
 // Origin is the log's checkpoint origin.
@@ -279,6 +323,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		sh     *shard
 		p      *pending
 		wait   *pending // someone else is appending this key
+		remote bool     // another frontend is appending this key
 		future tessera.IndexFuture
 		leaf   []byte
 		hash   [32]byte
@@ -315,16 +360,55 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, hash: event.LeafHash(leaf), digest: digest})
 		}
 	}
+	// Phase 1b: with a store shared by several frontends, claim the new
+	// keys there, all in one round trip.
+	if _, ok := l.store.(claimer); ok {
+		var cjs []*claimJob
+		var at []int
+		for j := range jobs {
+			if jobs[j].p != nil {
+				cjs = append(cjs, &claimJob{key: jobs[j].key, sh: jobs[j].sh, p: jobs[j].p})
+				at = append(at, j)
+			}
+		}
+		l.claimAll(ctx, cjs)
+		drop := map[int]bool{}
+		for n, cj := range cjs {
+			jb := &jobs[at[n]]
+			switch {
+			case cj.err != nil:
+				res[jb.i].Err = cj.err
+				drop[at[n]] = true
+			case cj.found != nil:
+				res[jb.i] = l.duplicateResult(subs[jb.i].Event, *cj.found, jb.digest)
+				drop[at[n]] = true
+			case cj.remote:
+				jb.remote = true
+			}
+		}
+		if len(drop) > 0 {
+			kept := jobs[:0]
+			for j, jb := range jobs {
+				if !drop[j] {
+					kept = append(kept, jb)
+				}
+			}
+			jobs = kept
+		}
+	}
 	// Phase 2: hand every new leaf to tessera before waiting on any, so a
 	// batch is sequenced together.
 	for j := range jobs {
-		if jobs[j].p != nil {
+		if jobs[j].p != nil && !jobs[j].remote {
 			jobs[j].future = l.add(ctx, tessera.NewEntry(jobs[j].leaf))
 		}
 	}
-	// Phase 3: resolve futures.
-	for _, jb := range jobs {
-		if jb.p == nil {
+	// Phase 3: resolve futures; with a shared store, settle the claims of
+	// the sequenced ones in one round trip before releasing them.
+	recs := make([]record, len(jobs))
+	var settle []record
+	for j, jb := range jobs {
+		if jb.p == nil || jb.remote {
 			continue
 		}
 		idx, err := jb.future()
@@ -332,14 +416,34 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			err = mapTesseraErr(err)
 			l.release(jb.sh, jb.key, jb.p, record{}, err)
 			res[jb.i].Err = err
+			jobs[j].p = nil
 			continue
 		}
-		rec := record{Key: jb.key, Index: idx.Index, LeafHash: jb.hash, Digest: jb.p.digest}
-		l.release(jb.sh, jb.key, jb.p, rec, nil)
-		res[jb.i] = Result{Index: idx.Index, LeafHash: jb.hash, Leaf: jb.leaf}
+		recs[j] = record{Key: jb.key, Index: idx.Index, LeafHash: jb.hash, Digest: jb.p.digest}
+		if jb.p.claimed {
+			settle = append(settle, recs[j])
+		}
+	}
+	if c, ok := l.store.(claimer); ok && len(settle) > 0 {
+		if err := c.SettleMany(ctx, settle); err != nil {
+			// The followers record them from the log anyway.
+			l.log.Warn("settling idempotency claims failed", "n", len(settle), "err", err)
+		}
+	}
+	for j, jb := range jobs {
+		if jb.p == nil || jb.remote {
+			continue
+		}
+		jb.p.claimed = false // settled above
+		l.release(jb.sh, jb.key, jb.p, recs[j], nil)
+		res[jb.i] = Result{Index: recs[j].Index, LeafHash: jb.hash, Leaf: jb.leaf}
 	}
 	// Phase 4: submissions that raced with another append of the same key.
 	for _, jb := range jobs {
+		if jb.remote {
+			res[jb.i] = l.appendRemote(ctx, subs[jb.i].Event, jb.key, jb.sh, jb.p, jb.leaf, jb.hash)
+			continue
+		}
 		if jb.wait == nil {
 			continue
 		}
@@ -382,12 +486,16 @@ func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record,
 	if r, ok := sh.recent[key]; ok {
 		return &r, nil, nil, nil
 	}
-	r, ok, err := l.store.Lookup(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if ok {
-		return &r, nil, nil, nil
+	// A shared store (claimer) answers the lookup with the claim, for a
+	// whole call at once (Append, phase 1b).
+	if _, ok := l.store.(claimer); !ok {
+		r, ok, err := l.store.Lookup(key)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			return &r, nil, nil, nil
+		}
 	}
 	p = &pending{digest: digest, done: make(chan struct{})}
 	sh.inflight[key] = p
@@ -395,6 +503,19 @@ func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record,
 }
 
 func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err error) {
+	if c, ok := l.store.(claimer); ok && p.claimed {
+		var cerr error
+		if err == nil {
+			cerr = c.Settle(context.Background(), rec)
+		} else {
+			cerr = c.Unclaim(context.Background(), key)
+		}
+		if cerr != nil {
+			// Settle: the follower records it from the log. Unclaim: the
+			// claim goes stale and is checked and dropped after the lease.
+			l.log.Warn("updating the shared idempotency claim failed", "err", cerr)
+		}
+	}
 	if err == nil {
 		l.leafMu.Lock()
 		l.recentLeaf[rec.LeafHash] = rec.Index
@@ -416,7 +537,7 @@ func mapTesseraErr(err error) error {
 	case errors.Is(err, tessera.ErrPushback):
 		return fmt.Errorf("%w: %v", ErrPushback, err)
 	default:
-		return fmt.Errorf("sequencing entry: %w", err)
+		return fmt.Errorf("%w: sequencing entry: %w", ErrUnavailable, err)
 	}
 }
 

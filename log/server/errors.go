@@ -67,6 +67,13 @@ func toStatus(ctx context.Context, log *slog.Logger, op string, err error) error
 		return status.Errorf(codes.DeadlineExceeded, "%s: deadline exceeded", op)
 	case errors.Is(err, context.Canceled):
 		return status.Errorf(codes.Canceled, "%s: canceled", op)
+	case errors.Is(err, ledger.ErrUnavailable):
+		log.ErrorContext(ctx, "storage unavailable", "op", op, "err", err)
+		st := status.New(codes.Unavailable, "log storage is unavailable; nothing was appended; retry after the delay given in RetryInfo")
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); derr == nil {
+			st = d
+		}
+		return st.Err()
 	}
 	log.ErrorContext(ctx, "internal error", "op", op, "err", err)
 	return status.Errorf(codes.Internal, "%s failed: internal error", op)
