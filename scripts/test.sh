@@ -35,5 +35,8 @@ if [[ $before != "$after" ]]; then
   exit 1
 fi
 
+echo "== web UI: ui/dist matches ui/src; chromium for its browser tests (issue 9)"
+scripts/ci/check-ui.sh && scripts/ci/install-chromium.sh && export PROVLOG_UI_REQUIRE_BROWSER=1
+
 echo "== go test"
 go test -race -count=1 -timeout 30m ./...

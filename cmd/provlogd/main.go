@@ -182,7 +182,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, LogKey: vkey})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))

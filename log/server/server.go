@@ -22,6 +22,7 @@ import (
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/lineage"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/provlog/provlog/ui"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -54,6 +55,9 @@ type Config struct {
 	// Registry receives the server's metrics and is served at /metrics; a
 	// new one when nil.
 	Registry *prometheus.Registry
+	// LogKey is the log's note verifier key, which the web UI at /ui/
+	// offers as its default (issue 9).
+	LogKey string
 }
 
 // Server holds the gRPC server and the HTTP handler of one provlogd.
@@ -162,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(gw, MaxHTTPBody))
 	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
+	mux.Handle("/ui/", ui.Handler(ui.Config{Origin: cfg.Ledger.Origin(), LogKey: cfg.LogKey}))
 	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermRead, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	// The API description is public, like gRPC reflection: it describes
 	// the API, not data.

@@ -1,0 +1,69 @@
+// model.ts holds the graph the user has loaded so far (several trace
+// answers merged) and the proof status of every leaf those answers cite.
+import type { Gap, LineageEdge, LineageNode, TraceResponse } from "./api";
+import { type Checkpoint, type Policy, type ProofResult, verifyLeafProofs } from "./verify";
+
+export type ProofStatus = "verified" | "failed" | "unchecked";
+
+export interface LeafStatus {
+  status: ProofStatus;
+  why: string;
+  checkpoint?: Checkpoint;
+  leaf?: Uint8Array;
+}
+
+export function edgeKey(e: LineageEdge): string {
+  return `${e.from}\u0000${e.to}\u0000${e.kind}\u0000${e.fromField ?? ""}\u0000${e.toField ?? ""}`;
+}
+
+export class Model {
+  nodes = new Map<string, LineageNode>();
+  edges = new Map<string, LineageEdge>();
+  leaves = new Map<string, LeafStatus>();
+  gaps: Gap[] = [];
+  truncated = false;
+
+  clear(): void {
+    this.nodes.clear();
+    this.edges.clear();
+    this.leaves.clear();
+    this.gaps = [];
+    this.truncated = false;
+  }
+
+  // merge adds an answer and verifies its proofs under the policy (or
+  // leaves them not checked when there is no policy). It returns the
+  // verification result of this answer.
+  merge(resp: TraceResponse, policy: Policy | null): ProofResult | null {
+    // Proto JSON may leave zero values out: leaf 0 has no leafIndex.
+    for (const n of resp.nodes ?? []) this.nodes.set(n.id, { ...n, leafIndex: n.leafIndex ?? "0" });
+    for (const e of resp.edges ?? []) this.edges.set(edgeKey(e), { ...e, leafIndex: e.leafIndex ?? "0" });
+    for (const g of resp.gaps ?? []) {
+      if (!this.gaps.some((x) => x.kind === g.kind && x.detail === g.detail)) this.gaps.push(g);
+    }
+    this.truncated ||= !!resp.truncated;
+    if (!policy) return null;
+    const res = verifyLeafProofs(resp.proofs, policy);
+    for (const [idx, why] of res.leaves) {
+      const prev = this.leaves.get(idx);
+      // A failure anywhere sticks: a leaf proven once and refuted later is
+      // not trustworthy.
+      if (prev?.status === "failed") continue;
+      if (why === "") this.leaves.set(idx, { status: "verified", why: "", checkpoint: res.checkpoint, leaf: res.leafBytes.get(idx) });
+      else this.leaves.set(idx, { status: "failed", why });
+    }
+    return res;
+  }
+
+  status(leafIndex: string): LeafStatus {
+    return this.leaves.get(leafIndex) ?? { status: "unchecked", why: "no proof for this leaf was checked" };
+  }
+
+  // nodeStatus is the proof status of a node: its own leaf and the leaves
+  // of the edges touching it must all verify.
+  nodeStatus(id: string): LeafStatus {
+    const n = this.nodes.get(id);
+    if (!n) return { status: "unchecked", why: "unknown node" };
+    return this.status(n.leafIndex);
+  }
+}

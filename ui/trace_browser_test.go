@@ -1,0 +1,190 @@
+package ui_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+const (
+	finalRecord = "postgres://warehouse/analytics.customers"
+	source      = "crm://acme-crm/contacts"
+)
+
+// TestBrowserTrace: sign in to a real provlogd loaded with the sample
+// workflows, search the final warehouse table, expand upstream to its
+// sources, open the approval: the proof badge says verified. Through a
+// proxy that edits one proof hash, the badge says failed.
+func TestBrowserTrace(t *testing.T) {
+	ctx := newBrowser(t)
+	pl := startProvlogd(t)
+	shots := artifactDir(t)
+
+	signIn(t, ctx, pl.url+"/ui/", pl.token, "acme")
+	// The key was prefilled from /ui/config.json; the token is in session
+	// storage and nowhere in the URL.
+	if got := eval[string](t, ctx, `sessionStorage.getItem("provlog.logKey")`); got != pl.logKey {
+		t.Errorf("key used = %q, want log.pub %q", got, pl.logKey)
+	}
+	if got := eval[string](t, ctx, `sessionStorage.getItem("provlog.token")`); got != pl.token {
+		t.Errorf("token in session storage = %q", got)
+	}
+	if u := eval[string](t, ctx, `location.href`); strings.Contains(u, pl.token) {
+		t.Errorf("token in the URL %s", u)
+	}
+	if got := text(t, ctx, "#keyinfo"); !strings.Contains(got, strings.SplitN(pl.logKey, "+", 3)[0]) || !strings.Contains(got, "announced by this server") {
+		t.Errorf("key info = %q", got)
+	}
+
+	if st := search(t, ctx, "asset", finalRecord, "1"); st != "ready" {
+		t.Fatalf("search: %s", text(t, ctx, "#status"))
+	}
+	screenshot(t, ctx, shots, "1-search")
+	if got := attr(t, ctx, "#answer-badge", "data-proof"); got != "verified" {
+		t.Errorf("answer badge after search = %q (%s); status %s", got, text(t, ctx, "#answer-badge"), text(t, ctx, "#status"))
+	}
+	if got := attr(t, ctx, "#detail", "data-kind"); got != "asset" {
+		t.Errorf("start node not shown in details: kind %q", got)
+	}
+	before := eval[int](t, ctx, `document.querySelectorAll("#results button.result").length`)
+	if eval[bool](t, ctx, `!!document.querySelector('#results button.result[aria-label*="`+source+`"]')`) {
+		t.Fatalf("depth 1 already reaches the sources: the expansion below would prove nothing")
+	}
+
+	// Expand upstream from the start node to the end.
+	run(t, ctx, "expand upstream",
+		chromedp.SetValue(css("#expand-depth"), "20"),
+		js(`document.getElementById("status").dataset.state = "stale"`),
+		chromedp.Click(css("#expand-up")),
+		chromedp.WaitVisible(css(`#status[data-state="ready"]`)),
+		chromedp.WaitVisible(css(`#cy[data-layout="done"]`)),
+	)
+	screenshot(t, ctx, shots, "2-upstream")
+	after := eval[int](t, ctx, `document.querySelectorAll("#results button.result").length`)
+	if after <= before {
+		t.Errorf("expanding upstream: %d results, before %d", after, before)
+	}
+	for _, want := range []string{source, "crm://acme-crm/consents", "https://api.enrich.example/v2/companies"} {
+		if !eval[bool](t, ctx, `!!document.querySelector('#results button.result[aria-label*="`+want+`"]')`) {
+			t.Errorf("source %s not reached upstream", want)
+		}
+	}
+	if got := attr(t, ctx, "#answer-badge", "data-proof"); got != "verified" {
+		t.Errorf("answer badge after expansion = %q", got)
+	}
+
+	// Open the approval.
+	run(t, ctx, "open approval",
+		chromedp.Click(css(`#results button.result[data-operation="OPERATION_APPROVAL"]`)),
+		chromedp.WaitVisible(css(`#detail[data-kind="human approval"]`)),
+		chromedp.WaitVisible(css(`#detail .entry dl`)),
+	)
+	screenshot(t, ctx, shots, "3-approval")
+	if got := attr(t, ctx, "#detail .badge", "data-proof"); got != "verified" {
+		t.Errorf("approval badge = %q: %s", got, text(t, ctx, "#detail"))
+	}
+	detail := text(t, ctx, "#detail")
+	for _, want := range []string{"priya", "approval", "match the verified leaf", "leaf index"} {
+		if !strings.Contains(strings.ToLower(detail), strings.ToLower(want)) {
+			t.Errorf("approval details lack %q:\n%s", want, detail)
+		}
+	}
+	// The graph draws the approval as its own shape.
+	if got := eval[string](t, ctx, `document.querySelector("#cy") && getComputedStyle(document.querySelector("#cy")).display`); got == "none" {
+		t.Errorf("graph hidden")
+	}
+
+	t.Run("tampered proof", func(t *testing.T) {
+		var tamperedLeaf atomic.Value
+		target, err := url.Parse(pl.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.ModifyResponse = func(resp *http.Response) error {
+			if resp.Request.URL.Path != "/v1/lineage" || resp.StatusCode != http.StatusOK {
+				return nil
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			b, leaf, err := tamperOneProofHash(b)
+			if err != nil {
+				return err
+			}
+			tamperedLeaf.Store(leaf)
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			resp.ContentLength = int64(len(b))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			return nil
+		}
+		srv := httptest.NewServer(proxy)
+		defer srv.Close()
+
+		signIn(t, ctx, srv.URL+"/ui/", pl.token, "acme")
+		if st := search(t, ctx, "asset", finalRecord, "1"); st != "ready" {
+			t.Fatalf("search: %s", text(t, ctx, "#status"))
+		}
+		if got := attr(t, ctx, "#answer-badge", "data-proof"); got != "failed" {
+			t.Errorf("answer badge with a tampered proof = %q (%s)", got, text(t, ctx, "#answer-badge"))
+		}
+		leaf, _ := tamperedLeaf.Load().(string)
+		run(t, ctx, "open the node of the tampered leaf",
+			chromedp.Click(css(`#results button.result[data-leaf="`+leaf+`"]`)),
+			chromedp.WaitVisible(css(`#detail .badge`)),
+		)
+		screenshot(t, ctx, shots, "4-tampered")
+		if got := attr(t, ctx, "#detail .badge", "data-proof"); got != "failed" {
+			t.Errorf("badge of leaf %s with a tampered proof = %q: %s", leaf, got, text(t, ctx, "#detail"))
+		}
+		if !strings.Contains(text(t, ctx, "#status"), "FAILED") {
+			t.Errorf("status does not report the failure: %s", text(t, ctx, "#status"))
+		}
+	})
+}
+
+// tamperOneProofHash flips one bit of the first proof hash of the first
+// leaf of a TraceResponse, returning the new body and that leaf's index.
+func tamperOneProofHash(body []byte) ([]byte, string, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, "", err
+	}
+	proofs, _ := m["proofs"].(map[string]any)
+	nodes, _ := proofs["nodes"].([]any)
+	leaves, _ := proofs["leaves"].([]any)
+	if len(nodes) == 0 || len(leaves) == 0 {
+		return body, "", nil
+	}
+	l0, _ := leaves[0].(map[string]any)
+	path, _ := l0["proof"].([]any)
+	if len(path) == 0 {
+		return body, "", nil
+	}
+	ref := int(path[0].(float64))
+	h, err := base64.StdEncoding.DecodeString(nodes[ref].(string))
+	if err != nil {
+		return nil, "", err
+	}
+	h[0] ^= 1
+	nodes[ref] = base64.StdEncoding.EncodeToString(h)
+	idx, _ := l0["index"].(string)
+	if idx == "" {
+		idx = "0"
+	}
+	b, err := json.Marshal(m)
+	return b, idx, err
+}
