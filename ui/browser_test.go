@@ -128,10 +128,12 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 }
 
 // signIn signs in on the page at base (…/ui/) with token and tenant, with
-// the key the page prefilled.
+// the key the page prefilled, after clearing the tab's session.
 func signIn(t *testing.T, ctx context.Context, base, token, tenant string) {
 	t.Helper()
 	run(t, ctx, "sign in",
+		chromedp.Navigate(base),
+		js(`sessionStorage.clear()`),
 		chromedp.Navigate(base),
 		chromedp.WaitVisible(css("#signin-form")),
 		chromedp.SendKeys(css("#token"), token),
@@ -315,3 +317,5 @@ func waitFor(t *testing.T, d time.Duration, f func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(css(sel)) }
