@@ -88,17 +88,24 @@ func newBrowser(t *testing.T) context.Context {
 // step's name.
 func run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	actx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("%s: %v", step, err)
+	if err := chromedp.Do(actx, actions...); err != nil {
+		// Say where the page was.
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		defer scancel()
+		state, _ := chromedp.Run(sctx, chromedp.Evaluate[string](`JSON.stringify({status: document.getElementById("status")?.textContent, layout: document.getElementById("cy")?.dataset.layout})`))
+		t.Fatalf("%s: %v (page: %s)", step, err, state)
 	}
 }
+
+// stepTimeout bounds one step; the machine may be shared and loaded.
+const stepTimeout = 60 * time.Second
 
 // get runs one action that returns a value.
 func get[T any](t *testing.T, ctx context.Context, step string, a chromedp.Action[T]) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {

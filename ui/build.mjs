@@ -24,8 +24,11 @@ const common = {
 if (process.argv.includes("--test")) {
   const dir = mkdtempSync(join(tmpdir(), "provlog-ui-test-"));
   try {
-    await esbuild.build({ ...common, minify: false, format: "esm", platform: "node", target: "node20", entryPoints: ["test/verify.test.ts"], outfile: join(dir, "verify.test.mjs") });
-    const r = spawnSync(process.execPath, ["--test", join(dir, "verify.test.mjs")], { stdio: "inherit" });
+    const tests = ["verify", "layout"];
+    for (const t of tests) {
+      await esbuild.build({ ...common, minify: false, format: "esm", platform: "node", target: "node20", entryPoints: [`test/${t}.test.ts`], outfile: join(dir, `${t}.test.mjs`) });
+    }
+    const r = spawnSync(process.execPath, ["--test", ...tests.map((t) => join(dir, `${t}.test.mjs`))], { stdio: "inherit" });
     process.exitCode = r.status ?? 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -35,6 +38,7 @@ if (process.argv.includes("--test")) {
   mkdirSync("dist");
   await esbuild.build({ ...common, entryPoints: ["src/main.ts"], outfile: "dist/app.js" });
   await esbuild.build({ ...common, entryPoints: ["src/layout-worker.ts"], outfile: "dist/layout-worker.js" });
+  await esbuild.build({ ...common, entryPoints: ["src/verify-worker.ts"], outfile: "dist/verify-worker.js" });
   await esbuild.build({ ...common, loader: { ".css": "css" }, entryPoints: ["src/style.css"], outfile: "dist/app.css" });
   copyFileSync("src/index.html", "dist/index.html");
 }

@@ -110,7 +110,15 @@ const style: cytoscape.StylesheetJson = [
   { selector: "edge.EDGE_KIND_MATCHES", style: { "line-style": "dotted", "line-color": "#9ca3af", "target-arrow-shape": "none" } },
   { selector: "edge.gapedge", style: { "line-style": "dashed", "line-color": "#b91c1c", "target-arrow-color": "#b91c1c" } },
   { selector: "edge.proof-failed", style: { "line-color": "#b91c1c", width: 3 } },
+  { selector: "node.nolabel", style: { label: "" } },
+  { selector: "edge.cheap", style: { "curve-style": "haystack", "haystack-radius": 0, label: "", "target-arrow-shape": "none" } },
 ];
+
+// largeElements is where drawing switches to cheap edges.
+const largeElements = 1200;
+const maxLabelled = 250;
+// drawChunk elements are added to the drawing at a time.
+const drawChunk = 250;
 
 export interface ViewOptions {
   collapseRuns: boolean;
@@ -126,8 +134,14 @@ export class Graph {
   cy: Core;
   private worker: Worker;
   private seq = 0;
-  onLayout: (ms: number, n: number) => void = () => {};
+  onLayout: (ms: number, n: number, engine: string) => void = () => {};
   startIds = new Set<string>();
+  private pending: ElementDefinition[] = [];
+  drawWallMs = 0;
+  // large is set when the drawing is in its cheap mode: no labels but on
+  // the nodes in view when few enough are.
+  private large = false;
+  applyMs = 0;
 
   constructor(container: HTMLElement, workerURL: string) {
     this.cy = cytoscape({
@@ -143,7 +157,13 @@ export class Graph {
       pixelRatio: 1,
     });
     this.worker = new Worker(workerURL);
-    this.worker.onmessage = (ev: MessageEvent<LayoutResponse>) => this.applyLayout(ev.data);
+    let timer = 0;
+    this.cy.on("viewport", () => {
+      if (!this.large) return;
+      clearTimeout(timer);
+      timer = window.setTimeout(() => this.labelInView(), 150);
+    });
+    this.worker.onmessage = (ev: MessageEvent<LayoutResponse>) => void this.applyLayout(ev.data);
   }
 
   // render replaces the drawing with the model, under the view options.
@@ -209,36 +229,64 @@ export class Graph {
         }
       }
     });
-    const cy = this.cy;
-    cy.batch(() => {
-      cy.elements().remove();
-      cy.add(els);
-    });
-    this.layout();
-  }
-
-  private layout(): void {
+    // Lay out first (in the worker), then draw: elements are added with
+    // their positions, in chunks, so the page keeps answering while 2,000
+    // nodes appear.
     const seq = ++this.seq;
+    this.pending = els;
     const req: LayoutRequest = {
       seq,
-      nodes: this.cy.nodes().map((n) => ({ id: n.id(), w: 200, h: n.hasClass("approval") ? 74 : 50 })),
-      edges: this.cy.edges().map((e) => ({ from: e.source().id(), to: e.target().id() })),
+      nodes: els.filter((e) => e.group === "nodes").map((e) => ({ id: e.data.id as string, w: 200, h: (e.classes ?? "").includes("approval") ? 74 : 50 })),
+      edges: els.filter((e) => e.group === "edges").map((e) => ({ from: e.data.source as string, to: e.data.target as string })),
     };
     this.worker.postMessage(req);
   }
 
-  private applyLayout(r: LayoutResponse): void {
-    if (r.seq !== this.seq) return; // a newer render is under way
+  // labelInView gives labels to the nodes in view when at most
+  // maxLabelled are, and takes them from the others.
+  private labelInView(): void {
     const cy = this.cy;
-    cy.resize(); // the container may have changed size since the last draw
-    cy.batch(() => {
-      cy.nodes().forEach((n) => {
-        const p = r.positions[n.id()];
-        if (p) n.position(p);
-      });
+    const ext = cy.extent();
+    const inView = cy.nodes().filter((n) => {
+      const p = n.position();
+      return p.x >= ext.x1 && p.x <= ext.x2 && p.y >= ext.y1 && p.y <= ext.y2;
     });
+    cy.batch(() => {
+      cy.nodes().addClass("nolabel");
+      if (inView.length <= maxLabelled) inView.removeClass("nolabel");
+    });
+  }
+
+  private async applyLayout(r: LayoutResponse): Promise<void> {
+    if (r.seq !== this.seq) return; // a newer render is under way
+    const t0 = performance.now();
+    const cy = this.cy;
+    const els = this.pending;
+    const large = els.length > largeElements;
+    this.large = large;
+    for (const e of els) {
+      if (e.group === "nodes") e.position = r.positions[e.data.id as string] ?? { x: 0, y: 0 };
+      if (large) e.classes = `${e.classes ?? ""} ${e.group === "nodes" ? "nolabel" : "cheap"}`;
+    }
+    cy.resize(); // the container may have changed size since the last draw
+    cy.elements().remove();
+    const nodes = els.filter((e) => e.group === "nodes");
+    const edges = els.filter((e) => e.group === "edges");
+    let busy = 0;
+    for (const part of [nodes, edges]) {
+      for (let i = 0; i < part.length; i += drawChunk) {
+        const t = performance.now();
+        cy.add(part.slice(i, i + drawChunk));
+        if (i === 0 && part === nodes) cy.fit(undefined, 30);
+        busy += performance.now() - t;
+        await new Promise((res) => setTimeout(res, 0));
+        if (r.seq !== this.seq) return;
+      }
+    }
     cy.fit(undefined, 30);
-    this.onLayout(r.ms, cy.nodes().length);
+    this.applyMs = busy;
+    this.drawWallMs = performance.now() - t0;
+    this.onLayout(r.ms, cy.nodes().length, r.engine);
   }
 }
 

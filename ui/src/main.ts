@@ -2,8 +2,9 @@
 import * as api from "./api";
 import type { LineageEdge, LineageNode, Start, TraceFilter } from "./api";
 import { Graph, edgeLabels, nodeLabel, opName } from "./graph";
-import { type LeafStatus, Model } from "./model";
-import { type Policy, hex, parsePolicy } from "./verify";
+import { type LeafStatus, Model, proofResult } from "./model";
+import { type LeafProofsJSON, type Policy, type ProofResult, hex, parsePolicy } from "./verify";
+import type { VerifyRequest, VerifyResponse } from "./verify-worker";
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -23,6 +24,28 @@ let keySource = "";
 const model = new Model();
 let graph: Graph | null = null;
 let selected: string | null = null;
+let policyText = { key: "", witnesses: "" };
+
+// verify checks an answer's proofs in a worker under the current policy.
+let verifier: Worker | null = null;
+let verifySeq = 0;
+const verifyWaiting = new Map<number, (r: VerifyResponse) => void>();
+function verify(proofs: LeafProofsJSON | undefined): Promise<ProofResult | null> {
+  if (!policy) return Promise.resolve(null);
+  if (!verifier) {
+    verifier = new Worker(new URL("verify-worker.js", window.location.href).toString());
+    verifier.onmessage = (ev: MessageEvent<VerifyResponse>) => {
+      verifyWaiting.get(ev.data.seq)?.(ev.data);
+      verifyWaiting.delete(ev.data.seq);
+    };
+  }
+  const seq = ++verifySeq;
+  const req: VerifyRequest = { seq, logKey: policyText.key, witnessPolicy: policyText.witnesses, proofs };
+  return new Promise((resolve) => {
+    verifyWaiting.set(seq, (r) => resolve(proofResult(r)));
+    verifier!.postMessage(req);
+  });
+}
 
 function text(el: HTMLElement, s: string): void {
   el.textContent = s;
@@ -77,6 +100,7 @@ function showSignin(): void {
 
 function loadPolicy(key: string, witnesses: string): void {
   policy = key.trim() === "" ? null : parsePolicy(key, witnesses);
+  policyText = { key, witnesses };
   const pinned = localStorage.getItem(pinnedKeyStore);
   if (!policy) keySource = "no log key: proofs are not checked";
   else {
@@ -155,10 +179,14 @@ function showApp(): void {
   text($("keyinfo"), keySource);
   if (!graph) {
     graph = new Graph($("cy"), new URL("layout-worker.js", window.location.href).toString());
-    graph.onLayout = (ms, n) => {
+    graph.onLayout = (ms, n, engine) => {
       $("cy").dataset.layout = "done";
+      $("cy").dataset.layoutEngine = engine;
       $("cy").dataset.nodes = String(n);
       $("cy").dataset.layoutMs = String(Math.round(ms));
+      $("cy").dataset.applyMs = String(Math.round(graph?.applyMs ?? 0));
+      const t = performance.now();
+      requestAnimationFrame(() => requestAnimationFrame(() => ($("cy").dataset.frameMs = String(Math.round(performance.now() - t)))));
       if (selected) graph?.cy.getElementById(selected).select();
     };
     graph.cy.on("tap", "node", (e) => select(e.target.id()));
@@ -196,17 +224,23 @@ async function runTrace(start: Start, direction: string, depth: number, replace:
   setStatus("Loading…", "loading");
   $("cy").dataset.layout = "pending";
   try {
+    const t0 = performance.now();
     const resp = await api.trace(api.traceParams(t, start, direction, depth, filterFromForm()));
+    const t1 = performance.now();
     if (replace) {
       model.clear();
       selected = null;
       graph!.startIds.clear();
     }
-    const res = model.merge(resp, policy);
+    const res = await verify(resp.proofs);
+    model.merge(resp, res);
+    const t2 = performance.now();
     if ("runId" in start) {
       try {
         const re = await api.runEvents(t, start.runId);
         model.merge({ gaps: re.gaps }, null);
+        // The run's own answer proves its leaves too.
+        model.merge({}, await verify(re.proofs));
       } catch {
         /* gaps of the run are a bonus; the trace stands */
       }
@@ -214,6 +248,9 @@ async function runTrace(start: Start, direction: string, depth: number, replace:
     const startNode = (resp.nodes ?? []).find((n) => matchesStart(n, start));
     if (startNode) graph!.startIds.add(startNode.id);
     render();
+    const t3 = performance.now();
+    // Where the time went, for the large-graph test and the curious.
+    $("status").dataset.timing = JSON.stringify({ fetchMs: Math.round(t1 - t0), verifyMs: Math.round(t2 - t1), drawMs: Math.round(t3 - t2) });
     let proofs = "proofs not checked (no log key)";
     if (res) {
       const vals = [...res.leaves.values()];

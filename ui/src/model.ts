@@ -1,7 +1,18 @@
 // model.ts holds the graph the user has loaded so far (several trace
 // answers merged) and the proof status of every leaf those answers cite.
 import type { Gap, LineageEdge, LineageNode, TraceResponse } from "./api";
-import { type Checkpoint, type Policy, type ProofResult, verifyLeafProofs } from "./verify";
+import { type Checkpoint, type ProofResult, b64decode } from "./verify";
+import type { VerifyResponse } from "./verify-worker";
+
+// proofResult turns a verify worker's answer back into a ProofResult.
+export function proofResult(r: VerifyResponse): ProofResult {
+  return {
+    checkpoint: r.checkpoint && { origin: r.checkpoint.origin, size: BigInt(r.checkpoint.size), root: b64decode(r.checkpoint.root) },
+    checkpointError: r.checkpointError,
+    leaves: new Map(r.leaves),
+    leafBytes: new Map(r.leafBytes.map(([i, b]) => [i, b64decode(b)])),
+  };
+}
 
 export type ProofStatus = "verified" | "failed" | "unchecked";
 
@@ -31,10 +42,9 @@ export class Model {
     this.truncated = false;
   }
 
-  // merge adds an answer and verifies its proofs under the policy (or
-  // leaves them not checked when there is no policy). It returns the
-  // verification result of this answer.
-  merge(resp: TraceResponse, policy: Policy | null): ProofResult | null {
+  // merge adds an answer and the result of verifying its proofs (null:
+  // not checked).
+  merge(resp: TraceResponse, res: ProofResult | null): void {
     // Proto JSON may leave zero values out: leaf 0 has no leafIndex.
     for (const n of resp.nodes ?? []) this.nodes.set(n.id, { ...n, leafIndex: n.leafIndex ?? "0" });
     for (const e of resp.edges ?? []) this.edges.set(edgeKey(e), { ...e, leafIndex: e.leafIndex ?? "0" });
@@ -42,8 +52,7 @@ export class Model {
       if (!this.gaps.some((x) => x.kind === g.kind && x.detail === g.detail)) this.gaps.push(g);
     }
     this.truncated ||= !!resp.truncated;
-    if (!policy) return null;
-    const res = verifyLeafProofs(resp.proofs, policy);
+    if (!res) return;
     for (const [idx, why] of res.leaves) {
       const prev = this.leaves.get(idx);
       // A failure anywhere sticks: a leaf proven once and refuted later is
@@ -52,7 +61,6 @@ export class Model {
       if (why === "") this.leaves.set(idx, { status: "verified", why: "", checkpoint: res.checkpoint, leaf: res.leafBytes.get(idx) });
       else this.leaves.set(idx, { status: "failed", why });
     }
-    return res;
   }
 
   status(leafIndex: string): LeafStatus {
