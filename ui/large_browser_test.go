@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/provlog/provlog/ui"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/provlog/provlog/ui"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
