@@ -100,9 +100,20 @@ func TestBrowserTrace(t *testing.T) {
 			t.Errorf("approval details lack %q:\n%s", want, detail)
 		}
 	}
-	// The graph draws the approval as its own shape.
-	if got := eval[string](t, ctx, `document.querySelector("#cy") && getComputedStyle(document.querySelector("#cy")).display`); got == "none" {
-		t.Errorf("graph hidden")
+	// Readable contrast: every visible text of the page against its
+	// background, at least 4.5:1 (WCAG AA for normal text).
+	if bad := eval[[]string](t, ctx, contrastJS); len(bad) > 0 {
+		t.Errorf("text below 4.5:1 contrast:\n%s", strings.Join(bad, "\n"))
+	}
+	// The probe itself catches grey on white.
+	run(t, ctx, "low-contrast probe", js(`const p = document.createElement("p"); p.id = "probe"; p.style.color = "#aaa"; p.textContent = "faint"; document.getElementById("detail").append(p)`))
+	if bad := eval[[]string](t, ctx, contrastJS); len(bad) != 1 || !strings.Contains(bad[0], "probe") {
+		t.Errorf("contrast probe missed a #aaa-on-white text: %q", bad)
+	}
+	run(t, ctx, "remove probe", js(`document.getElementById("probe").remove()`))
+	// Everything fits 1280x800: no horizontal scrolling of the page.
+	if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 1280 {
+		t.Errorf("page is %d px wide at 1280x800", w)
 	}
 
 	t.Run("tampered proof", func(t *testing.T) {
@@ -188,3 +199,31 @@ func tamperOneProofHash(body []byte) ([]byte, string, error) {
 	b, err := json.Marshal(m)
 	return b, idx, err
 }
+
+// contrastJS lists the visible elements whose own text has less than 4.5:1
+// contrast with the first opaque background behind it (WCAG 2 formula).
+const contrastJS = `(() => {
+  const rgba = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = rgba(c).slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const a = rgba(getComputedStyle(e).backgroundColor);
+      if (a.length === 3 || (a.length === 4 && a[3] > 0.5)) return getComputedStyle(e).backgroundColor;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.getClientRects().length === 0) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === "hidden") continue;
+    const l1 = lum(st.color), l2 = lum(bg(el));
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    if (ratio < 4.5) bad.push(el.tagName + "#" + el.id + "." + el.className + " " + ratio.toFixed(2) + ": " + el.textContent.trim().slice(0, 40));
+  }
+  return bad;
+})()`
