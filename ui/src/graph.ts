@@ -53,7 +53,7 @@ function nodeClasses(n: LineageNode, m: Model): string {
     if (n.operation === "OPERATION_RUN_FAIL") c.push("failrun");
   }
   if (n.masked) c.push("masked");
-  const st = m.status(n.leafIndex).status;
+  const st = m.nodeStatus(n.id).status;
   c.push(`proof-${st}`);
   return c.join(" ");
 }
@@ -209,7 +209,7 @@ export class Graph {
       if (opts.collapseRuns && seen.has(key)) continue;
       seen.add(key);
       const id = `e${seen.size}:${key}`;
-      els.push({ group: "edges", data: { id, source: from, target: to, edge: e }, classes: `${e.kind} proof-${m.status(e.leafIndex).status}` });
+      els.push({ group: "edges", data: { id, source: from, target: to, edge: e }, classes: `${e.kind} proof-${m.edgeStatus(e).status}` });
     }
     // Gaps: a node per gap, pointing at the drawn nodes of its leaves.
     const byLeaf = new Map<string, string[]>();

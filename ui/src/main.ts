@@ -30,7 +30,7 @@ let policyText = { key: "", witnesses: "" };
 let verifier: Worker | null = null;
 let verifySeq = 0;
 const verifyWaiting = new Map<number, (r: VerifyResponse) => void>();
-function verify(proofs: LeafProofsJSON | undefined): Promise<ProofResult | null> {
+function verify(answer: { proofs?: LeafProofsJSON; nodes?: LineageNode[]; edges?: LineageEdge[] }): Promise<ReturnType<typeof proofResult> | null> {
   if (!policy) return Promise.resolve(null);
   if (!verifier) {
     verifier = new Worker(new URL("verify-worker.js", window.location.href).toString());
@@ -40,7 +40,7 @@ function verify(proofs: LeafProofsJSON | undefined): Promise<ProofResult | null>
     };
   }
   const seq = ++verifySeq;
-  const req: VerifyRequest = { seq, logKey: policyText.key, witnessPolicy: policyText.witnesses, proofs };
+  const req: VerifyRequest = { seq, logKey: policyText.key, witnessPolicy: policyText.witnesses, proofs: answer.proofs, tenant: tenant(), nodes: answer.nodes ?? [], edges: answer.edges ?? [] };
   return new Promise((resolve) => {
     verifyWaiting.set(seq, (r) => resolve(proofResult(r)));
     verifier!.postMessage(req);
@@ -232,7 +232,7 @@ async function runTrace(start: Start, direction: string, depth: number, replace:
       selected = null;
       graph!.startIds.clear();
     }
-    const res = await verify(resp.proofs);
+    const res = await verify(resp);
     model.merge(resp, res);
     const t2 = performance.now();
     if ("runId" in start) {
@@ -240,7 +240,7 @@ async function runTrace(start: Start, direction: string, depth: number, replace:
         const re = await api.runEvents(t, start.runId);
         model.merge({ gaps: re.gaps }, null);
         // The run's own answer proves its leaves too.
-        model.merge({}, await verify(re.proofs));
+        model.merge({}, await verify({ proofs: re.proofs }));
       } catch {
         /* gaps of the run are a bonus; the trace stands */
       }
@@ -408,7 +408,7 @@ function updateAnswerBadge(): void {
     bad = 0,
     un = 0;
   for (const n of model.nodes.values()) {
-    const s = model.status(n.leafIndex).status;
+    const s = model.nodeStatus(n.id).status;
     if (s === "verified") ok++;
     else if (s === "failed") bad++;
     else un++;
@@ -451,7 +451,7 @@ function showNode(n: LineageNode): void {
   d.dataset.kind = kindName(n);
   const h = document.createElement("h2");
   h.textContent = kindName(n) === "step" ? `step: ${opName(n.operation)}` : kindName(n);
-  const st = model.status(n.leafIndex);
+  const st = model.nodeStatus(n.id);
   d.append(h, badge(st));
   if (st.why) {
     const p = document.createElement("p");
@@ -528,7 +528,7 @@ function showEdge(e: LineageEdge | undefined): void {
   d.dataset.node = "";
   const h = document.createElement("h2");
   h.textContent = `edge: ${edgeLabels[e.kind] ?? e.kind}`;
-  const st = model.status(e.leafIndex);
+  const st = model.edgeStatus(e);
   const dl = document.createElement("dl");
   row(dl, "from", model.nodes.get(e.from) ? nodeLabel(model.nodes.get(e.from)!).replace("\n", " ") : e.from);
   row(dl, "to", model.nodes.get(e.to) ? nodeLabel(model.nodes.get(e.to)!).replace("\n", " ") : e.to);

@@ -5,8 +5,9 @@ import { type Checkpoint, type ProofResult, b64decode } from "./verify";
 import type { VerifyResponse } from "./verify-worker";
 
 // proofResult turns a verify worker's answer back into a ProofResult.
-export function proofResult(r: VerifyResponse): ProofResult {
+export function proofResult(r: VerifyResponse): ProofResult & { claims: Map<string, string> } {
   return {
+    claims: new Map(r.claims),
     checkpoint: r.checkpoint && { origin: r.checkpoint.origin, size: BigInt(r.checkpoint.size), root: b64decode(r.checkpoint.root) },
     checkpointError: r.checkpointError,
     leaves: new Map(r.leaves),
@@ -31,6 +32,8 @@ export class Model {
   nodes = new Map<string, LineageNode>();
   edges = new Map<string, LineageEdge>();
   leaves = new Map<string, LeafStatus>();
+  // Per node id / edge key: "" when its verified leaf asserts it, else why not.
+  claims = new Map<string, string>();
   gaps: Gap[] = [];
   truncated = false;
 
@@ -38,13 +41,14 @@ export class Model {
     this.nodes.clear();
     this.edges.clear();
     this.leaves.clear();
+    this.claims.clear();
     this.gaps = [];
     this.truncated = false;
   }
 
   // merge adds an answer and the result of verifying its proofs (null:
   // not checked).
-  merge(resp: TraceResponse, res: ProofResult | null): void {
+  merge(resp: TraceResponse, res: (ProofResult & { claims?: Map<string, string> }) | null): void {
     // Proto JSON may leave zero values out: leaf 0 has no leafIndex.
     for (const n of resp.nodes ?? []) this.nodes.set(n.id, { ...n, leafIndex: n.leafIndex ?? "0" });
     for (const e of resp.edges ?? []) this.edges.set(edgeKey(e), { ...e, leafIndex: e.leafIndex ?? "0" });
@@ -53,6 +57,11 @@ export class Model {
     }
     this.truncated ||= !!resp.truncated;
     if (!res) return;
+    for (const [k, why] of res.claims ?? []) {
+      // A refuted claim sticks, like a failed proof.
+      if (this.claims.get(k)) continue;
+      this.claims.set(k, why);
+    }
     for (const [idx, why] of res.leaves) {
       const prev = this.leaves.get(idx);
       // A failure anywhere sticks: a leaf proven once and refuted later is
@@ -67,11 +76,23 @@ export class Model {
     return this.leaves.get(leafIndex) ?? { status: "unchecked", why: "no proof for this leaf was checked" };
   }
 
-  // nodeStatus is the proof status of a node: its own leaf and the leaves
-  // of the edges touching it must all verify.
+  // nodeStatus is the proof status of a node: its leaf verifies and says
+  // what the node claims.
   nodeStatus(id: string): LeafStatus {
     const n = this.nodes.get(id);
     if (!n) return { status: "unchecked", why: "unknown node" };
-    return this.status(n.leafIndex);
+    return this.withClaim(this.status(n.leafIndex), id);
+  }
+
+  edgeStatus(e: LineageEdge): LeafStatus {
+    return this.withClaim(this.status(e.leafIndex), edgeKey(e));
+  }
+
+  private withClaim(st: LeafStatus, key: string): LeafStatus {
+    if (st.status !== "verified") return st;
+    const why = this.claims.get(key);
+    if (why === undefined) return { status: "unchecked", why: "the leaf is proven, but what it says was not compared with this element" };
+    if (why !== "") return { status: "failed", why: `the leaf is in the log but does not say this: ${why}` };
+    return st;
   }
 }
