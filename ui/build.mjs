@@ -24,7 +24,7 @@ const common = {
 if (process.argv.includes("--test")) {
   const dir = mkdtempSync(join(tmpdir(), "provlog-ui-test-"));
   try {
-    const tests = ["verify", "layout"];
+    const tests = ["verify", "layout", "claims"];
     for (const t of tests) {
       await esbuild.build({ ...common, minify: false, format: "esm", platform: "node", target: "node20", entryPoints: [`test/${t}.test.ts`], outfile: join(dir, `${t}.test.mjs`) });
     }

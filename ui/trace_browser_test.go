@@ -25,7 +25,8 @@ const (
 // TestBrowserTrace: sign in to a real provlogd loaded with the sample
 // workflows, search the final warehouse table, expand upstream to its
 // sources, open the approval: the proof badge says verified. Through a
-// proxy that edits one proof hash, the badge says failed.
+// proxy that edits one proof hash, the badge says failed; through one that
+// edits a node but no proof, that node's badge says failed.
 func TestBrowserTrace(t *testing.T) {
 	ctx := newBrowser(t)
 	pl := startProvlogd(t)
@@ -165,6 +166,79 @@ func TestBrowserTrace(t *testing.T) {
 			t.Errorf("status does not report the failure: %s", text(t, ctx, "#status"))
 		}
 	})
+
+	t.Run("forged node, genuine proofs", func(t *testing.T) {
+		var forged atomic.Value
+		target, err := url.Parse(pl.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.ModifyResponse = func(resp *http.Response) error {
+			if resp.Request.URL.Path != "/v1/lineage" || resp.StatusCode != http.StatusOK {
+				return nil
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			b, id, err := forgeStep(b)
+			if err != nil {
+				return err
+			}
+			forged.Store(id)
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			resp.ContentLength = int64(len(b))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			return nil
+		}
+		srv := httptest.NewServer(proxy)
+		defer srv.Close()
+
+		signIn(t, ctx, srv.URL+"/ui/", pl.token, "acme")
+		if st := search(t, ctx, "asset", finalRecord, "1"); st != "ready" {
+			t.Fatalf("search: %s", text(t, ctx, "#status"))
+		}
+		// Every proof verifies: the status says so. The forged node fails.
+		if !strings.Contains(text(t, ctx, "#status"), "verified") || strings.Contains(text(t, ctx, "#status"), "FAILED") {
+			t.Errorf("status: %s", text(t, ctx, "#status"))
+		}
+		id, _ := forged.Load().(string)
+		run(t, ctx, "open the forged node",
+			click(`#results button.result[data-node="`+id+`"]`),
+			chromedp.WaitVisible(css(`#detail .badge`)),
+		)
+		screenshot(t, ctx, shots, "5-forged-node")
+		if got := attr(t, ctx, "#detail .badge", "data-proof"); got != "failed" {
+			t.Errorf("badge of forged node %s = %q", id, got)
+		}
+		if d := text(t, ctx, "#detail"); !strings.Contains(d, "does not say this") {
+			t.Errorf("forged node details do not say why:\n%s", d)
+		}
+		if got := attr(t, ctx, "#answer-badge", "data-proof"); got != "failed" {
+			t.Errorf("answer badge with a forged node = %q", got)
+		}
+	})
+}
+
+// forgeStep rewrites the step id of the first step node of a TraceResponse,
+// leaving every proof intact, and returns that node's id.
+func forgeStep(body []byte) ([]byte, string, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, "", err
+	}
+	nodes, _ := m["nodes"].([]any)
+	for _, n := range nodes {
+		nm, _ := n.(map[string]any)
+		if nm["kind"] == "NODE_KIND_ACTIVITY" {
+			nm["stepId"] = "forged-step"
+			b, err := json.Marshal(m)
+			return b, nm["id"].(string), err
+		}
+	}
+	return body, "", nil
 }
 
 // tamperOneProofHash flips one bit of the first proof hash of the first
