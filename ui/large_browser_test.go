@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,7 +162,9 @@ func TestBrowserLargeGraph(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ui/", ui.Handler(ui.Config{LogKey: vkey}))
+	var lastQuery atomic.Value
 	mux.HandleFunc("/v1/lineage", func(w http.ResponseWriter, r *http.Request) {
+		lastQuery.Store(r.URL.Query())
 		if r.Header.Get("Authorization") != "Bearer big-token" {
 			http.Error(w, `{"code":16,"message":"missing or invalid bearer token"}`, http.StatusUnauthorized)
 			return
@@ -241,5 +246,35 @@ func TestBrowserLargeGraph(t *testing.T) {
 	}
 	if stall := eval[float64](t, ctx, `__beat.max`); stall > 3000 {
 		t.Errorf("main thread stalled %.0f ms while interacting", stall)
+	}
+
+	// The filters reach the API as TraceFilter fields.
+	run(t, ctx, "filters",
+		js(`document.querySelector("#search-form details").open = true`),
+		chromedp.SetValue(css("#search-tenant"), "acme"),
+		chromedp.SetValue(css("#f-since"), "2026-11-26T00:00"),
+		chromedp.SetValue(css("#f-until"), "2026-11-27T00:00"),
+		chromedp.SetValue(css("#f-actor"), "svc, maria@acme.example"),
+		chromedp.SetValue(css("#f-workflow"), "wf-big"),
+		chromedp.SetValue(css("#f-classification"), "pii"),
+		js(`for (const o of document.getElementById("f-operation").options) o.selected = ["OPERATION_APPROVAL", "OPERATION_WRITE"].includes(o.value)`),
+	)
+	if st := search(t, ctx, "run", "run-03", "2"); st != "ready" {
+		t.Fatalf("filtered search: %s", text(t, ctx, "#status"))
+	}
+	q, _ := lastQuery.Load().(url.Values)
+	for k, want := range map[string][]string{
+		"tenant": {"acme"}, "runId": {"run-03"}, "depth": {"2"}, "direction": {"DIRECTION_UPSTREAM"},
+		"filter.actorIds": {"svc", "maria@acme.example"}, "filter.workflowIds": {"wf-big"}, "filter.classifications": {"pii"},
+		"filter.operations": {"OPERATION_WRITE", "OPERATION_APPROVAL"},
+	} {
+		if got := q[k]; !slices.Equal(got, want) {
+			t.Errorf("query %s = %q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []string{"filter.since", "filter.until"} {
+		if _, err := time.Parse(time.RFC3339, q.Get(k)); err != nil {
+			t.Errorf("query %s = %q: %v", k, q.Get(k), err)
+		}
 	}
 }
