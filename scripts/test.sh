@@ -35,6 +35,12 @@ if [[ $before != "$after" ]]; then
   exit 1
 fi
 
+echo "== web UI: ui/dist matches ui/src; chromium for its browser tests (issue 9)"
+# Separate lines: under set -e a failure inside an && list does not stop the script.
+scripts/ci/check-ui.sh
+scripts/ci/install-chromium.sh
+export PROVLOG_UI_REQUIRE_BROWSER=1
+
 scripts/ci/install-promtool.sh
 
 source scripts/ci/services.sh # MariaDB + versitygw for the aws backend's integration tests (issue 8)

@@ -242,7 +242,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		l.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, TLS: tlsCfg, Limits: limits(cfg), Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy, Ingest: ingestCfg})
+	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix.index, Auth: tokens, Admin: tokens, TLS: tlsCfg, Limits: limits(cfg), Logger: log, PublishTimeout: cfg.PublishTimeout, Registry: reg, Vault: vlt, VaultPolicy: vpolicy, Ingest: ingestCfg, LogKey: vkey})
 	if err != nil {
 		ix.close()
 		l.Close(context.WithoutCancel(ctx))

@@ -25,6 +25,7 @@ import (
 	"github.com/provlog/provlog/log/lineage"
 	"github.com/provlog/provlog/log/vault"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/provlog/provlog/ui"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -77,6 +78,9 @@ type Config struct {
 	// Ingest, when set, serves OpenLineage ingestion, webhooks and the
 	// drift report (its Conn, Auth and Registry are filled in here).
 	Ingest *ingest.Config
+	// LogKey is the log's note verifier key, which the web UI at /ui/
+	// offers as its default (issue 9).
+	LogKey string
 }
 
 // Server holds the gRPC server and the HTTP handler of one provlogd.
@@ -220,6 +224,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", http.MaxBytesHandler(gatewayCert(gw), MaxHTTPBody))
 	mux.Handle("/log/", http.StripPrefix("/log", tilesHandler(cfg.Ledger.Reader())))
+	mux.Handle("/ui/", ui.Handler(ui.Config{Origin: cfg.Ledger.Origin(), LogKey: cfg.LogKey}))
 	mux.Handle("/metrics", auth.RequireHTTP(cfg.Auth, auth.PermAudit, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	// The API description is public, like gRPC reflection: it describes
 	// the API, not data.
