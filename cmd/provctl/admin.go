@@ -62,7 +62,7 @@ func isAdminCommand(cmd string) bool {
 // adminConn is the connection flags shared by admin commands.
 type adminConn struct {
 	server, tokenFile, tlsCA, tlsCert, tlsKey string
-	getenv                                   func(string) string
+	getenv                                    func(string) string
 }
 
 func (c *adminConn) register(fs *flag.FlagSet) {
