@@ -15,6 +15,8 @@ import (
 
 	"github.com/provlog/provlog/log/event"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 var (
@@ -46,7 +48,12 @@ func (d *daemon) provctl(args ...string) (int, []byte, string) {
 	d.t.Helper()
 	conn := []string{"--addr", d.grpcAddr, "--http", "http://" + d.httpAddr,
 		"--token-file", filepath.Join(d.dataDir, "admin.token"), "--log-key", filepath.Join(d.dataDir, "log.pub")}
-	cmd := exec.CommandContext(d.t.Context(), provctlBinary(d.t), append(args, conn...)...)
+	all := append(args, conn...)
+	if args[0] == "verify" { // offline: the log key alone, before RESPONSE.json
+		n := len(args) - 1
+		all = append(append(args[:n:n], conn[len(conn)-2:]...), args[n])
+	}
+	cmd := exec.CommandContext(d.t.Context(), provctlBinary(d.t), all...)
 	// No config file or PROVLOG_* setting of the machine applies.
 	home := d.t.TempDir()
 	cmd.Env = []string{"HOME=" + home, "XDG_CONFIG_HOME=" + home, "PATH=" + os.Getenv("PATH")}
@@ -65,7 +72,9 @@ func (d *daemon) provctl(args ...string) (int, []byte, string) {
 // `provctl audit` of the whole log (tiles, leaves, signatures, a rebuilt
 // lineage index) still passes; `provctl trace` still traces the shredded
 // records; the other tenant's values still reveal to an admin and open
-// their commitments; no value is in clear under the data dir.
+// their commitments; each submitter still verifies its receipt with
+// `provctl verify receipt --event`; no value is in clear under the data
+// dir.
 func TestShredTenantEndToEnd(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	keys := t.TempDir()
@@ -81,11 +90,14 @@ func TestShredTenantEndToEnd(t *testing.T) {
 	type record struct {
 		tenant, eventID, value string
 		index                  uint64
+		sent                   *pb.ProvenanceEvent
+		resp                   *pb.AppendResponse
 	}
 	var recs []*record
 	_, _, samples := loadSamples(t)
 	for _, tenant := range []string{"acme", "globex"} {
-		for i, ev := range samples[1:3] { // two reads of the CRM export run
+		for i, sample := range samples[1:3] { // two reads of the CRM export run
+			ev := proto.Clone(sample).(*pb.ProvenanceEvent)
 			ev.EventId, ev.Tenant = fmt.Sprintf("shred-e2e-%s-%d", tenant, i), tenant
 			r := &record{tenant: tenant, eventID: ev.EventId, value: fmt.Sprintf("shred-e2e-%s-SECRET-%d@example.org", strings.ToUpper(tenant), i)}
 			ev.Sensitive = []*pb.SensitiveValue{
@@ -96,7 +108,7 @@ func TestShredTenantEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Append %s: %v", ev.EventId, err)
 			}
-			r.index = resp.GetIndex()
+			r.index, r.sent, r.resp = resp.GetIndex(), ev, resp
 			recs = append(recs, r)
 		}
 	}
@@ -213,6 +225,27 @@ func TestShredTenantEndToEnd(t *testing.T) {
 		}
 	}
 	d.stop()
+
+	// The submitter's receipts, offline: the Append response's openings and
+	// the values it sent recompute the leaf's commitments, shredded or not.
+	for _, r := range []*record{recs[0], recs[len(recs)-1]} {
+		dir := t.TempDir()
+		respFile, evFile, badFile := filepath.Join(dir, "response.json"), filepath.Join(dir, "event.json"), filepath.Join(dir, "bad.json")
+		b, _ := protojson.Marshal(r.resp)
+		os.WriteFile(respFile, b, 0o600)
+		b, _ = protojson.Marshal(r.sent)
+		os.WriteFile(evFile, b, 0o600)
+		bad := proto.Clone(r.sent).(*pb.ProvenanceEvent)
+		bad.Sensitive[1].Value += "x"
+		b, _ = protojson.Marshal(bad)
+		os.WriteFile(badFile, b, 0o600)
+		if code, out, stderr := d.provctl("verify", "receipt", "--event", evFile, respFile); code != 0 {
+			t.Errorf("provctl verify receipt --event of %s: exit %d\n%s\n%s", r.eventID, code, out, stderr)
+		}
+		if code, out, stderr := d.provctl("verify", "receipt", "--event", badFile, respFile); code != 1 || !strings.Contains(stderr+string(out), "contact.phone") {
+			t.Errorf("provctl verify receipt of %s with another value: exit %d, want 1 naming contact.phone\n%s\n%s", r.eventID, code, out, stderr)
+		}
+	}
 
 	// Nothing under the data dir holds a value in clear: tiles, index,
 	// vault, checkpoints.
