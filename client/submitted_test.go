@@ -222,3 +222,56 @@ func TestVerifySubmittedReceipt(t *testing.T) {
 		})
 	}
 }
+
+// FuzzHoldsSubmitted feeds edited Append responses (untrusted: they come
+// from the server) to the submitter's check: it must not panic, and what
+// it accepts must hold the event sent, each commitment recomputed from a
+// value sent and its opening.
+func FuzzHoldsSubmitted(f *testing.F) {
+	resp, err := os.ReadFile(goldenSubmittedResponse)
+	if err != nil {
+		f.Fatal(err)
+	}
+	evJSON, _ := os.ReadFile(goldenSubmittedEvent)
+	key, _ := os.ReadFile(goldenSubmittedLogKey)
+	policy, err := ParsePolicy(string(bytes.TrimSpace(key)), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var ev pb.ProvenanceEvent
+	if err := protojson.Unmarshal(evJSON, &ev); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(resp)
+	f.Add(bytes.Replace(resp, []byte(`"extensions.ssn"`), []byte(`"environment.ssn"`), 1))
+	f.Add([]byte(`{"receipt": {}, "openings": [{}, {"name": "x"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r pb.AppendResponse
+		if protojson.Unmarshal(b, &r) != nil {
+			return
+		}
+		vr, err := VerifyReceiptWithPolicy(r.GetReceipt(), policy)
+		if err != nil {
+			return
+		}
+		sent := proto.Clone(&ev).(*pb.ProvenanceEvent)
+		if err := vr.HoldsSubmitted(sent, r.GetOpenings()); err != nil {
+			if !errors.Is(err, ErrVerification) {
+				t.Fatalf("HoldsSubmitted = %v, not a verification failure", err)
+			}
+			return
+		}
+		if !proto.Equal(sent, &ev) {
+			t.Fatal("HoldsSubmitted modified the event")
+		}
+		values := map[string]string{"extensions.ssn": ev.GetExtensions()["ssn"]}
+		for _, s := range ev.GetSensitive() {
+			values[s.GetName()] = s.GetValue()
+		}
+		for i, s := range vr.Entry.GetEvent().GetSensitive() {
+			if !event.VerifyCommitment(s.GetCommitment(), r.GetOpenings()[i].GetSalt(), []byte(values[s.GetName()])) {
+				t.Fatalf("accepted %q, whose commitment the opening does not open", s.GetName())
+			}
+		}
+	})
+}
