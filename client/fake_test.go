@@ -61,6 +61,10 @@ type fakeServer struct {
 
 	mu   sync.Mutex
 	size int64 // published tree size
+	// notes keeps each checkpoint once signed: like a real log, the fake
+	// serves one note per published size (cosignatures carry a time, so
+	// signing again a second later gives other bytes).
+	notes map[noteKey][]byte
 	lie  lie
 	// witnessSize is the size of the checkpoint the witness endpoint
 	// serves; 0 for 404.
@@ -167,15 +171,31 @@ func (f *fakeServer) state() (*testLog, int64, lie) {
 	return f.l, f.size, f.lie
 }
 
+type noteKey struct {
+	l        *testLog
+	n        int64
+	noQuorum bool
+}
+
 // checkpointOf signs the tree of size n of l, cosigned unless lying.
 func (f *fakeServer) checkpointOf(l *testLog, n int64, noQuorum bool) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := noteKey{l, n, noQuorum}
+	if b, ok := f.notes[k]; ok {
+		return b
+	}
+	if f.notes == nil {
+		f.notes = map[noteKey][]byte{}
+	}
 	signers := []note.Signer{l.signer}
 	if !noQuorum {
 		for _, w := range f.wit {
 			signers = append(signers, w.cosig)
 		}
 	}
-	return signNote(f.t, l.checkpointText(n), signers...)
+	f.notes[k] = signNote(f.t, l.checkpointText(n), signers...)
+	return f.notes[k]
 }
 
 func (f *fakeServer) checkpoint() []byte {
