@@ -191,9 +191,9 @@ type provlogd struct {
 }
 
 // startProvlogd builds cmd/provlogd, starts it on loopback ports with a
-// fresh data dir, appends testdata/events and waits until the lineage
-// index and a checkpoint cover them all.
-func startProvlogd(t *testing.T) *provlogd {
+// fresh data dir and the extra flags args, appends testdata/events and
+// waits until the lineage index and a checkpoint cover them all.
+func startProvlogd(t *testing.T, args ...string) *provlogd {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "provlogd")
@@ -202,8 +202,8 @@ func startProvlogd(t *testing.T) *provlogd {
 	}
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
-		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms")
+	cmd := exec.Command(bin, append([]string{"--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
+		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms"}, args...)...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -323,6 +323,32 @@ func waitFor(t *testing.T, d time.Duration, f func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// createToken creates a token through AdminService's REST mapping
+// (POST /v1/admin/tokens) with the admin token and returns its secret,
+// registering its tenants first (POST /v1/admin/tenants) when they are not.
+func createToken(t *testing.T, p *provlogd, name, role string, tenants ...string) string {
+	t.Helper()
+	for _, tenant := range tenants {
+		req, _ := json.Marshal(map[string]any{"name": tenant})
+		code, body := do(t, http.MethodPost, p.url+"/v1/admin/tenants", p.token, req)
+		if code != http.StatusOK && code != http.StatusConflict {
+			t.Fatalf("create tenant %s: %d %s", tenant, code, body)
+		}
+	}
+	req, _ := json.Marshal(map[string]any{"name": name, "roles": []string{role}, "tenants": tenants})
+	code, body := do(t, http.MethodPost, p.url+"/v1/admin/tokens", p.token, req)
+	if code != http.StatusOK {
+		t.Fatalf("create token %s: %d %s", name, code, body)
+	}
+	var resp struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil || resp.Secret == "" {
+		t.Fatalf("create token %s: %v %s", name, err, body)
+	}
+	return resp.Secret
 }
 
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(css(sel)) }

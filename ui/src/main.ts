@@ -3,7 +3,8 @@ import * as api from "./api";
 import type { LineageEdge, LineageNode, Start, TraceFilter } from "./api";
 import { Graph, edgeLabels, nodeLabel, opName } from "./graph";
 import { type LeafStatus, Model, proofResult } from "./model";
-import { type LeafProofsJSON, type Policy, type ProofResult, hex, parsePolicy } from "./verify";
+import { decodeLeaf, opensCommitment } from "./claims";
+import { type LeafProofsJSON, type Policy, type ProofResult, b64decode, hex, parsePolicy } from "./verify";
 import type { VerifyRequest, VerifyResponse } from "./verify-worker";
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -420,6 +421,76 @@ function updateAnswerBadge(): void {
 
 // ---- details ----
 
+const sensitiveStatus: Record<string, string> = {
+  SENSITIVE_STATUS_REVEALED: "revealed",
+  SENSITIVE_STATUS_REDACTED: "redacted",
+  SENSITIVE_STATUS_SHREDDED: "shredded",
+  SENSITIVE_STATUS_ARCHIVED: "archived",
+  SENSITIVE_STATUS_UNAVAILABLE: "unavailable",
+};
+
+// sensitiveList shows an event's sensitive values exactly as the server
+// returned them for this token's role: the value only when revealed,
+// "[REDACTED: …]" when masked, "[ERASED: …]" with when and under which
+// policy when a retention policy erased it. A revealed value is checked
+// against the commitment in the verified leaf (ENCODING.md §11).
+function sensitiveList(title: string, source: string, list: api.SensitiveReveal[], st: LeafStatus): HTMLElement {
+  const sec = document.createElement("section");
+  sec.className = "sensitive";
+  sec.dataset.source = source;
+  sec.setAttribute("aria-label", title);
+  const h = document.createElement("h3");
+  h.textContent = title;
+  const dl = document.createElement("dl");
+  let sealed: ReturnType<typeof decodeLeaf>["sensitive"] = [];
+  if (st.leaf) {
+    try {
+      sealed = decodeLeaf(st.leaf).sensitive;
+    } catch {
+      sealed = [];
+    }
+  }
+  for (const r of list) {
+    const status = sensitiveStatus[r.status ?? ""] ?? "unavailable";
+    const dt = document.createElement("dt");
+    dt.textContent = `${r.name ?? ""}${r.classification ? ` (${r.classification})` : ""}`;
+    const dd = document.createElement("dd");
+    dd.dataset.name = r.name ?? "";
+    dd.dataset.status = status;
+    const v = document.createElement("span");
+    v.className = status === "revealed" ? "value" : "masked";
+    // What the server says to show; never a value the server did not send.
+    v.textContent = r.display || (status === "revealed" ? (r.value ?? "") : `[${status.toUpperCase()}]`);
+    dd.append(v);
+    const extra: string[] = [];
+    if (status === "shredded" || status === "archived") {
+      extra.push(`${status} ${r.erasedTime ?? "(time not given)"} under policy ${r.policy || "(not given)"}`);
+    } else if (status === "redacted") {
+      extra.push("masked for your role");
+    } else if (status === "unavailable") {
+      extra.push("the log has no value for it");
+    }
+    if (status === "revealed") {
+      const c = sealed.find((x) => x.name === r.name && x.classification === (r.classification ?? ""));
+      let check: string;
+      if (!st.leaf) check = "not checked: the leaf was not verified";
+      else if (!c) check = "FAILED: the verified leaf has no such value";
+      else check = opensCommitment(c.commitment, b64decode(r.salt ?? ""), r.value ?? "") ? "opens the commitment in the verified leaf" : "FAILED: does not open the commitment in the verified leaf";
+      dd.dataset.commitment = check.startsWith("opens") ? "verified" : check.startsWith("FAILED") ? "failed" : "unchecked";
+      extra.push(check);
+    }
+    if (extra.length) {
+      const small = document.createElement("span");
+      small.className = "why";
+      small.textContent = ` — ${extra.join("; ")}`;
+      dd.append(small);
+    }
+    dl.append(dt, dd);
+  }
+  sec.append(h, dl);
+  return sec;
+}
+
 function row(dl: HTMLElement, k: string, v: string | undefined | null, masked = false): void {
   const dt = document.createElement("dt");
   dt.textContent = k;
@@ -479,6 +550,7 @@ function showNode(n: LineageNode): void {
   }
   if (n.masked) row(dl, "masking", "some fields are masked for your role");
   d.append(dl);
+  if (n.sensitive?.length) d.append(sensitiveList("sensitive values (lineage answer)", "trace", n.sensitive, st));
   if (n.kind === "NODE_KIND_ACTIVITY") void showEntry(n, st);
 }
 
@@ -516,6 +588,7 @@ async function showEntry(n: LineageNode, st: LeafStatus): Promise<void> {
     row(dl, "received", r.entry?.receivedTime);
     row(dl, "submitter", r.entry?.submitter);
     box.append(note, dl);
+    if (r.sensitive?.length) box.append(sensitiveList("sensitive values (entry)", "entry", r.sensitive, st));
   } catch (e) {
     box.textContent = `Event not loaded: ${(e as Error).message}`;
   }
