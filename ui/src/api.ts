@@ -168,6 +168,30 @@ export function runEvents(tenant: string, runId: string): Promise<RunEventsRespo
   return get<RunEventsResponse>(`/v1/lineage/runs/${encodeURIComponent(runId)}`, new URLSearchParams({ tenant }));
 }
 
+// WorkflowRun is one run of a workflow (provlog.v1.WorkflowRun).
+export interface WorkflowRun {
+  runId: string;
+  firstLeafIndex?: string;
+  lastLeafIndex?: string;
+  eventCount?: string;
+  status?: string; // RUN_STATUS_RUNNING | _COMPLETED | _FAILED
+  started?: boolean;
+  startTime?: string;
+  platform?: string;
+}
+
+export interface WorkflowRunsResponse {
+  runs?: WorkflowRun[];
+  nextPageToken?: string;
+  proofs?: LeafProofsJSON;
+}
+
+export function workflowRuns(tenant: string, workflowId: string, pageToken = ""): Promise<WorkflowRunsResponse> {
+  const p = new URLSearchParams({ tenant });
+  if (pageToken) p.set("pageToken", pageToken);
+  return get<WorkflowRunsResponse>(`/v1/lineage/workflows/${encodeURIComponent(workflowId)}/runs`, p);
+}
+
 export function entry(index: string): Promise<EntryResponse> {
   return get<EntryResponse>(`/v1/entries/${encodeURIComponent(index)}`);
 }

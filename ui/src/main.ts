@@ -168,6 +168,8 @@ function signOut(): void {
   sessionStorage.removeItem(sessionPolicyStore);
   model.clear();
   graph?.cy.elements().remove();
+  $("runs").replaceChildren();
+  $("runs-section").hidden = true;
   showSignin();
 }
 
@@ -304,11 +306,104 @@ function search(ev: Event): void {
     case "run":
       start = { runId: v };
       break;
+    case "workflow":
+      void searchWorkflow(v);
+      return;
     default:
       start = { asset: { uri: v } };
   }
   const depth = parseInt($<HTMLSelectElement>("search-depth").value, 10);
   void runTrace(start, $<HTMLSelectElement>("search-direction").value, depth, true);
+}
+
+// At most this many runs of a workflow are listed (pages of 100).
+const maxRuns = 500;
+
+// searchWorkflow lists the runs of a workflow, newest first, each with the
+// proof status of its first and last leaves (verified in the browser, and
+// naming the run); choosing one traces the run.
+async function searchWorkflow(wf: string): Promise<void> {
+  const t = tenant();
+  if (!t) {
+    setStatus("Tenant is required.", "error");
+    return;
+  }
+  setStatus("Loading…", "loading");
+  const ul = $("runs");
+  ul.replaceChildren();
+  text($("runs-workflow"), wf);
+  text($("runs-count"), "0");
+  $("runs-section").hidden = false;
+  try {
+    const runs: api.WorkflowRun[] = [];
+    const proven = new Map<string, string>(); // run id -> "" when both its leaves verify and name it, else why not
+    let token = "";
+    do {
+      const resp = await api.workflowRuns(t, wf, token);
+      const res = await verify({ proofs: resp.proofs });
+      for (const r of resp.runs ?? []) {
+        runs.push(r);
+        proven.set(r.runId, res ? runProof(r, res) : "not checked (no log key)");
+      }
+      token = resp.nextPageToken ?? "";
+    } while (token && runs.length < maxRuns);
+    runs.sort((a, b) => (b.startTime ?? "").localeCompare(a.startTime ?? "") || a.runId.localeCompare(b.runId));
+    for (const r of runs) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "result run";
+      const status = (r.status ?? "RUN_STATUS_UNSPECIFIED").replace("RUN_STATUS_", "").toLowerCase();
+      const why = proven.get(r.runId) ?? "";
+      const proof = why === "" ? "verified" : why.startsWith("not checked") ? "unchecked" : "failed";
+      b.dataset.run = r.runId;
+      b.dataset.status = status;
+      b.dataset.proof = proof;
+      b.textContent = `${proof === "verified" ? "✔" : proof === "failed" ? "✘" : "?"} ${r.runId} · ${status}${r.started ? "" : " (no start)"} · ${r.eventCount ?? "0"} events${r.startTime ? " · " + r.startTime : ""}`;
+      b.title = why === "" ? `leaves ${r.firstLeafIndex ?? "0"}..${r.lastLeafIndex ?? "0"}, proofs verified` : why;
+      b.setAttribute("aria-label", `run ${r.runId}, ${status}, ${r.eventCount ?? "0"} events, proof ${proof}`);
+      b.addEventListener("click", () => {
+        $<HTMLSelectElement>("search-kind").value = "run";
+        $<HTMLInputElement>("search-value").value = r.runId;
+        const depth = parseInt($<HTMLSelectElement>("search-depth").value, 10);
+        void runTrace({ runId: r.runId }, $<HTMLSelectElement>("search-direction").value, depth, true);
+      });
+      li.append(b);
+      ul.append(li);
+    }
+    text($("runs-count"), String(runs.length));
+    const bad = [...proven.values()].filter((w) => w !== "" && !w.startsWith("not checked")).length;
+    setStatus(`${runs.length} runs of workflow ${wf}${token ? " (more not listed)" : ""}${bad ? `; ${bad} run proofs FAILED` : ""}. Choose a run to trace it.`, "ready");
+    (ul.querySelector("button") as HTMLButtonElement | null)?.focus();
+  } catch (e) {
+    $("runs-section").hidden = true;
+    if (e instanceof api.APIError && e.status === 404) setStatus("Nothing found (or nothing this token may see).", "error");
+    else if (e instanceof api.APIError && e.status === 401) {
+      setStatus("Session expired: sign in again.", "error");
+      signOut();
+    } else setStatus(`Error: ${(e as Error).message}`, "error");
+  }
+}
+
+// runProof is "" when a run's first and last leaves are proven and their
+// events belong to the run and the tenant, else why not.
+function runProof(r: api.WorkflowRun, res: ReturnType<typeof proofResult>): string {
+  if (res.checkpointError) return `checkpoint: ${res.checkpointError}`;
+  for (const idx of [r.firstLeafIndex ?? "0", r.lastLeafIndex ?? "0"]) {
+    const why = res.leaves.get(idx);
+    if (why === undefined) return `leaf ${idx} is not proven by the answer`;
+    if (why !== "") return `leaf ${idx}: ${why}`;
+    const b = res.leafBytes.get(idx);
+    if (!b) return `leaf ${idx}: no bytes`;
+    try {
+      const ev = decodeLeaf(b);
+      if (ev.runId !== r.runId) return `leaf ${idx} is of run ${ev.runId}, not ${r.runId}`;
+      if (ev.tenant !== tenant()) return `leaf ${idx} is of tenant ${ev.tenant}`;
+    } catch (e) {
+      return `leaf ${idx}: ${(e as Error).message}`;
+    }
+  }
+  return "";
 }
 
 function startOf(n: LineageNode): Start {
