@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -190,16 +191,46 @@ type provlogd struct {
 	url, token, logKey string
 }
 
-// startProvlogd builds cmd/provlogd, starts it on loopback ports with a
+// The provlogd binary, built once for every test of the package (a link
+// takes seconds on a loaded machine) and removed by TestMain.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+func provlogdBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "provlog-ui-test-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "provlogd")
+		if out, err := exec.Command("go", "build", "-o", built.path, "../cmd/provlogd").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build provlogd: %w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// startProvlogd builds cmd/provlogd (once), starts it on loopback ports with a
 // fresh data dir and the extra flags args, appends testdata/events and
 // waits until the lineage index and a checkpoint cover them all.
 func startProvlogd(t *testing.T, args ...string) *provlogd {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "provlogd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/provlogd").CombinedOutput(); err != nil {
-		t.Fatalf("go build provlogd: %v\n%s", err, out)
-	}
+	bin := provlogdBinary(t)
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	data := filepath.Join(dir, "data")
 	cmd := exec.Command(bin, append([]string{"--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
