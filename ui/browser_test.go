@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -163,7 +164,7 @@ func search(t *testing.T, ctx context.Context, kind, value, depth string) string
 		chromedp.WaitVisible(css(`#status[data-state="ready"], #status[data-state="error"]`)),
 	)
 	state := attr(t, ctx, "#status", "data-state")
-	if state == "ready" {
+	if state == "ready" && kind != "workflow" { // a workflow search lists runs, draws nothing
 		run(t, ctx, "layout", chromedp.WaitVisible(css(`#cy[data-layout="done"]`)))
 	}
 	return state
@@ -190,20 +191,50 @@ type provlogd struct {
 	url, token, logKey string
 }
 
-// startProvlogd builds cmd/provlogd, starts it on loopback ports with a
-// fresh data dir, appends testdata/events and waits until the lineage
-// index and a checkpoint cover them all.
-func startProvlogd(t *testing.T) *provlogd {
+// The provlogd binary, built once for every test of the package (a link
+// takes seconds on a loaded machine) and removed by TestMain.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+func provlogdBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "provlog-ui-test-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "provlogd")
+		if out, err := exec.Command("go", "build", "-o", built.path, "../cmd/provlogd").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build provlogd: %w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// startProvlogd builds cmd/provlogd (once), starts it on loopback ports with a
+// fresh data dir and the extra flags args, appends testdata/events and
+// waits until the lineage index and a checkpoint cover them all.
+func startProvlogd(t *testing.T, args ...string) *provlogd {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "provlogd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/provlogd").CombinedOutput(); err != nil {
-		t.Fatalf("go build provlogd: %v\n%s", err, out)
-	}
+	bin := provlogdBinary(t)
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
-		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms")
+	cmd := exec.Command(bin, append([]string{"--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
+		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms"}, args...)...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -323,6 +354,32 @@ func waitFor(t *testing.T, d time.Duration, f func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// createToken creates a token through AdminService's REST mapping
+// (POST /v1/admin/tokens) with the admin token and returns its secret,
+// registering its tenants first (POST /v1/admin/tenants) when they are not.
+func createToken(t *testing.T, p *provlogd, name, role string, tenants ...string) string {
+	t.Helper()
+	for _, tenant := range tenants {
+		req, _ := json.Marshal(map[string]any{"name": tenant})
+		code, body := do(t, http.MethodPost, p.url+"/v1/admin/tenants", p.token, req)
+		if code != http.StatusOK && code != http.StatusConflict {
+			t.Fatalf("create tenant %s: %d %s", tenant, code, body)
+		}
+	}
+	req, _ := json.Marshal(map[string]any{"name": name, "roles": []string{role}, "tenants": tenants})
+	code, body := do(t, http.MethodPost, p.url+"/v1/admin/tokens", p.token, req)
+	if code != http.StatusOK {
+		t.Fatalf("create token %s: %d %s", name, code, body)
+	}
+	var resp struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil || resp.Secret == "" {
+		t.Fatalf("create token %s: %v %s", name, err, body)
+	}
+	return resp.Secret
 }
 
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(css(sel)) }

@@ -1,98 +1,30 @@
 package ui_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
+	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/provlog/provlog/log/auth"
-	"github.com/provlog/provlog/log/ledger"
-	"github.com/provlog/provlog/log/lineage"
-	"github.com/provlog/provlog/log/server"
-	"golang.org/x/mod/sumdb/note"
+	"github.com/chromedp/chromedp"
 )
 
+// The sample run of the warehouse load (testdata/events 10..18).
 const (
-	tenantAdminToken = "pl_ui-test-admin"
-	acmeReaderToken  = "pl_ui-test-acme-reader"  // reader of tenant acme
-	otherReaderToken = "pl_ui-test-other-reader" // reader of tenant globex
+	workflowB = "warehouse_load_customers"
+	runB      = "dataset_triggered__2026-11-26T07:05:12+00:00"
 )
 
-// startInProcess runs a provlogd in process (ledger, lineage index, server)
-// with reader tokens for two tenants: provlogd itself can only create its
-// admin token so far. It returns the HTTP base URL, loaded with
-// testdata/events (tenant acme).
-func startInProcess(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	signer, vkey, err := ledger.LoadOrCreateKeys(dir, "", "provlog.test/ui")
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.Open(ctx, ledger.Config{
-		Dir: dir, Signer: signer, Verifier: verifier,
-		CheckpointInterval: 100 * time.Millisecond, BatchMaxSize: 256, BatchMaxAge: 10 * time.Millisecond,
-		FollowInterval: 50 * time.Millisecond, Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := lineage.OpenPebbleStore(filepath.Join(dir, "lineage"), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix, err := lineage.Open(ctx, store, l.Reader(), lineage.Options{Logger: logger, PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ix.Run(ctx)
-	}()
-	tokens := &auth.Tokens{}
-	tokens.Add(tenantAdminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
-	tokens.Add(acmeReaderToken, &auth.Identity{Name: "token:acme-reader", Roles: []auth.Role{auth.RoleReader}, Tenants: []string{"acme"}})
-	tokens.Add(otherReaderToken, &auth.Identity{Name: "token:globex-reader", Roles: []auth.Role{auth.RoleReader}, Tenants: []string{"globex"}})
-	srv, err := server.New(ctx, server.Config{Ledger: l, Lineage: ix, Auth: tokens, Logger: logger, LogKey: vkey,
-		Now: func() time.Time { return time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetServing(true)
-	hs := httptest.NewServer(srv.HTTPHandler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer ccancel()
-		l.Close(cctx)
-		cancel()
-		<-done
-		store.Close()
-	})
-	loadEvents(t, hs.URL, tenantAdminToken)
-	return hs.URL
-}
-
-// TestBrowserTenantIsolation: a reader of another tenant sees nothing of
-// tenant acme, in the page and in the API the page uses; a reader of acme
-// sees the trace, verified.
+// TestBrowserTenantIsolation runs a real provlogd with reader tokens of
+// two tenants created through AdminService: a reader of another tenant
+// sees nothing of tenant acme, in the page and in the API the page uses; a
+// reader of acme sees the trace, verified, and finds a run by its workflow.
 func TestBrowserTenantIsolation(t *testing.T) {
 	ctx := newBrowser(t)
-	base := startInProcess(t)
+	pl := startProvlogd(t)
+	base := pl.url
+	acmeReaderToken := createToken(t, pl, "ui-acme-reader", "reader", "acme")
+	otherReaderToken := createToken(t, pl, "ui-globex-reader", "reader", "globex")
 	shots := artifactDir(t)
 
 	// The API the page uses: every read of acme by the globex reader is
@@ -102,6 +34,7 @@ func TestBrowserTenantIsolation(t *testing.T) {
 		"/v1/lineage?tenant=acme&runId=run-7f3a9c&direction=DIRECTION_BOTH",
 		"/v1/lineage/history?tenant=acme&asset.uri=" + finalRecord,
 		"/v1/lineage/runs/run-7f3a9c?tenant=acme",
+		"/v1/lineage/workflows/" + workflowB + "/runs?tenant=acme",
 		"/v1/entries/0", "/v1/entries/6", "/v1/entries/23",
 	} {
 		if code, body := do(t, http.MethodGet, base+path, otherReaderToken, nil); code != http.StatusNotFound {
@@ -116,7 +49,7 @@ func TestBrowserTenantIsolation(t *testing.T) {
 	// once for its own tenant.
 	for _, tenant := range []string{"acme", "globex"} {
 		signIn(t, ctx, base+"/ui/", otherReaderToken, tenant)
-		for _, q := range [][2]string{{"asset", finalRecord}, {"run", "run-7f3a9c"}, {"event", "n8n:run-7f3a9c:approve-staging"}} {
+		for _, q := range [][2]string{{"asset", finalRecord}, {"run", "run-7f3a9c"}, {"event", "n8n:run-7f3a9c:approve-staging"}, {"workflow", workflowB}} {
 			if st := search(t, ctx, q[0], q[1], "20"); st != "error" {
 				t.Errorf("globex reader, tenant %s, %s %s: state %s: %s", tenant, q[0], q[1], st, text(t, ctx, "#status"))
 			}
@@ -140,4 +73,33 @@ func TestBrowserTenantIsolation(t *testing.T) {
 		t.Errorf("acme reader badge = %q", got)
 	}
 	screenshot(t, ctx, shots, "acme-reader")
+
+	// Search by workflow: its runs, each proven; choosing one traces it.
+	if st := search(t, ctx, "workflow", workflowB, "2"); st != "ready" {
+		t.Fatalf("workflow search: %s", text(t, ctx, "#status"))
+	}
+	runSel := fmt.Sprintf(`#runs button[data-run=%q]`, runB)
+	if got := eval[int](t, ctx, `document.querySelectorAll("#runs button").length`); got != 1 {
+		t.Errorf("runs of %s listed: %d, want 1", workflowB, got)
+	}
+	if st, proof := attr(t, ctx, runSel, "data-status"), attr(t, ctx, runSel, "data-proof"); st != "completed" || proof != "verified" {
+		t.Errorf("run %s: status %q, proof %q (%s)", runB, st, proof, attr(t, ctx, runSel, "title"))
+	}
+	screenshot(t, ctx, shots, "workflow-runs")
+	run(t, ctx, "open the run",
+		js(`document.getElementById("status").dataset.state = "stale"`),
+		click(runSel),
+		chromedp.WaitVisible(css(`#status[data-state="ready"], #status[data-state="error"]`)),
+		chromedp.WaitVisible(css(`#cy[data-layout="done"]`)),
+	)
+	if got := attr(t, ctx, "#detail", "data-kind"); got != "run" {
+		t.Errorf("after opening the run, details show a %q (%s)", got, text(t, ctx, "#status"))
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#results button.result[data-operation]').length`); n < 9 {
+		t.Errorf("the run's trace lists %d steps, want its 9 events at least", n)
+	}
+	if got := attr(t, ctx, "#answer-badge", "data-proof"); got != "verified" {
+		t.Errorf("run trace badge = %q", got)
+	}
+	screenshot(t, ctx, shots, "workflow-run-trace")
 }

@@ -271,6 +271,17 @@ func (t *txn) applyRecord(r *record) error {
 		if err := t.updateRun(r); err != nil {
 			return err
 		}
+		if r.WorkflowID != "" {
+			// The runs of a workflow: the first leaf naming both.
+			wk := newKey(keyWfRun).str(tenant).str(r.WorkflowID).str(r.RunID)
+			if ok, err := t.has(wk); err != nil {
+				return err
+			} else if !ok {
+				if err := t.set(wk, binary.BigEndian.AppendUint64(nil, idx)); err != nil {
+					return err
+				}
+			}
+		}
 	}
 
 	// Secondary indexes for Find.

@@ -70,6 +70,8 @@
 //	R tenant run                            run state: first leaf, started,
 //	                                        completed, failed, parent run
 //	w tenant workflow_id leaf               Find by workflow
+//	v tenant workflow_id run_id -> leaf     the runs of a workflow, with the
+//	                                        first leaf naming both (WorkflowRuns)
 //	a tenant actor_id leaf                  Find by actor
 //	p tenant operation leaf                 Find by operation
 //	c tenant classification leaf            Find by classification

@@ -22,6 +22,7 @@ const (
 	keyRunEvent   = 'r' // tenant run leaf -> operation
 	keyRunMeta    = 'R' // tenant run -> run state
 	keyWorkflow   = 'w' // tenant workflow_id leaf -> ""
+	keyWfRun      = 'v' // tenant workflow_id run_id -> first leaf (ListWorkflowRuns)
 	keyActor      = 'a' // tenant actor id leaf -> ""
 	keyOperation  = 'p' // tenant operation leaf -> ""
 	keyClass      = 'c' // tenant classification leaf -> ""
@@ -45,7 +46,7 @@ const (
 
 // formatVersion changes whenever the layout or the meaning of stored data
 // changes; Open rebuilds an index written in another format.
-const formatVersion = 1
+const formatVersion = 2 // 2: keyWfRun
 
 // The escaping of strings inside keys keeps byte order and makes every
 // string self-delimiting, so that no string is a prefix of another

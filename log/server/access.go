@@ -38,6 +38,8 @@ var auditedReads = map[string]bool{
 	pb.LineageService_ListRunEvents_FullMethodName: true,
 	pb.LogService_GetEntry_FullMethodName:          true,
 	pb.LogService_GetInclusionProof_FullMethodName: true,
+
+	pb.LineageService_ListWorkflowRuns_FullMethodName: true, // issue 9
 }
 
 type accessAudit struct {

@@ -67,6 +67,7 @@ type matrixFixture struct {
 const (
 	matrixEventID = "matrix:read-1"
 	matrixRun     = "run-7f3a9c"
+	matrixWF      = "wf-matrix"
 )
 
 func (f *matrixFixture) unique(prefix string) string {
@@ -135,6 +136,10 @@ var roleMatrix = map[string]struct {
 	}},
 	pb.LineageService_ListRunEvents_FullMethodName: {readOwn, func(ctx context.Context, f *matrixFixture, tenant string) error {
 		_, err := pb.NewLineageServiceClient(f.h.conn).ListRunEvents(ctx, &pb.ListRunEventsRequest{Tenant: tenant, RunId: matrixRun})
+		return err
+	}},
+	pb.LineageService_ListWorkflowRuns_FullMethodName: {readOwn, func(ctx context.Context, f *matrixFixture, tenant string) error {
+		_, err := pb.NewLineageServiceClient(f.h.conn).ListWorkflowRuns(ctx, &pb.ListWorkflowRunsRequest{Tenant: tenant, WorkflowId: matrixWF})
 		return err
 	}},
 	pb.LineageService_GetIndexDigest_FullMethodName: {proofLog, func(ctx context.Context, f *matrixFixture, _ string) error {
@@ -217,7 +222,7 @@ var roleMatrix = map[string]struct {
 func matrixEvent(tenant, id string) *pb.ProvenanceEvent {
 	return &pb.ProvenanceEvent{SchemaVersion: 1, EventId: id, Tenant: tenant, Operation: pb.Operation_OPERATION_READ,
 		EventTime: timestampAt(testNow.Add(-time.Hour)), Actor: &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_WORKFLOW, Id: "wf"},
-		Workflow: &pb.Workflow{Platform: "n8n", RunId: matrixRun},
+		Workflow: &pb.Workflow{Platform: "n8n", WorkflowId: matrixWF, RunId: matrixRun},
 		Inputs:   []*pb.Asset{{Uri: "crm://acme/contacts"}}}
 }
 

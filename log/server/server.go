@@ -107,6 +107,10 @@ var Policy = auth.Policy{
 		pb.LineageService_History_FullMethodName:         auth.PermRead,
 		pb.LineageService_ListRunEvents_FullMethodName:   auth.PermRead,
 		pb.LineageService_GetIndexDigest_FullMethodName:  auth.PermProof,
+
+		// issue 9: the runs of a workflow (search by workflow).
+		pb.LineageService_ListWorkflowRuns_FullMethodName: auth.PermRead,
+
 		// issue 6: AdminService, admin only.
 		pb.AdminService_CreateTenant_FullMethodName:           auth.PermAdmin,
 		pb.AdminService_ListTenants_FullMethodName:            auth.PermAdmin,

@@ -22,6 +22,24 @@ export interface LineageNode {
   stepId?: string;
   runId?: string;
   masked?: boolean;
+  // Activities: the event's sensitive values as this token may see them.
+  sensitive?: SensitiveReveal[];
+}
+
+// SensitiveReveal is one sensitive value as the server shows it to the
+// caller's role (provlog.v1.SensitiveReveal): the page shows exactly this.
+export interface SensitiveReveal {
+  name?: string;
+  classification?: string;
+  keyId?: string;
+  commitment?: string; // base64
+  // SENSITIVE_STATUS_REVEALED | _REDACTED | _SHREDDED | _ARCHIVED | _UNAVAILABLE
+  status?: string;
+  value?: string;
+  salt?: string; // base64
+  display?: string;
+  erasedTime?: string;
+  policy?: string;
 }
 
 export interface LineageEdge {
@@ -57,6 +75,7 @@ export interface EntryResponse {
   index: string;
   leaf: string; // base64
   entry?: { event?: Record<string, unknown>; receivedTime?: string; submitter?: string };
+  sensitive?: SensitiveReveal[];
 }
 
 export class APIError extends Error {
@@ -147,6 +166,30 @@ export function trace(params: URLSearchParams): Promise<TraceResponse> {
 
 export function runEvents(tenant: string, runId: string): Promise<RunEventsResponse> {
   return get<RunEventsResponse>(`/v1/lineage/runs/${encodeURIComponent(runId)}`, new URLSearchParams({ tenant }));
+}
+
+// WorkflowRun is one run of a workflow (provlog.v1.WorkflowRun).
+export interface WorkflowRun {
+  runId: string;
+  firstLeafIndex?: string;
+  lastLeafIndex?: string;
+  eventCount?: string;
+  status?: string; // RUN_STATUS_RUNNING | _COMPLETED | _FAILED
+  started?: boolean;
+  startTime?: string;
+  platform?: string;
+}
+
+export interface WorkflowRunsResponse {
+  runs?: WorkflowRun[];
+  nextPageToken?: string;
+  proofs?: LeafProofsJSON;
+}
+
+export function workflowRuns(tenant: string, workflowId: string, pageToken = ""): Promise<WorkflowRunsResponse> {
+  const p = new URLSearchParams({ tenant });
+  if (pageToken) p.set("pageToken", pageToken);
+  return get<WorkflowRunsResponse>(`/v1/lineage/workflows/${encodeURIComponent(workflowId)}/runs`, p);
 }
 
 export function entry(index: string): Promise<EntryResponse> {

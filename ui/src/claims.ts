@@ -4,6 +4,7 @@
 // each cited leaf is genuinely in the log. Leaves are decoded from their
 // canonical CBOR (log/event/ENCODING.md: maps keyed by proto field
 // numbers, empty fields left out).
+import { sha256 } from "@noble/hashes/sha2.js";
 import type { LineageEdge, LineageNode } from "./api";
 
 type CBOR = number | bigint | Uint8Array | string | CBOR[] | Map<number | string, CBOR>;
@@ -77,6 +78,11 @@ const operations: Record<number, string> = {
   20: "OPERATION_KEY_REGISTER", 21: "OPERATION_KEY_ROTATE", 22: "OPERATION_KEY_REVOKE",
 };
 
+function operationName(v: CBOR | undefined): string {
+  const n = typeof v === "number" ? v : 0;
+  return operations[n] ?? "OPERATION_UNSPECIFIED";
+}
+
 interface Asset {
   uri: string;
   version: string;
@@ -99,6 +105,8 @@ export interface LeafEvent {
   outputs: Asset[];
   fieldLineage: { outputUri: string; outputField: string; sources: { uri: string; field: string }[] }[];
   subjectEventIds: string[];
+  // Leaf version 2 (ENCODING.md §11): the sealed sensitive values.
+  sensitive: { name: string; classification: string; keyId: string; commitment: Uint8Array }[];
 }
 
 function m(v: CBOR | undefined): Map<number | string, CBOR> {
@@ -117,9 +125,8 @@ function asset(v: CBOR): Asset {
 
 export function decodeLeaf(leaf: Uint8Array): LeafEvent {
   const top = decodeCBOR(leaf);
-  // Version 2 differs only by sealed sensitive values (event key 16,
-  // log/event/ENCODING.md §11), which the lineage checks do not read.
-  if (!(top instanceof Map) || (top.get(1) !== 1 && top.get(1) !== 2)) throw new Error("leaf: not a version 1 or 2 leaf");
+  const version = top instanceof Map ? top.get(1) : undefined;
+  if (!(top instanceof Map) || (version !== 1 && version !== 2)) throw new Error("leaf: not a version 1 or 2 leaf");
   const e = m(top.get(2));
   const actor = m(e.get(6));
   const wf = m(e.get(7));
@@ -127,7 +134,7 @@ export function decodeLeaf(leaf: Uint8Array): LeafEvent {
   return {
     eventId: s(e.get(2)),
     tenant: s(e.get(3)),
-    operation: operations[typeof e.get(4) === "number" ? (e.get(4) as number) : 0] ?? "OPERATION_UNSPECIFIED",
+    operation: operationName(e.get(4)),
     eventTimeNs: typeof t === "number" || typeof t === "bigint" ? BigInt(t) : 0n,
     actorId: s(actor.get(2)),
     workflowId: s(wf.get(3)),
@@ -141,6 +148,11 @@ export function decodeLeaf(leaf: Uint8Array): LeafEvent {
       return { outputUri: s(x.get(1)), outputField: s(x.get(2)), sources: a(x.get(3)).map((r) => ({ uri: s(m(r).get(1)), field: s(m(r).get(2)) })) };
     }),
     subjectEventIds: a(e.get(14)).map(s),
+    sensitive: a(e.get(16)).map((v) => {
+      const x = m(v);
+      const c = x.get(5);
+      return { name: s(x.get(1)), classification: s(x.get(2)), keyId: s(x.get(4)), commitment: c instanceof Uint8Array ? c : new Uint8Array() };
+    }),
   };
 }
 
@@ -168,14 +180,14 @@ export function checkNode(n: LineageNode, ev: LeafEvent): string {
       if (n.masked && !ref.uri) return "";
       const x = assetIn(ref, ev.inputs, false) ?? assetIn(ref, ev.outputs, false);
       if (!x) return assetIn(ref, ev.inputs, true) || assetIn(ref, ev.outputs, true) ? "" : `the leaf's event neither reads nor writes ${ref.uri}`;
-      if (!n.masked && (n.classification ?? "") !== x.classification) return `classification ${n.classification}, the leaf says ${x.classification}`;
+      if ((!n.masked || n.classification) && (n.classification ?? "") !== x.classification) return `classification ${n.classification}, the leaf says ${x.classification}`;
       return "";
     }
     case "NODE_KIND_ACTIVITY":
       if (n.eventId !== ev.eventId || n.operation !== ev.operation || (n.runId ?? "") !== ev.runId || (n.stepId ?? "") !== ev.stepId || (n.workflowId ?? "") !== ev.workflowId) {
         return `the step does not match its leaf's event ${ev.eventId}`;
       }
-      if (!n.masked && (n.actorId ?? "") !== ev.actorId) return `actor ${n.actorId}, the leaf says ${ev.actorId}`;
+      if ((!n.masked || n.actorId) && (n.actorId ?? "") !== ev.actorId) return `actor ${n.actorId}, the leaf says ${ev.actorId}`;
       if (n.eventTime && timeNs(n.eventTime) !== ev.eventTimeNs) return `event time ${n.eventTime} differs from the leaf's`;
       return "";
     case "NODE_KIND_RUN":
@@ -219,4 +231,29 @@ export function checkEdge(ed: LineageEdge, from: LineageNode | undefined, to: Li
     }
   }
   return `unknown edge kind ${ed.kind}`;
+}
+
+const commitmentPrefix = new TextEncoder().encode("provlog sensitive value commitment v1\n");
+
+function u64be(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+// commitment is ENCODING.md §11's commitment to a sensitive value:
+// SHA-256(prefix || uint64be(len(salt)) || salt || uint64be(len(value)) || value).
+export function commitment(salt: Uint8Array, value: string): Uint8Array {
+  const v = new TextEncoder().encode(value);
+  const h = sha256.create();
+  for (const part of [commitmentPrefix, u64be(salt.length), salt, u64be(v.length), v]) h.update(part);
+  return h.digest();
+}
+
+// opensCommitment says whether a revealed value and its salt open the
+// commitment a verified leaf holds for it (event.VerifyCommitment).
+export function opensCommitment(leafCommitment: Uint8Array, salt: Uint8Array, value: string): boolean {
+  if (salt.length !== 32 || leafCommitment.length !== 32) return false;
+  const c = commitment(salt, value);
+  return c.every((b, i) => b === leafCommitment[i]);
 }

@@ -3,7 +3,8 @@ import * as api from "./api";
 import type { LineageEdge, LineageNode, Start, TraceFilter } from "./api";
 import { Graph, edgeLabels, nodeLabel, opName } from "./graph";
 import { type LeafStatus, Model, proofResult } from "./model";
-import { type LeafProofsJSON, type Policy, type ProofResult, hex, parsePolicy } from "./verify";
+import { decodeLeaf, opensCommitment } from "./claims";
+import { type LeafProofsJSON, type Policy, type ProofResult, b64decode, hex, parsePolicy } from "./verify";
 import type { VerifyRequest, VerifyResponse } from "./verify-worker";
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -167,6 +168,8 @@ function signOut(): void {
   sessionStorage.removeItem(sessionPolicyStore);
   model.clear();
   graph?.cy.elements().remove();
+  $("runs").replaceChildren();
+  $("runs-section").hidden = true;
   showSignin();
 }
 
@@ -303,11 +306,104 @@ function search(ev: Event): void {
     case "run":
       start = { runId: v };
       break;
+    case "workflow":
+      void searchWorkflow(v);
+      return;
     default:
       start = { asset: { uri: v } };
   }
   const depth = parseInt($<HTMLSelectElement>("search-depth").value, 10);
   void runTrace(start, $<HTMLSelectElement>("search-direction").value, depth, true);
+}
+
+// At most this many runs of a workflow are listed (pages of 100).
+const maxRuns = 500;
+
+// searchWorkflow lists the runs of a workflow, newest first, each with the
+// proof status of its first and last leaves (verified in the browser, and
+// naming the run); choosing one traces the run.
+async function searchWorkflow(wf: string): Promise<void> {
+  const t = tenant();
+  if (!t) {
+    setStatus("Tenant is required.", "error");
+    return;
+  }
+  setStatus("Loading…", "loading");
+  const ul = $("runs");
+  ul.replaceChildren();
+  text($("runs-workflow"), wf);
+  text($("runs-count"), "0");
+  $("runs-section").hidden = false;
+  try {
+    const runs: api.WorkflowRun[] = [];
+    const proven = new Map<string, string>(); // run id -> "" when both its leaves verify and name it, else why not
+    let token = "";
+    do {
+      const resp = await api.workflowRuns(t, wf, token);
+      const res = await verify({ proofs: resp.proofs });
+      for (const r of resp.runs ?? []) {
+        runs.push(r);
+        proven.set(r.runId, res ? runProof(r, res) : "not checked (no log key)");
+      }
+      token = resp.nextPageToken ?? "";
+    } while (token && runs.length < maxRuns);
+    runs.sort((a, b) => (b.startTime ?? "").localeCompare(a.startTime ?? "") || a.runId.localeCompare(b.runId));
+    for (const r of runs) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "result run";
+      const status = (r.status ?? "RUN_STATUS_UNSPECIFIED").replace("RUN_STATUS_", "").toLowerCase();
+      const why = proven.get(r.runId) ?? "";
+      const proof = why === "" ? "verified" : why.startsWith("not checked") ? "unchecked" : "failed";
+      b.dataset.run = r.runId;
+      b.dataset.status = status;
+      b.dataset.proof = proof;
+      b.textContent = `${proof === "verified" ? "✔" : proof === "failed" ? "✘" : "?"} ${r.runId} · ${status}${r.started ? "" : " (no start)"} · ${r.eventCount ?? "0"} events${r.startTime ? " · " + r.startTime : ""}`;
+      b.title = why === "" ? `leaves ${r.firstLeafIndex ?? "0"}..${r.lastLeafIndex ?? "0"}, proofs verified` : why;
+      b.setAttribute("aria-label", `run ${r.runId}, ${status}, ${r.eventCount ?? "0"} events, proof ${proof}`);
+      b.addEventListener("click", () => {
+        $<HTMLSelectElement>("search-kind").value = "run";
+        $<HTMLInputElement>("search-value").value = r.runId;
+        const depth = parseInt($<HTMLSelectElement>("search-depth").value, 10);
+        void runTrace({ runId: r.runId }, $<HTMLSelectElement>("search-direction").value, depth, true);
+      });
+      li.append(b);
+      ul.append(li);
+    }
+    text($("runs-count"), String(runs.length));
+    const bad = [...proven.values()].filter((w) => w !== "" && !w.startsWith("not checked")).length;
+    setStatus(`${runs.length} runs of workflow ${wf}${token ? " (more not listed)" : ""}${bad ? `; ${bad} run proofs FAILED` : ""}. Choose a run to trace it.`, "ready");
+    (ul.querySelector("button") as HTMLButtonElement | null)?.focus();
+  } catch (e) {
+    $("runs-section").hidden = true;
+    if (e instanceof api.APIError && e.status === 404) setStatus("Nothing found (or nothing this token may see).", "error");
+    else if (e instanceof api.APIError && e.status === 401) {
+      setStatus("Session expired: sign in again.", "error");
+      signOut();
+    } else setStatus(`Error: ${(e as Error).message}`, "error");
+  }
+}
+
+// runProof is "" when a run's first and last leaves are proven and their
+// events belong to the run and the tenant, else why not.
+function runProof(r: api.WorkflowRun, res: ReturnType<typeof proofResult>): string {
+  if (res.checkpointError) return `checkpoint: ${res.checkpointError}`;
+  for (const idx of [r.firstLeafIndex ?? "0", r.lastLeafIndex ?? "0"]) {
+    const why = res.leaves.get(idx);
+    if (why === undefined) return `leaf ${idx} is not proven by the answer`;
+    if (why !== "") return `leaf ${idx}: ${why}`;
+    const b = res.leafBytes.get(idx);
+    if (!b) return `leaf ${idx}: no bytes`;
+    try {
+      const ev = decodeLeaf(b);
+      if (ev.runId !== r.runId) return `leaf ${idx} is of run ${ev.runId}, not ${r.runId}`;
+      if (ev.tenant !== tenant()) return `leaf ${idx} is of tenant ${ev.tenant}`;
+    } catch (e) {
+      return `leaf ${idx}: ${(e as Error).message}`;
+    }
+  }
+  return "";
 }
 
 function startOf(n: LineageNode): Start {
@@ -420,6 +516,76 @@ function updateAnswerBadge(): void {
 
 // ---- details ----
 
+const sensitiveStatus: Record<string, string> = {
+  SENSITIVE_STATUS_REVEALED: "revealed",
+  SENSITIVE_STATUS_REDACTED: "redacted",
+  SENSITIVE_STATUS_SHREDDED: "shredded",
+  SENSITIVE_STATUS_ARCHIVED: "archived",
+  SENSITIVE_STATUS_UNAVAILABLE: "unavailable",
+};
+
+// sensitiveList shows an event's sensitive values exactly as the server
+// returned them for this token's role: the value only when revealed,
+// "[REDACTED: …]" when masked, "[ERASED: …]" with when and under which
+// policy when a retention policy erased it. A revealed value is checked
+// against the commitment in the verified leaf (ENCODING.md §11).
+function sensitiveList(title: string, source: string, list: api.SensitiveReveal[], st: LeafStatus): HTMLElement {
+  const sec = document.createElement("section");
+  sec.className = "sensitive";
+  sec.dataset.source = source;
+  sec.setAttribute("aria-label", title);
+  const h = document.createElement("h3");
+  h.textContent = title;
+  const dl = document.createElement("dl");
+  let sealed: ReturnType<typeof decodeLeaf>["sensitive"] = [];
+  if (st.leaf) {
+    try {
+      sealed = decodeLeaf(st.leaf).sensitive;
+    } catch {
+      sealed = [];
+    }
+  }
+  for (const r of list) {
+    const status = sensitiveStatus[r.status ?? ""] ?? "unavailable";
+    const dt = document.createElement("dt");
+    dt.textContent = `${r.name ?? ""}${r.classification ? ` (${r.classification})` : ""}`;
+    const dd = document.createElement("dd");
+    dd.dataset.name = r.name ?? "";
+    dd.dataset.status = status;
+    const v = document.createElement("span");
+    v.className = status === "revealed" ? "value" : "masked";
+    // What the server says to show; never a value the server did not send.
+    v.textContent = r.display || (status === "revealed" ? (r.value ?? "") : `[${status.toUpperCase()}]`);
+    dd.append(v);
+    const extra: string[] = [];
+    if (status === "shredded" || status === "archived") {
+      extra.push(`${status} ${r.erasedTime ?? "(time not given)"} under policy ${r.policy || "(not given)"}`);
+    } else if (status === "redacted") {
+      extra.push("masked for your role");
+    } else if (status === "unavailable") {
+      extra.push("the log has no value for it");
+    }
+    if (status === "revealed") {
+      const c = sealed.find((x) => x.name === r.name && x.classification === (r.classification ?? ""));
+      let check: string;
+      if (!st.leaf) check = "not checked: the leaf was not verified";
+      else if (!c) check = "FAILED: the verified leaf has no such value";
+      else check = opensCommitment(c.commitment, b64decode(r.salt ?? ""), r.value ?? "") ? "opens the commitment in the verified leaf" : "FAILED: does not open the commitment in the verified leaf";
+      dd.dataset.commitment = check.startsWith("opens") ? "verified" : check.startsWith("FAILED") ? "failed" : "unchecked";
+      extra.push(check);
+    }
+    if (extra.length) {
+      const small = document.createElement("span");
+      small.className = "why";
+      small.textContent = ` — ${extra.join("; ")}`;
+      dd.append(small);
+    }
+    dl.append(dt, dd);
+  }
+  sec.append(h, dl);
+  return sec;
+}
+
 function row(dl: HTMLElement, k: string, v: string | undefined | null, masked = false): void {
   const dt = document.createElement("dt");
   dt.textContent = k;
@@ -479,6 +645,7 @@ function showNode(n: LineageNode): void {
   }
   if (n.masked) row(dl, "masking", "some fields are masked for your role");
   d.append(dl);
+  if (n.sensitive?.length) d.append(sensitiveList("sensitive values (lineage answer)", "trace", n.sensitive, st));
   if (n.kind === "NODE_KIND_ACTIVITY") void showEntry(n, st);
 }
 
@@ -516,6 +683,7 @@ async function showEntry(n: LineageNode, st: LeafStatus): Promise<void> {
     row(dl, "received", r.entry?.receivedTime);
     row(dl, "submitter", r.entry?.submitter);
     box.append(note, dl);
+    if (r.sensitive?.length) box.append(sensitiveList("sensitive values (entry)", "entry", r.sensitive, st));
   } catch (e) {
     box.textContent = `Event not loaded: ${(e as Error).message}`;
   }

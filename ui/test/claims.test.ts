@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
-import { checkNode, decodeCBOR, decodeLeaf } from "../src/claims";
+import { checkNode, decodeCBOR, decodeLeaf, opensCommitment } from "../src/claims";
 
 const dir = "../testdata/leaves";
 const names = readdirSync(dir).filter((f) => f.endsWith(".leaf")).map((f) => f.slice(0, -5));
@@ -30,6 +30,11 @@ test("golden leaves decode to their JSON", () => {
     assert.deepEqual(ev.inputs.map((a) => a.uri), (want.inputs ?? []).map((a: { uri?: string }) => a.uri ?? ""), name);
     assert.deepEqual(ev.outputs.map((a) => a.uri), (want.outputs ?? []).map((a: { uri?: string }) => a.uri ?? ""), name);
     assert.deepEqual(ev.subjectEventIds, want.subjectEventIds ?? [], name);
+    assert.deepEqual(
+      ev.sensitive.map((x) => [x.name, x.classification, x.keyId, Buffer.from(x.commitment).toString("base64")]),
+      (want.sensitive ?? []).map((x: { name?: string; classification?: string; keyId?: string; commitment?: string }) => [x.name ?? "", x.classification ?? "", x.keyId ?? "", x.commitment ?? ""]),
+      name,
+    );
     // A node built from the JSON is asserted by the leaf; a changed one is not.
     if (want.eventId) {
       const node = { id: "n", kind: "NODE_KIND_ACTIVITY", leafIndex: "0", eventId: want.eventId, operation: want.operation, actorId: want.actor?.id ?? "", runId: want.workflow?.runId ?? "", stepId: want.workflow?.stepId ?? "", workflowId: want.workflow?.workflowId ?? "", eventTime: want.eventTime };
@@ -45,4 +50,20 @@ test("malformed CBOR is refused", () => {
     assert.throws(() => decodeCBOR(new Uint8Array(bad)), String(bad));
   }
   assert.equal(decodeCBOR(new Uint8Array([0x1b, 0x17, 0x9a, 0x1c, 0x4a, 0x33, 0x4a, 0x28, 0x5c])), 0x179a1c4a334a285cn);
+});
+
+// The golden sensitive leaf was sealed by log/event's goldenSeal: salt i is
+// 32 bytes of i+1. The browser's commitment check must agree with Go's
+// event.Commitment on it, and refuse a changed value or salt.
+test("revealed values open the golden leaf's commitments", () => {
+  const ev = decodeLeaf(hexBytes(readFileSync(`${dir}/sensitive.leaf`, "utf8")));
+  const values = ["alice@example.com", "+1 555 0100", "1250000.00"];
+  assert.equal(ev.sensitive.length, values.length);
+  ev.sensitive.forEach((s, i) => {
+    const salt = new Uint8Array(32).fill(i + 1);
+    assert.ok(opensCommitment(s.commitment, salt, values[i]), s.name);
+    assert.ok(!opensCommitment(s.commitment, salt, values[i] + " "), `${s.name}: changed value`);
+    assert.ok(!opensCommitment(s.commitment, new Uint8Array(32).fill(i + 2), values[i]), `${s.name}: other salt`);
+    assert.ok(!opensCommitment(s.commitment, salt.subarray(1), values[i]), `${s.name}: short salt`);
+  });
 });

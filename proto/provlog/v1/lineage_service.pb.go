@@ -213,6 +213,62 @@ func (EdgeKind) EnumDescriptor() ([]byte, []int) {
 	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{2}
 }
 
+// RunStatus is what a run's events say of it.
+type RunStatus int32
+
+const (
+	RunStatus_RUN_STATUS_UNSPECIFIED RunStatus = 0
+	// No RUN_COMPLETE and no RUN_FAIL yet.
+	RunStatus_RUN_STATUS_RUNNING RunStatus = 1
+	// A RUN_COMPLETE (possibly after a failure and a retry).
+	RunStatus_RUN_STATUS_COMPLETED RunStatus = 2
+	// A RUN_FAIL and no RUN_COMPLETE.
+	RunStatus_RUN_STATUS_FAILED RunStatus = 3
+)
+
+// Enum value maps for RunStatus.
+var (
+	RunStatus_name = map[int32]string{
+		0: "RUN_STATUS_UNSPECIFIED",
+		1: "RUN_STATUS_RUNNING",
+		2: "RUN_STATUS_COMPLETED",
+		3: "RUN_STATUS_FAILED",
+	}
+	RunStatus_value = map[string]int32{
+		"RUN_STATUS_UNSPECIFIED": 0,
+		"RUN_STATUS_RUNNING":     1,
+		"RUN_STATUS_COMPLETED":   2,
+		"RUN_STATUS_FAILED":      3,
+	}
+)
+
+func (x RunStatus) Enum() *RunStatus {
+	p := new(RunStatus)
+	*p = x
+	return p
+}
+
+func (x RunStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RunStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_provlog_v1_lineage_service_proto_enumTypes[3].Descriptor()
+}
+
+func (RunStatus) Type() protoreflect.EnumType {
+	return &file_provlog_v1_lineage_service_proto_enumTypes[3]
+}
+
+func (x RunStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RunStatus.Descriptor instead.
+func (RunStatus) EnumDescriptor() ([]byte, []int) {
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{3}
+}
+
 // AssetRef names an asset, optionally one version and one record of it.
 type AssetRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1459,6 +1515,241 @@ func (x *ListRunEventsResponse) GetProofs() *LeafProofs {
 	return nil
 }
 
+type ListWorkflowRunsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Tenant     string                 `protobuf:"bytes,1,opt,name=tenant" json:"tenant,omitempty"`
+	WorkflowId string                 `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId" json:"workflow_id,omitempty"`
+	// 1..1000; 0 means 100.
+	PageSize      uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkflowRunsRequest) Reset() {
+	*x = ListWorkflowRunsRequest{}
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkflowRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkflowRunsRequest) ProtoMessage() {}
+
+func (x *ListWorkflowRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkflowRunsRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkflowRunsRequest) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListWorkflowRunsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListWorkflowRunsRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *ListWorkflowRunsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkflowRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// WorkflowRun is one run of a workflow, as the log says at the answer's
+// tree size.
+type WorkflowRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId" json:"run_id,omitempty"`
+	// The run's first and last events (of any workflow).
+	FirstLeafIndex uint64    `protobuf:"varint,2,opt,name=first_leaf_index,json=firstLeafIndex" json:"first_leaf_index,omitempty"`
+	LastLeafIndex  uint64    `protobuf:"varint,3,opt,name=last_leaf_index,json=lastLeafIndex" json:"last_leaf_index,omitempty"`
+	EventCount     uint64    `protobuf:"varint,4,opt,name=event_count,json=eventCount" json:"event_count,omitempty"`
+	Status         RunStatus `protobuf:"varint,5,opt,name=status,enum=provlog.v1.RunStatus" json:"status,omitempty"`
+	// False when the run has no RUN_START event (a gap).
+	Started bool `protobuf:"varint,6,opt,name=started" json:"started,omitempty"`
+	// The event time of its first event.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime" json:"start_time,omitempty"`
+	Platform      string                 `protobuf:"bytes,8,opt,name=platform" json:"platform,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkflowRun) Reset() {
+	*x = WorkflowRun{}
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkflowRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkflowRun) ProtoMessage() {}
+
+func (x *WorkflowRun) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkflowRun.ProtoReflect.Descriptor instead.
+func (*WorkflowRun) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WorkflowRun) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *WorkflowRun) GetFirstLeafIndex() uint64 {
+	if x != nil {
+		return x.FirstLeafIndex
+	}
+	return 0
+}
+
+func (x *WorkflowRun) GetLastLeafIndex() uint64 {
+	if x != nil {
+		return x.LastLeafIndex
+	}
+	return 0
+}
+
+func (x *WorkflowRun) GetEventCount() uint64 {
+	if x != nil {
+		return x.EventCount
+	}
+	return 0
+}
+
+func (x *WorkflowRun) GetStatus() RunStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RunStatus_RUN_STATUS_UNSPECIFIED
+}
+
+func (x *WorkflowRun) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *WorkflowRun) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *WorkflowRun) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+type ListWorkflowRunsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Runs          []*WorkflowRun         `protobuf:"bytes,1,rep,name=runs" json:"runs,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	// Proves every run's first and last leaves.
+	Proofs        *LeafProofs `protobuf:"bytes,3,opt,name=proofs" json:"proofs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkflowRunsResponse) Reset() {
+	*x = ListWorkflowRunsResponse{}
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkflowRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkflowRunsResponse) ProtoMessage() {}
+
+func (x *ListWorkflowRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_lineage_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkflowRunsResponse.ProtoReflect.Descriptor instead.
+func (*ListWorkflowRunsResponse) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_lineage_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListWorkflowRunsResponse) GetRuns() []*WorkflowRun {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+func (x *ListWorkflowRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListWorkflowRunsResponse) GetProofs() *LeafProofs {
+	if x != nil {
+		return x.Proofs
+	}
+	return nil
+}
+
 var File_provlog_v1_lineage_service_proto protoreflect.FileDescriptor
 
 const file_provlog_v1_lineage_service_proto_rawDesc = "" +
@@ -1572,6 +1863,28 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\x15ListRunEventsResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.provlog.v1.EventSummaryR\x06events\x12#\n" +
 	"\x04gaps\x18\x02 \x03(\v2\x0f.provlog.v1.GapR\x04gaps\x12.\n" +
+	"\x06proofs\x18\x03 \x01(\v2\x16.provlog.v1.LeafProofsR\x06proofs\"\x8e\x01\n" +
+	"\x17ListWorkflowRunsRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb7\x02\n" +
+	"\vWorkflowRun\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12(\n" +
+	"\x10first_leaf_index\x18\x02 \x01(\x04R\x0efirstLeafIndex\x12&\n" +
+	"\x0flast_leaf_index\x18\x03 \x01(\x04R\rlastLeafIndex\x12\x1f\n" +
+	"\vevent_count\x18\x04 \x01(\x04R\n" +
+	"eventCount\x12-\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x15.provlog.v1.RunStatusR\x06status\x12\x18\n" +
+	"\astarted\x18\x06 \x01(\bR\astarted\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x1a\n" +
+	"\bplatform\x18\b \x01(\tR\bplatform\"\x9f\x01\n" +
+	"\x18ListWorkflowRunsResponse\x12+\n" +
+	"\x04runs\x18\x01 \x03(\v2\x17.provlog.v1.WorkflowRunR\x04runs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12.\n" +
 	"\x06proofs\x18\x03 \x01(\v2\x16.provlog.v1.LeafProofsR\x06proofs*l\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1592,12 +1905,18 @@ const file_provlog_v1_lineage_service_proto_rawDesc = "" +
 	"\x13EDGE_KIND_OVERRIDES\x10\x05\x12\x19\n" +
 	"\x15EDGE_KIND_STEP_OF_RUN\x10\x06\x12\x18\n" +
 	"\x14EDGE_KIND_PARENT_RUN\x10\a\x12\x15\n" +
-	"\x11EDGE_KIND_MATCHES\x10\b2\xc1\x02\n" +
+	"\x11EDGE_KIND_MATCHES\x10\b*p\n" +
+	"\tRunStatus\x12\x1a\n" +
+	"\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12RUN_STATUS_RUNNING\x10\x01\x12\x18\n" +
+	"\x14RUN_STATUS_COMPLETED\x10\x02\x12\x15\n" +
+	"\x11RUN_STATUS_FAILED\x10\x032\xa0\x03\n" +
 	"\x0eLineageService\x12<\n" +
 	"\x05Trace\x12\x18.provlog.v1.TraceRequest\x1a\x19.provlog.v1.TraceResponse\x12B\n" +
 	"\aHistory\x12\x1a.provlog.v1.HistoryRequest\x1a\x1b.provlog.v1.HistoryResponse\x12T\n" +
 	"\rListRunEvents\x12 .provlog.v1.ListRunEventsRequest\x1a!.provlog.v1.ListRunEventsResponse\x12W\n" +
-	"\x0eGetIndexDigest\x12!.provlog.v1.GetIndexDigestRequest\x1a\".provlog.v1.GetIndexDigestResponseB>Z5github.com/provlog/provlog/proto/provlog/v1;provlogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x0eGetIndexDigest\x12!.provlog.v1.GetIndexDigestRequest\x1a\".provlog.v1.GetIndexDigestResponse\x12]\n" +
+	"\x10ListWorkflowRuns\x12#.provlog.v1.ListWorkflowRunsRequest\x1a$.provlog.v1.ListWorkflowRunsResponseB>Z5github.com/provlog/provlog/proto/provlog/v1;provlogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_provlog_v1_lineage_service_proto_rawDescOnce sync.Once
@@ -1611,71 +1930,81 @@ func file_provlog_v1_lineage_service_proto_rawDescGZIP() []byte {
 	return file_provlog_v1_lineage_service_proto_rawDescData
 }
 
-var file_provlog_v1_lineage_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_provlog_v1_lineage_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_provlog_v1_lineage_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_provlog_v1_lineage_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_provlog_v1_lineage_service_proto_goTypes = []any{
-	(Direction)(0),                 // 0: provlog.v1.Direction
-	(NodeKind)(0),                  // 1: provlog.v1.NodeKind
-	(EdgeKind)(0),                  // 2: provlog.v1.EdgeKind
-	(*AssetRef)(nil),               // 3: provlog.v1.AssetRef
-	(*TraceFilter)(nil),            // 4: provlog.v1.TraceFilter
-	(*TraceRequest)(nil),           // 5: provlog.v1.TraceRequest
-	(*LineageNode)(nil),            // 6: provlog.v1.LineageNode
-	(*LineageEdge)(nil),            // 7: provlog.v1.LineageEdge
-	(*Gap)(nil),                    // 8: provlog.v1.Gap
-	(*LeafProofs)(nil),             // 9: provlog.v1.LeafProofs
-	(*ProvenLeaf)(nil),             // 10: provlog.v1.ProvenLeaf
-	(*TraceResponse)(nil),          // 11: provlog.v1.TraceResponse
-	(*GetIndexDigestRequest)(nil),  // 12: provlog.v1.GetIndexDigestRequest
-	(*GetIndexDigestResponse)(nil), // 13: provlog.v1.GetIndexDigestResponse
-	(*HistoryRequest)(nil),         // 14: provlog.v1.HistoryRequest
-	(*EventSummary)(nil),           // 15: provlog.v1.EventSummary
-	(*HistoryResponse)(nil),        // 16: provlog.v1.HistoryResponse
-	(*ListRunEventsRequest)(nil),   // 17: provlog.v1.ListRunEventsRequest
-	(*ListRunEventsResponse)(nil),  // 18: provlog.v1.ListRunEventsResponse
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
-	(Operation)(0),                 // 20: provlog.v1.Operation
-	(*SensitiveReveal)(nil),        // 21: provlog.v1.SensitiveReveal
+	(Direction)(0),                   // 0: provlog.v1.Direction
+	(NodeKind)(0),                    // 1: provlog.v1.NodeKind
+	(EdgeKind)(0),                    // 2: provlog.v1.EdgeKind
+	(RunStatus)(0),                   // 3: provlog.v1.RunStatus
+	(*AssetRef)(nil),                 // 4: provlog.v1.AssetRef
+	(*TraceFilter)(nil),              // 5: provlog.v1.TraceFilter
+	(*TraceRequest)(nil),             // 6: provlog.v1.TraceRequest
+	(*LineageNode)(nil),              // 7: provlog.v1.LineageNode
+	(*LineageEdge)(nil),              // 8: provlog.v1.LineageEdge
+	(*Gap)(nil),                      // 9: provlog.v1.Gap
+	(*LeafProofs)(nil),               // 10: provlog.v1.LeafProofs
+	(*ProvenLeaf)(nil),               // 11: provlog.v1.ProvenLeaf
+	(*TraceResponse)(nil),            // 12: provlog.v1.TraceResponse
+	(*GetIndexDigestRequest)(nil),    // 13: provlog.v1.GetIndexDigestRequest
+	(*GetIndexDigestResponse)(nil),   // 14: provlog.v1.GetIndexDigestResponse
+	(*HistoryRequest)(nil),           // 15: provlog.v1.HistoryRequest
+	(*EventSummary)(nil),             // 16: provlog.v1.EventSummary
+	(*HistoryResponse)(nil),          // 17: provlog.v1.HistoryResponse
+	(*ListRunEventsRequest)(nil),     // 18: provlog.v1.ListRunEventsRequest
+	(*ListRunEventsResponse)(nil),    // 19: provlog.v1.ListRunEventsResponse
+	(*ListWorkflowRunsRequest)(nil),  // 20: provlog.v1.ListWorkflowRunsRequest
+	(*WorkflowRun)(nil),              // 21: provlog.v1.WorkflowRun
+	(*ListWorkflowRunsResponse)(nil), // 22: provlog.v1.ListWorkflowRunsResponse
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(Operation)(0),                   // 24: provlog.v1.Operation
+	(*SensitiveReveal)(nil),          // 25: provlog.v1.SensitiveReveal
 }
 var file_provlog_v1_lineage_service_proto_depIdxs = []int32{
-	19, // 0: provlog.v1.TraceFilter.since:type_name -> google.protobuf.Timestamp
-	19, // 1: provlog.v1.TraceFilter.until:type_name -> google.protobuf.Timestamp
-	20, // 2: provlog.v1.TraceFilter.operations:type_name -> provlog.v1.Operation
-	3,  // 3: provlog.v1.TraceRequest.asset:type_name -> provlog.v1.AssetRef
+	23, // 0: provlog.v1.TraceFilter.since:type_name -> google.protobuf.Timestamp
+	23, // 1: provlog.v1.TraceFilter.until:type_name -> google.protobuf.Timestamp
+	24, // 2: provlog.v1.TraceFilter.operations:type_name -> provlog.v1.Operation
+	4,  // 3: provlog.v1.TraceRequest.asset:type_name -> provlog.v1.AssetRef
 	0,  // 4: provlog.v1.TraceRequest.direction:type_name -> provlog.v1.Direction
-	4,  // 5: provlog.v1.TraceRequest.filter:type_name -> provlog.v1.TraceFilter
+	5,  // 5: provlog.v1.TraceRequest.filter:type_name -> provlog.v1.TraceFilter
 	1,  // 6: provlog.v1.LineageNode.kind:type_name -> provlog.v1.NodeKind
-	3,  // 7: provlog.v1.LineageNode.asset:type_name -> provlog.v1.AssetRef
-	20, // 8: provlog.v1.LineageNode.operation:type_name -> provlog.v1.Operation
-	19, // 9: provlog.v1.LineageNode.event_time:type_name -> google.protobuf.Timestamp
-	21, // 10: provlog.v1.LineageNode.sensitive:type_name -> provlog.v1.SensitiveReveal
+	4,  // 7: provlog.v1.LineageNode.asset:type_name -> provlog.v1.AssetRef
+	24, // 8: provlog.v1.LineageNode.operation:type_name -> provlog.v1.Operation
+	23, // 9: provlog.v1.LineageNode.event_time:type_name -> google.protobuf.Timestamp
+	25, // 10: provlog.v1.LineageNode.sensitive:type_name -> provlog.v1.SensitiveReveal
 	2,  // 11: provlog.v1.LineageEdge.kind:type_name -> provlog.v1.EdgeKind
-	10, // 12: provlog.v1.LeafProofs.leaves:type_name -> provlog.v1.ProvenLeaf
-	6,  // 13: provlog.v1.TraceResponse.nodes:type_name -> provlog.v1.LineageNode
-	7,  // 14: provlog.v1.TraceResponse.edges:type_name -> provlog.v1.LineageEdge
-	8,  // 15: provlog.v1.TraceResponse.gaps:type_name -> provlog.v1.Gap
-	9,  // 16: provlog.v1.TraceResponse.proofs:type_name -> provlog.v1.LeafProofs
-	3,  // 17: provlog.v1.HistoryRequest.asset:type_name -> provlog.v1.AssetRef
-	20, // 18: provlog.v1.EventSummary.operation:type_name -> provlog.v1.Operation
-	19, // 19: provlog.v1.EventSummary.event_time:type_name -> google.protobuf.Timestamp
-	15, // 20: provlog.v1.HistoryResponse.events:type_name -> provlog.v1.EventSummary
-	9,  // 21: provlog.v1.HistoryResponse.proofs:type_name -> provlog.v1.LeafProofs
-	15, // 22: provlog.v1.ListRunEventsResponse.events:type_name -> provlog.v1.EventSummary
-	8,  // 23: provlog.v1.ListRunEventsResponse.gaps:type_name -> provlog.v1.Gap
-	9,  // 24: provlog.v1.ListRunEventsResponse.proofs:type_name -> provlog.v1.LeafProofs
-	5,  // 25: provlog.v1.LineageService.Trace:input_type -> provlog.v1.TraceRequest
-	14, // 26: provlog.v1.LineageService.History:input_type -> provlog.v1.HistoryRequest
-	17, // 27: provlog.v1.LineageService.ListRunEvents:input_type -> provlog.v1.ListRunEventsRequest
-	12, // 28: provlog.v1.LineageService.GetIndexDigest:input_type -> provlog.v1.GetIndexDigestRequest
-	11, // 29: provlog.v1.LineageService.Trace:output_type -> provlog.v1.TraceResponse
-	16, // 30: provlog.v1.LineageService.History:output_type -> provlog.v1.HistoryResponse
-	18, // 31: provlog.v1.LineageService.ListRunEvents:output_type -> provlog.v1.ListRunEventsResponse
-	13, // 32: provlog.v1.LineageService.GetIndexDigest:output_type -> provlog.v1.GetIndexDigestResponse
-	29, // [29:33] is the sub-list for method output_type
-	25, // [25:29] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	11, // 12: provlog.v1.LeafProofs.leaves:type_name -> provlog.v1.ProvenLeaf
+	7,  // 13: provlog.v1.TraceResponse.nodes:type_name -> provlog.v1.LineageNode
+	8,  // 14: provlog.v1.TraceResponse.edges:type_name -> provlog.v1.LineageEdge
+	9,  // 15: provlog.v1.TraceResponse.gaps:type_name -> provlog.v1.Gap
+	10, // 16: provlog.v1.TraceResponse.proofs:type_name -> provlog.v1.LeafProofs
+	4,  // 17: provlog.v1.HistoryRequest.asset:type_name -> provlog.v1.AssetRef
+	24, // 18: provlog.v1.EventSummary.operation:type_name -> provlog.v1.Operation
+	23, // 19: provlog.v1.EventSummary.event_time:type_name -> google.protobuf.Timestamp
+	16, // 20: provlog.v1.HistoryResponse.events:type_name -> provlog.v1.EventSummary
+	10, // 21: provlog.v1.HistoryResponse.proofs:type_name -> provlog.v1.LeafProofs
+	16, // 22: provlog.v1.ListRunEventsResponse.events:type_name -> provlog.v1.EventSummary
+	9,  // 23: provlog.v1.ListRunEventsResponse.gaps:type_name -> provlog.v1.Gap
+	10, // 24: provlog.v1.ListRunEventsResponse.proofs:type_name -> provlog.v1.LeafProofs
+	3,  // 25: provlog.v1.WorkflowRun.status:type_name -> provlog.v1.RunStatus
+	23, // 26: provlog.v1.WorkflowRun.start_time:type_name -> google.protobuf.Timestamp
+	21, // 27: provlog.v1.ListWorkflowRunsResponse.runs:type_name -> provlog.v1.WorkflowRun
+	10, // 28: provlog.v1.ListWorkflowRunsResponse.proofs:type_name -> provlog.v1.LeafProofs
+	6,  // 29: provlog.v1.LineageService.Trace:input_type -> provlog.v1.TraceRequest
+	15, // 30: provlog.v1.LineageService.History:input_type -> provlog.v1.HistoryRequest
+	18, // 31: provlog.v1.LineageService.ListRunEvents:input_type -> provlog.v1.ListRunEventsRequest
+	13, // 32: provlog.v1.LineageService.GetIndexDigest:input_type -> provlog.v1.GetIndexDigestRequest
+	20, // 33: provlog.v1.LineageService.ListWorkflowRuns:input_type -> provlog.v1.ListWorkflowRunsRequest
+	12, // 34: provlog.v1.LineageService.Trace:output_type -> provlog.v1.TraceResponse
+	17, // 35: provlog.v1.LineageService.History:output_type -> provlog.v1.HistoryResponse
+	19, // 36: provlog.v1.LineageService.ListRunEvents:output_type -> provlog.v1.ListRunEventsResponse
+	14, // 37: provlog.v1.LineageService.GetIndexDigest:output_type -> provlog.v1.GetIndexDigestResponse
+	22, // 38: provlog.v1.LineageService.ListWorkflowRuns:output_type -> provlog.v1.ListWorkflowRunsResponse
+	34, // [34:39] is the sub-list for method output_type
+	29, // [29:34] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_provlog_v1_lineage_service_proto_init() }
@@ -1695,8 +2024,8 @@ func file_provlog_v1_lineage_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provlog_v1_lineage_service_proto_rawDesc), len(file_provlog_v1_lineage_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   16,
+			NumEnums:      4,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

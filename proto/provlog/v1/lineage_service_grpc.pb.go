@@ -24,10 +24,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LineageService_Trace_FullMethodName          = "/provlog.v1.LineageService/Trace"
-	LineageService_History_FullMethodName        = "/provlog.v1.LineageService/History"
-	LineageService_ListRunEvents_FullMethodName  = "/provlog.v1.LineageService/ListRunEvents"
-	LineageService_GetIndexDigest_FullMethodName = "/provlog.v1.LineageService/GetIndexDigest"
+	LineageService_Trace_FullMethodName            = "/provlog.v1.LineageService/Trace"
+	LineageService_History_FullMethodName          = "/provlog.v1.LineageService/History"
+	LineageService_ListRunEvents_FullMethodName    = "/provlog.v1.LineageService/ListRunEvents"
+	LineageService_GetIndexDigest_FullMethodName   = "/provlog.v1.LineageService/GetIndexDigest"
+	LineageService_ListWorkflowRuns_FullMethodName = "/provlog.v1.LineageService/ListWorkflowRuns"
 )
 
 // LineageServiceClient is the client API for LineageService service.
@@ -46,6 +47,9 @@ type LineageServiceClient interface {
 	// GetIndexDigest returns the digest of the index at a tree size, so two
 	// indexes (live, rebuilt) can be compared.
 	GetIndexDigest(ctx context.Context, in *GetIndexDigestRequest, opts ...grpc.CallOption) (*GetIndexDigestResponse, error)
+	// ListWorkflowRuns lists the runs of a workflow (issue 9: search by
+	// workflow), in run id order.
+	ListWorkflowRuns(ctx context.Context, in *ListWorkflowRunsRequest, opts ...grpc.CallOption) (*ListWorkflowRunsResponse, error)
 }
 
 type lineageServiceClient struct {
@@ -96,6 +100,16 @@ func (c *lineageServiceClient) GetIndexDigest(ctx context.Context, in *GetIndexD
 	return out, nil
 }
 
+func (c *lineageServiceClient) ListWorkflowRuns(ctx context.Context, in *ListWorkflowRunsRequest, opts ...grpc.CallOption) (*ListWorkflowRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkflowRunsResponse)
+	err := c.cc.Invoke(ctx, LineageService_ListWorkflowRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LineageServiceServer is the server API for LineageService service.
 // All implementations must embed UnimplementedLineageServiceServer
 // for forward compatibility.
@@ -112,6 +126,9 @@ type LineageServiceServer interface {
 	// GetIndexDigest returns the digest of the index at a tree size, so two
 	// indexes (live, rebuilt) can be compared.
 	GetIndexDigest(context.Context, *GetIndexDigestRequest) (*GetIndexDigestResponse, error)
+	// ListWorkflowRuns lists the runs of a workflow (issue 9: search by
+	// workflow), in run id order.
+	ListWorkflowRuns(context.Context, *ListWorkflowRunsRequest) (*ListWorkflowRunsResponse, error)
 	mustEmbedUnimplementedLineageServiceServer()
 }
 
@@ -133,6 +150,9 @@ func (UnimplementedLineageServiceServer) ListRunEvents(context.Context, *ListRun
 }
 func (UnimplementedLineageServiceServer) GetIndexDigest(context.Context, *GetIndexDigestRequest) (*GetIndexDigestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetIndexDigest not implemented")
+}
+func (UnimplementedLineageServiceServer) ListWorkflowRuns(context.Context, *ListWorkflowRunsRequest) (*ListWorkflowRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkflowRuns not implemented")
 }
 func (UnimplementedLineageServiceServer) mustEmbedUnimplementedLineageServiceServer() {}
 func (UnimplementedLineageServiceServer) testEmbeddedByValue()                        {}
@@ -227,6 +247,24 @@ func _LineageService_GetIndexDigest_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LineageService_ListWorkflowRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkflowRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LineageServiceServer).ListWorkflowRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LineageService_ListWorkflowRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LineageServiceServer).ListWorkflowRuns(ctx, req.(*ListWorkflowRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LineageService_ServiceDesc is the grpc.ServiceDesc for LineageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -249,6 +287,10 @@ var LineageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetIndexDigest",
 			Handler:    _LineageService_GetIndexDigest_Handler,
+		},
+		{
+			MethodName: "ListWorkflowRuns",
+			Handler:    _LineageService_ListWorkflowRuns_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
