@@ -84,14 +84,32 @@ func (f *cmdFlags) runAdmin(name string, call adminCall) int {
 	return exitVerified
 }
 
+// plainAdminCommand makes an admin command with no flags of its own: call
+// gets the positional arguments.
+func plainAdminCommand(name, synopsis, about string, nargs int, call func(ctx context.Context, c pb.AdminServiceClient, args []string) (proto.Message, error)) func(*env, []string) int {
+	return adminCommand(name, synopsis, about, nargs, func(*cmdFlags) func([]string) (adminCall, error) {
+		return func(a []string) (adminCall, error) {
+			return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) { return call(ctx, c, a) }, nil
+		}
+	})
+}
+
 // Flags shared by several admin commands.
 
-func policyFlags(f *cmdFlags) func() *pb.TenantPolicy {
-	sig := f.Bool("require-signature", false, "every event of the tenant must carry a submitter signature")
-	second := f.Bool("second-person-overrides", false, "overrides need a second person's approval")
-	return func() *pb.TenantPolicy {
-		return &pb.TenantPolicy{RequireSignature: *sig, SecondPersonForOverrides: *second}
-	}
+// tenantPolicyCommand makes "tenant create" and "tenant policy": a tenant
+// NAME and the policy flags.
+func tenantPolicyCommand(name, about string, call func(ctx context.Context, c pb.AdminServiceClient, tenant string, p *pb.TenantPolicy) (proto.Message, error)) func(*env, []string) int {
+	return adminCommand(name, "[--require-signature] [--second-person-overrides] [flags] NAME", about, 1,
+		func(f *cmdFlags) func([]string) (adminCall, error) {
+			sig := f.Bool("require-signature", false, "every event of the tenant must carry a submitter signature")
+			second := f.Bool("second-person-overrides", false, "overrides need a second person's approval")
+			return func(a []string) (adminCall, error) {
+				p := &pb.TenantPolicy{RequireSignature: *sig, SecondPersonForOverrides: *second}
+				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
+					return call(ctx, c, a[0], p)
+				}, nil
+			}
+		})
 }
 
 type grantFlags struct{ roles, tenants, person *string }
@@ -135,33 +153,17 @@ func readPublicKey(flagName, v string) ([]byte, error) {
 }
 
 var (
-	cmdTenantCreate = adminCommand("tenant create", "[--require-signature] [--second-person-overrides] [flags] NAME",
-		"Creates a tenant with its policy.", 1,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			pol := policyFlags(f)
-			return func(a []string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.CreateTenant(ctx, &pb.CreateTenantRequest{Name: a[0], Policy: pol()})
-				}, nil
-			}
+	cmdTenantCreate = tenantPolicyCommand("tenant create", "Creates a tenant with its policy.",
+		func(ctx context.Context, c pb.AdminServiceClient, name string, p *pb.TenantPolicy) (proto.Message, error) {
+			return c.CreateTenant(ctx, &pb.CreateTenantRequest{Name: name, Policy: p})
 		})
-	cmdTenantPolicy = adminCommand("tenant policy", "[--require-signature] [--second-person-overrides] [flags] NAME",
-		"Replaces a tenant's policy: an unset flag turns its rule off.", 1,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			pol := policyFlags(f)
-			return func(a []string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.SetTenantPolicy(ctx, &pb.SetTenantPolicyRequest{Tenant: a[0], Policy: pol()})
-				}, nil
-			}
+	cmdTenantPolicy = tenantPolicyCommand("tenant policy", "Replaces a tenant's policy: an unset flag turns its rule off.",
+		func(ctx context.Context, c pb.AdminServiceClient, name string, p *pb.TenantPolicy) (proto.Message, error) {
+			return c.SetTenantPolicy(ctx, &pb.SetTenantPolicyRequest{Tenant: name, Policy: p})
 		})
-	cmdTenantList = adminCommand("tenant list", "[flags]", "Lists the tenants and their policies.", 0,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			return func([]string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.ListTenants(ctx, &pb.ListTenantsRequest{})
-				}, nil
-			}
+	cmdTenantList = plainAdminCommand("tenant list", "[flags]", "Lists the tenants and their policies.", 0,
+		func(ctx context.Context, c pb.AdminServiceClient, _ []string) (proto.Message, error) {
+			return c.ListTenants(ctx, &pb.ListTenantsRequest{})
 		})
 	cmdTokenCreate = adminCommand("token create", "--name NAME --roles R1,R2 --tenants T1,T2|* [--person ID] [--ttl D] [flags]",
 		"Creates a bearer token and prints its secret, which is shown only once\n(the server keeps only its hash).", 0,
@@ -182,21 +184,13 @@ var (
 				}, nil
 			}
 		})
-	cmdTokenList = adminCommand("token list", "[flags]", "Lists the tokens (never their secrets).", 0,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			return func([]string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.ListTokens(ctx, &pb.ListTokensRequest{})
-				}, nil
-			}
+	cmdTokenList = plainAdminCommand("token list", "[flags]", "Lists the tokens (never their secrets).", 0,
+		func(ctx context.Context, c pb.AdminServiceClient, _ []string) (proto.Message, error) {
+			return c.ListTokens(ctx, &pb.ListTokensRequest{})
 		})
-	cmdTokenRevoke = adminCommand("token revoke", "[flags] TOKEN_ID", "Revokes a token (its id is tok_..., from token list).", 1,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			return func(a []string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.RevokeToken(ctx, &pb.RevokeTokenRequest{Id: a[0]})
-				}, nil
-			}
+	cmdTokenRevoke = plainAdminCommand("token revoke", "[flags] TOKEN_ID", "Revokes a token (its id is tok_..., from token list).", 1,
+		func(ctx context.Context, c pb.AdminServiceClient, a []string) (proto.Message, error) {
+			return c.RevokeToken(ctx, &pb.RevokeTokenRequest{Id: a[0]})
 		})
 	cmdCertGrant = adminCommand("cert grant", "--subject SAN_OR_CN --roles R1,R2 --tenants T1,T2|* [--person ID] [flags]",
 		"Grants roles and tenants to the client certificates (mTLS) with this URI,\nDNS or email SAN or, if none matches, subject common name.", 0,
@@ -210,21 +204,13 @@ var (
 				}, nil
 			}
 		})
-	cmdCertList = adminCommand("cert list", "[flags]", "Lists the certificate grants.", 0,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			return func([]string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.ListCertificateGrants(ctx, &pb.ListCertificateGrantsRequest{})
-				}, nil
-			}
+	cmdCertList = plainAdminCommand("cert list", "[flags]", "Lists the certificate grants.", 0,
+		func(ctx context.Context, c pb.AdminServiceClient, _ []string) (proto.Message, error) {
+			return c.ListCertificateGrants(ctx, &pb.ListCertificateGrantsRequest{})
 		})
-	cmdCertRevoke = adminCommand("cert revoke", "[flags] SUBJECT", "Revokes a certificate grant.", 1,
-		func(f *cmdFlags) func([]string) (adminCall, error) {
-			return func(a []string) (adminCall, error) {
-				return func(ctx context.Context, c pb.AdminServiceClient) (proto.Message, error) {
-					return c.RevokeCertificateGrant(ctx, &pb.RevokeCertificateGrantRequest{Subject: a[0]})
-				}, nil
-			}
+	cmdCertRevoke = plainAdminCommand("cert revoke", "[flags] SUBJECT", "Revokes a certificate grant.", 1,
+		func(ctx context.Context, c pb.AdminServiceClient, a []string) (proto.Message, error) {
+			return c.RevokeCertificateGrant(ctx, &pb.RevokeCertificateGrantRequest{Subject: a[0]})
 		})
 	cmdKeysRegister = adminCommand("keys register", "--tenant T --key-id K --public-key FILE_OR_VALUE [--valid-from RFC3339] [flags]",
 		"Registers a tenant's Ed25519 submitter key; the registration is a\nKEY_REGISTER event in the log. Make the key with provctl keys generate\nsubmitter --name K and register K.pub.", 0,
