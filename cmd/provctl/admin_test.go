@@ -3,6 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/url"
 	"io"
 	"log/slog"
 	"net"
@@ -22,7 +31,8 @@ import (
 
 // startServer runs a provlogd server in process on loopback with an admin
 // store and returns its gRPC address and a file holding the admin token.
-func startServer(t *testing.T) (addr, tokenFile string) {
+// With serverTLS the gRPC server speaks TLS.
+func startServer(t *testing.T, serverTLS ...*tls.Config) (addr, tokenFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -45,7 +55,11 @@ func startServer(t *testing.T) (addr, tokenFile string) {
 	}
 	const tok = "pl_provctl-admin-test"
 	st.AddStatic(tok, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
-	srv, err := server.New(t.Context(), server.Config{Ledger: l, Auth: st, Admin: st, Logger: logger})
+	cfg := server.Config{Ledger: l, Auth: st, Admin: st, Logger: logger}
+	if len(serverTLS) > 0 {
+		cfg.TLS = serverTLS[0]
+	}
+	srv, err := server.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +168,91 @@ func TestAdminCommands(t *testing.T) {
 	admin(exitVerified, "cert", "grant", "--subject", "spiffe://acme.example/ns/etl/sa/n8n", "--roles", "appender", "--tenants", "acme")
 	admin(exitVerified, "cert", "revoke", "spiffe://acme.example/ns/etl/sa/n8n")
 	admin(exitUsage, "cert", "revoke", "spiffe://acme.example/ns/etl/sa/n8n") // NotFound
+}
+
+// TestAdminMTLS: the admin commands use the shared TLS flags: --tls-ca to
+// trust provlogd's certificate, --tls-cert/--tls-key to authenticate with a
+// client certificate granted the admin role, no token needed.
+func TestAdminMTLS(t *testing.T) {
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "provctl test CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	writePEM := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// issue writes a leaf certificate and its key; it returns their files.
+	issue := func(name string, server bool, uri string) (certFile, keyFile string, cert tls.Certificate) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		if server {
+			tmpl.IPAddresses, tmpl.ExtKeyUsage = []net.IP{net.ParseIP("127.0.0.1")}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		} else {
+			u, _ := url.Parse(uri)
+			tmpl.URIs = []*url.URL{u}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writePEM(name+".pem", "CERTIFICATE", der), writePEM(name+".key", "PRIVATE KEY", kder),
+			tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	}
+	_, _, srvCert := issue("server", true, "")
+	ops := "spiffe://acme.example/ops/alice"
+	certFile, keyFile, _ := issue("alice", false, ops)
+	caFile := writePEM("ca.pem", "CERTIFICATE", caDER)
+	addr, tokFile := startServer(t, &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: pool,
+		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12})
+
+	vars := map[string]string{"PROVLOG_ADDR": addr}
+	// Over TLS with the admin token, grant the certificate the admin role.
+	if code, out, errs := provctl(t, vars, "cert", "grant", "--tls-ca", caFile, "--token-file", tokFile, "--subject", ops, "--roles", "admin", "--tenants", "*"); code != exitVerified {
+		t.Fatalf("cert grant over TLS: exit %d\n%s%s", code, out, errs)
+	}
+	// The certificate alone is an admin.
+	if code, out, errs := provctl(t, vars, "tenant", "create", "acme", "--tls-ca", caFile, "--tls-cert", certFile, "--tls-key", keyFile); code != exitVerified || !strings.HasPrefix(out, "tenant acme ") {
+		t.Fatalf("tenant create with a client certificate: exit %d\n%s%s", code, out, errs)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no certificate, no token", []string{"--tls-ca", caFile}, "Unauthenticated"},
+		{"plaintext to a TLS server", []string{"--token-file", tokFile}, "Unavailable"},
+		{"system roots only", []string{"--tls", "--token-file", tokFile}, "Unavailable"},
+		{"certificate without key", []string{"--tls-ca", caFile, "--tls-cert", certFile}, "--tls-cert and --tls-key go together"},
+		{"not a CA file", []string{"--tls-ca", keyFile}, "holds no PEM certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := provctl(t, vars, append([]string{"tenant", "list"}, tc.args...)...)
+			if code != exitUsage || !strings.Contains(errs, tc.want) {
+				t.Errorf("exit %d, want 2 and %q\n%s%s", code, tc.want, out, errs)
+			}
+		})
+	}
 }
