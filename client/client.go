@@ -203,7 +203,7 @@ func (c *Client) do(ctx context.Context, call func(ctx context.Context) error) e
 
 // Append appends one event, retrying pushback. With wait =
 // WAIT_FOR_PUBLISHED the receipt is verified against the policy and must
-// hold exactly ev; a receipt that does not verify is an error wrapping
+// hold exactly ev (its sensitive values sealed: VerifySubmittedReceipt); a receipt that does not verify is an error wrapping
 // ErrVerification.
 func (c *Client) Append(ctx context.Context, ev *pb.ProvenanceEvent, wait pb.WaitFor) (*pb.AppendResponse, error) {
 	var resp *pb.AppendResponse
@@ -215,13 +215,13 @@ func (c *Client) Append(ctx context.Context, ev *pb.ProvenanceEvent, wait pb.Wai
 	if err != nil {
 		return nil, fmt.Errorf("append %q: %w", ev.GetEventId(), err)
 	}
-	if err := c.checkResult(ev, resp.GetIndex(), resp.GetLeafHash(), resp.GetReceipt(), wait); err != nil {
+	if err := c.checkResult(ev, resp.GetIndex(), resp.GetLeafHash(), resp.GetReceipt(), resp.GetOpenings(), wait); err != nil {
 		return nil, fmt.Errorf("append %q: %w", ev.GetEventId(), err)
 	}
 	return resp, nil
 }
 
-func (c *Client) checkResult(ev *pb.ProvenanceEvent, index uint64, leafHash []byte, r *pb.Receipt, wait pb.WaitFor) error {
+func (c *Client) checkResult(ev *pb.ProvenanceEvent, index uint64, leafHash []byte, r *pb.Receipt, openings []*pb.SensitiveOpening, wait pb.WaitFor) error {
 	if wait != pb.WaitFor_WAIT_FOR_PUBLISHED {
 		return nil
 	}
@@ -232,8 +232,10 @@ func (c *Client) checkResult(ev *pb.ProvenanceEvent, index uint64, leafHash []by
 	if err != nil {
 		return err
 	}
-	if !proto.Equal(v.Entry.GetEvent(), ev) {
-		return fmt.Errorf("%w: the receipt's leaf does not hold the appended event", ErrVerification)
+	// Sensitive values: the leaf holds commitments, which the openings
+	// and the values sent recompute.
+	if err := v.HoldsSubmitted(ev, openings); err != nil {
+		return fmt.Errorf("the receipt's leaf does not hold the appended event: %w", err)
 	}
 	if v.Index != index || string(v.LeafHash[:]) != string(leafHash) {
 		return fmt.Errorf("%w: the answer says leaf %d, the receipt proves leaf %d", ErrVerification, index, v.Index)
@@ -280,7 +282,7 @@ func (c *Client) AppendBatch(ctx context.Context, evs []*pb.ProvenanceEvent, wai
 					continue
 				}
 				if r.GetError() == nil {
-					if err := c.checkResult(evs[i], r.GetIndex(), r.GetLeafHash(), r.GetReceipt(), wait); err != nil {
+					if err := c.checkResult(evs[i], r.GetIndex(), r.GetLeafHash(), r.GetReceipt(), r.GetOpenings(), wait); err != nil {
 						return nil, fmt.Errorf("append batch: event %d (%q): %w", i, evs[i].GetEventId(), err)
 					}
 				}

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/provlog/provlog/log/event"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -53,7 +54,8 @@ func VerifyReceipt(r *pb.Receipt, logKey note.Verifier) (*VerifiedReceipt, error
 }
 
 // VerifyReceiptFor is VerifyReceipt plus a check that the leaf holds exactly
-// the given event.
+// the given event. For an event submitted with sensitive values in clear,
+// use VerifySubmittedReceipt.
 func VerifyReceiptFor(r *pb.Receipt, logKey note.Verifier, ev *pb.ProvenanceEvent) (*VerifiedReceipt, error) {
 	v, err := VerifyReceipt(r, logKey)
 	if err != nil {
@@ -63,4 +65,88 @@ func VerifyReceiptFor(r *pb.Receipt, logKey note.Verifier, ev *pb.ProvenanceEven
 		return nil, fmt.Errorf("%w: the leaf does not hold this event", ErrVerification)
 	}
 	return v, nil
+}
+
+// VerifySubmittedReceipt is VerifyReceiptFor for the submitter of an event
+// with sensitive values, which the leaf holds sealed: ev is the event as
+// submitted (sensitive values in clear), openings are the Append response's
+// (AppendResponse.openings, AppendResult.openings), one per sensitive value
+// of the leaf.
+//
+// It checks that each sensitive value of the leaf is, in order, one of ev's
+// (same name and classification) or a field of ev's environment or
+// extensions that the tenant's policy moved out ("environment.KEY",
+// "extensions.KEY"); that the opening's salt and that value recompute the
+// leaf's commitment (event.Commitment); and that the rest of the leaf's
+// event is exactly ev. For an event without sensitive values it is
+// VerifyReceiptFor.
+func VerifySubmittedReceipt(r *pb.Receipt, logKey note.Verifier, ev *pb.ProvenanceEvent, openings []*pb.SensitiveOpening) (*VerifiedReceipt, error) {
+	v, err := VerifyReceipt(r, logKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.HoldsSubmitted(ev, openings); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// HoldsSubmitted checks that the verified leaf holds ev as submitted,
+// sealed with openings: the check of VerifySubmittedReceipt, for a receipt
+// verified otherwise (VerifyReceiptWithPolicy).
+func (v *VerifiedReceipt) HoldsSubmitted(ev *pb.ProvenanceEvent, openings []*pb.SensitiveOpening) error {
+	leaf := v.Entry.GetEvent()
+	sealed := leaf.GetSensitive()
+	if len(openings) != len(sealed) {
+		return fmt.Errorf("%w: %d openings for the leaf's %d sensitive values", ErrVerification, len(openings), len(sealed))
+	}
+	want := proto.Clone(ev).(*pb.ProvenanceEvent)
+	submitted := want.GetSensitive()
+	if len(submitted) > len(sealed) {
+		return fmt.Errorf("%w: the leaf has %d sensitive values, the event %d", ErrVerification, len(sealed), len(submitted))
+	}
+	for i, s := range sealed {
+		o := openings[i]
+		if o.GetName() != s.GetName() {
+			return fmt.Errorf("%w: opening %d is for %q, the leaf's sensitive value %d is %q", ErrVerification, i, o.GetName(), i, s.GetName())
+		}
+		var value string
+		if i < len(submitted) {
+			if submitted[i].GetName() != s.GetName() || submitted[i].GetClassification() != s.GetClassification() {
+				return fmt.Errorf("%w: sensitive value %d is %q (%s) in the leaf, %q (%s) in the event", ErrVerification,
+					i, s.GetName(), s.GetClassification(), submitted[i].GetName(), submitted[i].GetClassification())
+			}
+			value = submitted[i].GetValue()
+		} else {
+			// A field the tenant's policy moved out of the event.
+			m, k, _ := strings.Cut(s.GetName(), ".")
+			var fields map[string]string
+			switch m {
+			case "environment":
+				fields = want.GetEnvironment()
+			case "extensions":
+				fields = want.GetExtensions()
+			}
+			v, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("%w: the leaf's sensitive value %q is not in the event", ErrVerification, s.GetName())
+			}
+			value = v
+			delete(fields, k)
+		}
+		if !event.VerifyCommitment(s.GetCommitment(), o.GetSalt(), []byte(value)) {
+			return fmt.Errorf("%w: sensitive value %q: the submitted value and the opening do not recompute the leaf's commitment", ErrVerification, s.GetName())
+		}
+	}
+	if len(want.GetEnvironment()) == 0 {
+		want.Environment = nil
+	}
+	if len(want.GetExtensions()) == 0 {
+		want.Extensions = nil
+	}
+	want.Sensitive = sealed
+	if !proto.Equal(leaf, want) {
+		return fmt.Errorf("%w: the leaf does not hold this event", ErrVerification)
+	}
+	return nil
 }

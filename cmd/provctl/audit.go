@@ -179,7 +179,7 @@ func audit(e *env, c *client.Client, verifiers map[string]ed25519.PublicKey, wit
 			return &client.LeafError{Index: i, Reason: "the leaf does not decode", Err: err}
 		}
 		ev := le.GetEvent()
-		if err := event.Validate(ev, le.GetReceivedTime().AsTime()); err != nil {
+		if err := event.ValidateSealed(ev, le.GetReceivedTime().AsTime()); err != nil {
 			return &client.LeafError{Index: i, Reason: fmt.Sprintf("event %q does not validate", ev.GetEventId()), Err: err}
 		}
 		if err := keys.ApplyEvent(ev, i); err != nil {

@@ -19,7 +19,7 @@ const maxInput = 64 << 20
 
 func cmdVerifyReceipt(e *env, args []string) int {
 	f := newFlags(e, "verify receipt", "[--log-key log.pub] [--witness-policy FILE] [--event event.json] RESPONSE.json|-",
-		"Verifies an Append receipt offline: the checkpoint's signature (and witness\nquorum, with --witness-policy), the inclusion proof, and that the leaf\ndecodes (and holds exactly --event). RESPONSE.json is an Append response\n(REST JSON with a receipt) or a bare receipt.", "text", "json")
+		"Verifies an Append receipt offline: the checkpoint's signature (and witness\nquorum, with --witness-policy), the inclusion proof, and that the leaf\ndecodes (and holds exactly --event). RESPONSE.json is an Append response\n(REST JSON with a receipt) or a bare receipt. Sensitive values of --event,\nin clear, must recompute the leaf's commitments with the response's\nopenings (client.VerifySubmittedReceipt).", "text", "json")
 	f.trustFlags()
 	eventFile := f.String("event", "", "the event JSON that was appended: the receipt must hold exactly it")
 	if code, ok := f.parse(args, 1, 1); !ok {
@@ -33,7 +33,7 @@ func cmdVerifyReceipt(e *env, args []string) int {
 	if err != nil {
 		return f.fail(err)
 	}
-	r, err := parseReceipt(in)
+	r, openings, err := parseReceipt(in)
 	if err != nil {
 		return f.fail(err)
 	}
@@ -43,9 +43,9 @@ func cmdVerifyReceipt(e *env, args []string) int {
 		if rerr != nil {
 			return f.fail(rerr)
 		}
-		if !proto.Equal(vr.Entry.GetEvent(), ev) {
-			err = fmt.Errorf("%w: the leaf does not hold this event", client.ErrVerification)
-		}
+		// Sensitive values: the response's openings and the values in
+		// --event recompute the leaf's commitments.
+		err = vr.HoldsSubmitted(ev, openings)
 	}
 	if err != nil {
 		return f.fail(err)
@@ -61,17 +61,18 @@ func cmdVerifyReceipt(e *env, args []string) int {
 	return exitVerified
 }
 
-// parseReceipt accepts an AppendResponse (as REST returns it) or a Receipt.
-func parseReceipt(b []byte) (*pb.Receipt, error) {
+// parseReceipt accepts an AppendResponse (as REST returns it, with the
+// openings of its sensitive values) or a Receipt.
+func parseReceipt(b []byte) (*pb.Receipt, []*pb.SensitiveOpening, error) {
 	var resp pb.AppendResponse
 	if err := protojson.Unmarshal(b, &resp); err == nil && resp.GetReceipt() != nil {
-		return resp.GetReceipt(), nil
+		return resp.GetReceipt(), resp.GetOpenings(), nil
 	}
 	var r pb.Receipt
 	if err := protojson.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("neither an Append response with a receipt nor a receipt: %w", err)
+		return nil, nil, fmt.Errorf("neither an Append response with a receipt nor a receipt: %w", err)
 	}
-	return &r, nil
+	return &r, nil, nil
 }
 
 func readEvent(name string) (*pb.ProvenanceEvent, error) {

@@ -48,14 +48,22 @@ func VerifyCommitment(commitment, salt, value []byte) bool {
 // sealed: no value in clear, a key id and a 32-byte commitment.
 func sealedReason(ss []*provlogv1.SensitiveValue) error {
 	for i, s := range ss {
-		switch {
-		case s.GetValue() != "":
-			return fieldErr(idx("sensitive", i, "value"), "in clear: seal it into the vault before building the leaf")
-		case eventIDReason(s.GetKeyId(), maxKeyIDLen) != "":
-			return fieldErr(idx("sensitive", i, "key_id"), eventIDReason(s.GetKeyId(), maxKeyIDLen))
-		case len(s.GetCommitment()) != sha256.Size:
-			return fieldErr(idx("sensitive", i, "commitment"), "must be 32 bytes")
+		if err := sealedValueError(i, s); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// sealedValueError checks sensitive value i of a leaf's event.
+func sealedValueError(i int, s *provlogv1.SensitiveValue) error {
+	switch {
+	case s.GetValue() != "":
+		return fieldErr(idx("sensitive", i, "value"), "in clear: seal it into the vault before building the leaf")
+	case eventIDReason(s.GetKeyId(), maxKeyIDLen) != "":
+		return fieldErr(idx("sensitive", i, "key_id"), eventIDReason(s.GetKeyId(), maxKeyIDLen))
+	case len(s.GetCommitment()) != sha256.Size:
+		return fieldErr(idx("sensitive", i, "commitment"), "must be 32 bytes")
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
@@ -93,6 +95,68 @@ func TestValidateSensitive(t *testing.T) {
 				t.Fatalf("Validate = %v, want %s: ...%s...", err, tc.field, tc.reason)
 			}
 		})
+	}
+}
+
+// TestValidateSealed: a leaf's event validates with ValidateSealed, whose
+// sensitive values must be sealed, not with Validate; the other rules are
+// the same.
+func TestValidateSealed(t *testing.T) {
+	now := time.Now()
+	sealed := func() *provlogv1.ProvenanceEvent {
+		e := sensitiveEvent()
+		c := Commitment(make([]byte, 32), []byte(e.Sensitive[0].Value))
+		e.Sensitive[0].Value, e.Sensitive[0].KeyId, e.Sensitive[0].Commitment = "", "acme/pii/1", c[:]
+		return e
+	}
+	if _, leaf, err := NewLeaf(sealed(), now, "s"); err != nil {
+		t.Fatal(err)
+	} else if le, err := DecodeLeaf(leaf); err != nil {
+		t.Fatal(err)
+	} else if err := ValidateSealed(le.GetEvent(), now); err != nil {
+		t.Fatalf("ValidateSealed of a decoded leaf's event: %v", err)
+	}
+	tests := []struct {
+		name   string
+		modify func(e *provlogv1.ProvenanceEvent)
+		field  string
+		reason string
+	}{
+		{"ok", func(*provlogv1.ProvenanceEvent) {}, "", ""},
+		{"no sensitive values", func(e *provlogv1.ProvenanceEvent) { e.Sensitive = nil }, "", ""},
+		{"value in clear", func(e *provlogv1.ProvenanceEvent) { e.Sensitive[0].Value = "a@example.com" }, "sensitive[0].value", "in clear"},
+		{"no key id", func(e *provlogv1.ProvenanceEvent) { e.Sensitive[0].KeyId = "" }, "sensitive[0].key_id", "required"},
+		{"short commitment", func(e *provlogv1.ProvenanceEvent) { e.Sensitive[0].Commitment = make([]byte, 31) }, "sensitive[0].commitment", "32 bytes"},
+		{"second value unsealed", func(e *provlogv1.ProvenanceEvent) {
+			e.Sensitive = append(e.Sensitive, &provlogv1.SensitiveValue{Name: "phone", Classification: "pii", Value: "555"})
+		}, "sensitive[1].value", "in clear"},
+		{"duplicate name", func(e *provlogv1.ProvenanceEvent) {
+			e.Sensitive = append(e.Sensitive, proto.Clone(e.Sensitive[0]).(*provlogv1.SensitiveValue))
+		}, "sensitive[1].name", "duplicate of sensitive[0].name"},
+		{"other rules still apply", func(e *provlogv1.ProvenanceEvent) { e.Tenant = "" }, "tenant", "required"},
+		{"signed", func(e *provlogv1.ProvenanceEvent) {
+			e.Signature = &provlogv1.SubmitterSignature{KeyId: "k", Signature: make([]byte, 64)}
+		}, "signature", "not supported on events with sensitive values"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := sealed()
+			tc.modify(e)
+			err := ValidateSealed(e, now)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("ValidateSealed: %v", err)
+				}
+				return
+			}
+			fe, ok := err.(*FieldError)
+			if !ok || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.reason) {
+				t.Fatalf("ValidateSealed = %v, want %s: ...%s...", err, tc.field, tc.reason)
+			}
+		})
+	}
+	if err := Validate(sealed(), now); err == nil {
+		t.Error("Validate accepts a sealed event: submitters must not set key_id or commitment")
 	}
 }
 

@@ -59,6 +59,19 @@ func fieldErr(field, reason string) error { return &FieldError{Field: field, Rea
 // canonical key order), and the size of the encoded event last. Within one string the order is: valid UTF-8, presence, length,
 // then allowed characters. The rules are listed in ENCODING.md.
 func Validate(e *provlogv1.ProvenanceEvent, now time.Time) error {
+	return validate(e, now, false)
+}
+
+// ValidateSealed checks the event of a leaf, as an auditor replaying the
+// log does: the rules of Validate, except that sensitive values must be
+// sealed as NewLeaf requires them (no value in clear, a key_id of id
+// syntax, a 32-byte commitment) instead of unsealed. now is the leaf's
+// received time.
+func ValidateSealed(e *provlogv1.ProvenanceEvent, now time.Time) error {
+	return validate(e, now, true)
+}
+
+func validate(e *provlogv1.ProvenanceEvent, now time.Time, sealed bool) error {
 	if e == nil {
 		return fieldErr("event", "required")
 	}
@@ -200,7 +213,7 @@ func Validate(e *provlogv1.ProvenanceEvent, now time.Time) error {
 		}
 	}
 
-	if err := validateSensitive(e); err != nil {
+	if err := validateSensitive(e, sealed); err != nil {
 		return err
 	}
 
@@ -218,8 +231,9 @@ const (
 )
 
 // validateSensitive checks the sensitive values of a submitted event: the
-// log sets key_id and commitment, so they must be empty.
-func validateSensitive(e *provlogv1.ProvenanceEvent) error {
+// log sets key_id and commitment, so they must be empty. With sealed, those
+// of a leaf's event: key_id and commitment set, value empty.
+func validateSensitive(e *provlogv1.ProvenanceEvent, sealed bool) error {
 	ss := e.GetSensitive()
 	if len(ss) == 0 {
 		return nil
@@ -245,6 +259,12 @@ func validateSensitive(e *provlogv1.ProvenanceEvent) error {
 		}
 		if r := classificationReason(s.GetClassification()); r != "" {
 			return fieldErr(p("classification"), r)
+		}
+		if sealed {
+			if err := sealedValueError(i, s); err != nil {
+				return err
+			}
+			continue
 		}
 		if r := textReason(s.GetValue(), 0, maxSensitiveValueLen, true); r != "" {
 			return fieldErr(p("value"), r)

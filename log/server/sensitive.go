@@ -82,8 +82,9 @@ func pick(ev *pb.ProvenanceEvent, m string) map[string]string {
 }
 
 // seal moves the values of the prepared events into the vault, in one
-// synced write, and puts key ids and commitments in their place.
-func (s *sensitive) seal(evs []*pb.ProvenanceEvent) error {
+// synced write, and puts key ids and commitments in their place. It returns
+// each event's openings, for its submitter's Append response.
+func (s *sensitive) seal(evs []*pb.ProvenanceEvent) ([][]*pb.SensitiveOpening, error) {
 	reqs := make([]vault.Request, len(evs))
 	for i, ev := range evs {
 		r := vault.Request{Tenant: ev.GetTenant(), EventID: ev.GetEventId(), Values: make([]vault.Plain, len(ev.GetSensitive()))}
@@ -94,14 +95,17 @@ func (s *sensitive) seal(evs []*pb.ProvenanceEvent) error {
 	}
 	sealed, err := s.vault.SealBatch(reqs)
 	if err != nil {
-		return fmt.Errorf("couldn't seal sensitive values: %w", err)
+		return nil, fmt.Errorf("couldn't seal sensitive values: %w", err)
 	}
+	openings := make([][]*pb.SensitiveOpening, len(evs))
 	for i, ev := range evs {
+		openings[i] = make([]*pb.SensitiveOpening, len(ev.GetSensitive()))
 		for j, sv := range ev.GetSensitive() {
 			sv.Value, sv.KeyId, sv.Commitment = "", sealed[i][j].KeyID, sealed[i][j].Commitment[:]
+			openings[i][j] = &pb.SensitiveOpening{Name: sv.GetName(), Salt: sealed[i][j].Salt}
 		}
 	}
-	return nil
+	return openings, nil
 }
 
 // reveal shows the sensitive values of a leaf's event as the caller may see

@@ -63,8 +63,9 @@ func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.App
 		return nil, toStatus(ctx, s.log, "Append", err)
 	}
 	ev, seal, err := s.sens.prepare(req.GetEvent(), "event")
+	var openings [][]*pb.SensitiveOpening
 	if err == nil && seal {
-		err = s.sens.seal([]*pb.ProvenanceEvent{ev})
+		openings, err = s.sens.seal([]*pb.ProvenanceEvent{ev})
 	}
 	if err != nil {
 		s.metrics.appended("error")
@@ -78,6 +79,9 @@ func (s *logService) Append(ctx context.Context, req *pb.AppendRequest) (*pb.App
 	}
 	s.metrics.appendDone(r.Duplicate, time.Since(start), "sequenced")
 	resp := &pb.AppendResponse{Index: r.Index, LeafHash: r.LeafHash[:], Duplicate: r.Duplicate}
+	if openings != nil {
+		resp.Openings = openings[0]
+	}
 	if req.GetWait() == pb.WaitFor_WAIT_FOR_PUBLISHED {
 		wctx, cancel := context.WithTimeout(ctx, s.publishTimeout)
 		defer cancel()
@@ -132,6 +136,8 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 	pos := make([]int, 0, len(evs))
 	var toSeal []*pb.ProvenanceEvent
 	checks := s.checkEvents(ctx, id, evs)
+	var sealPos []int // position in evs of each of toSeal
+	openings := make([][]*pb.SensitiveOpening, len(evs))
 	for i, ev := range evs {
 		field := fmt.Sprintf("events[%d]", i)
 		if err := checks[i]; err != nil {
@@ -146,15 +152,19 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 			continue
 		}
 		if seal {
-			toSeal = append(toSeal, ev)
+			toSeal, sealPos = append(toSeal, ev), append(sealPos, i)
 		}
 		subs = append(subs, ledger.Submission{Event: ev, Submitter: id.Name})
 		pos = append(pos, i)
 	}
 	if len(toSeal) > 0 {
 		// Nothing is appended yet: a failure here leaves no partial state.
-		if err := s.sens.seal(toSeal); err != nil {
+		o, err := s.sens.seal(toSeal)
+		if err != nil {
 			return nil, toStatus(ctx, s.log, "AppendBatch", err)
+		}
+		for k, i := range sealPos {
+			openings[i] = o[k]
 		}
 	}
 	var maxIndex uint64
@@ -168,7 +178,7 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 			continue
 		}
 		s.metrics.appendDone(r.Duplicate, time.Since(start), "sequenced")
-		results[i] = &pb.AppendResult{Index: r.Index, LeafHash: r.LeafHash[:], Duplicate: r.Duplicate}
+		results[i] = &pb.AppendResult{Index: r.Index, LeafHash: r.LeafHash[:], Duplicate: r.Duplicate, Openings: openings[i]}
 		maxIndex, anyOK = max(maxIndex, r.Index), true
 	}
 	resp := &pb.AppendBatchResponse{Results: results}

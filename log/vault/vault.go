@@ -193,6 +193,9 @@ type Sealed struct {
 	Classification string
 	KeyID          string
 	Commitment     [32]byte
+	// Salt opens Commitment with the submitted value: the submitter may
+	// have it (it sent the value), nobody else.
+	Salt []byte
 }
 
 // Seal encrypts each value under the current data key of its tenant and
@@ -273,7 +276,7 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 			if err := b.Set(byKeyKey(keyID, vk), nil, nil); err != nil {
 				return nil, fmt.Errorf("vault: %w", err)
 			}
-			out[j][i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c}
+			out[j][i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c, Salt: salt}
 		}
 		if len(existing) < len(r.Values) {
 			if err := b.Set(markerKey(r.Tenant, r.EventID), nil, nil); err != nil {
@@ -330,7 +333,7 @@ func (v *Vault) existing(b *pebble.Batch, tenant, eventID string, vals []Plain) 
 				continue // erased or unreadable: cannot be the same value
 			}
 			if subtle.ConstantTimeCompare(pt[event.CommitmentSaltSize:], p.Value) == 1 {
-				found[i] = Sealed{Name: name, Classification: class, KeyID: keyID, Commitment: c}
+				found[i] = Sealed{Name: name, Classification: class, KeyID: keyID, Commitment: c, Salt: bytes.Clone(pt[:event.CommitmentSaltSize])}
 			}
 		}
 	}

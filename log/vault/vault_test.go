@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,12 @@ func TestSealIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The salt returned to the submitter opens the commitment.
+	for i, f := range first {
+		if !event.VerifyCommitment(f.Commitment[:], f.Salt, vals[i].Value) {
+			t.Errorf("%s: the salt does not open the commitment", vals[i].Name)
+		}
+	}
 	// Concurrent and later re-sends commit to the same bytes.
 	var wg sync.WaitGroup
 	for range 8 {
@@ -124,7 +131,7 @@ func TestSealIdempotent(t *testing.T) {
 				return
 			}
 			for i := range again {
-				if again[i] != first[i] {
+				if again[i].Commitment != first[i].Commitment || again[i].KeyID != first[i].KeyID || !bytes.Equal(again[i].Salt, first[i].Salt) {
 					t.Errorf("re-sent %s: %x, first %x", vals[i].Name, again[i].Commitment, first[i].Commitment)
 				}
 			}
@@ -165,7 +172,7 @@ func TestFirstAppendConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range res {
-		if res[i] != res[0] {
+		if !reflect.DeepEqual(res[i], res[0]) {
 			t.Fatalf("concurrent first seals differ: %+v vs %+v", res[i], res[0])
 		}
 	}
@@ -419,7 +426,7 @@ func TestSealBatchSameEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out[0][0] != out[2][0] || out[0][0].Commitment == out[1][0].Commitment {
+	if !reflect.DeepEqual(out[0][0], out[2][0]) || out[0][0].Commitment == out[1][0].Commitment {
 		t.Errorf("batch seals: %+v", out)
 	}
 	n, err := v.countValues("acme/pii/1")

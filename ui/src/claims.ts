@@ -69,7 +69,13 @@ export function decodeCBOR(b: Uint8Array): CBOR {
   return v;
 }
 
-const operations = ["OPERATION_UNSPECIFIED", "OPERATION_READ", "OPERATION_WRITE", "OPERATION_TRANSFORM", "OPERATION_EXTERNAL_CALL", "OPERATION_APPROVAL", "OPERATION_OVERRIDE", "OPERATION_RUN_START", "OPERATION_RUN_COMPLETE", "OPERATION_RUN_FAIL"];
+// Operation numbers as in proto/provlog/v1/event.proto (20-22: key history
+// events, log/authorship/KEYS.md).
+const operations: Record<number, string> = {
+  0: "OPERATION_UNSPECIFIED", 1: "OPERATION_READ", 2: "OPERATION_WRITE", 3: "OPERATION_TRANSFORM", 4: "OPERATION_EXTERNAL_CALL",
+  5: "OPERATION_APPROVAL", 6: "OPERATION_OVERRIDE", 7: "OPERATION_RUN_START", 8: "OPERATION_RUN_COMPLETE", 9: "OPERATION_RUN_FAIL",
+  20: "OPERATION_KEY_REGISTER", 21: "OPERATION_KEY_ROTATE", 22: "OPERATION_KEY_REVOKE",
+};
 
 interface Asset {
   uri: string;
@@ -111,7 +117,9 @@ function asset(v: CBOR): Asset {
 
 export function decodeLeaf(leaf: Uint8Array): LeafEvent {
   const top = decodeCBOR(leaf);
-  if (!(top instanceof Map) || top.get(1) !== 1) throw new Error("leaf: not a version 1 leaf");
+  // Version 2 differs only by sealed sensitive values (event key 16,
+  // log/event/ENCODING.md §11), which the lineage checks do not read.
+  if (!(top instanceof Map) || (top.get(1) !== 1 && top.get(1) !== 2)) throw new Error("leaf: not a version 1 or 2 leaf");
   const e = m(top.get(2));
   const actor = m(e.get(6));
   const wf = m(e.get(7));

@@ -136,7 +136,11 @@ type AppendResponse struct {
 	// True when the event was already in the log; index is the original one.
 	Duplicate bool `protobuf:"varint,3,opt,name=duplicate" json:"duplicate,omitempty"`
 	// Present when wait = WAIT_FOR_PUBLISHED.
-	Receipt       *Receipt `protobuf:"bytes,4,opt,name=receipt" json:"receipt,omitempty"`
+	Receipt *Receipt `protobuf:"bytes,4,opt,name=receipt" json:"receipt,omitempty"`
+	// For an event with sensitive values: the salts that open the leaf's
+	// commitments with the submitted values, one per value in the leaf's
+	// order (issue 7).
+	Openings      []*SensitiveOpening `protobuf:"bytes,5,rep,name=openings" json:"openings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +199,13 @@ func (x *AppendResponse) GetDuplicate() bool {
 func (x *AppendResponse) GetReceipt() *Receipt {
 	if x != nil {
 		return x.Receipt
+	}
+	return nil
+}
+
+func (x *AppendResponse) GetOpenings() []*SensitiveOpening {
+	if x != nil {
+		return x.Openings
 	}
 	return nil
 }
@@ -387,7 +398,9 @@ type AppendResult struct {
 	Duplicate bool                   `protobuf:"varint,3,opt,name=duplicate" json:"duplicate,omitempty"`
 	Receipt   *Receipt               `protobuf:"bytes,4,opt,name=receipt" json:"receipt,omitempty"`
 	// Set when this event was not appended.
-	Error         *AppendError `protobuf:"bytes,5,opt,name=error" json:"error,omitempty"`
+	Error *AppendError `protobuf:"bytes,5,opt,name=error" json:"error,omitempty"`
+	// As AppendResponse.openings (issue 7).
+	Openings      []*SensitiveOpening `protobuf:"bytes,6,rep,name=openings" json:"openings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,6 +466,13 @@ func (x *AppendResult) GetReceipt() *Receipt {
 func (x *AppendResult) GetError() *AppendError {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+func (x *AppendResult) GetOpenings() []*SensitiveOpening {
+	if x != nil {
+		return x.Openings
 	}
 	return nil
 }
@@ -1046,12 +1066,13 @@ const file_provlog_v1_log_service_proto_rawDesc = "" +
 	"provlog.v1\x1a\x16provlog/v1/event.proto\x1a\x1aprovlog/v1/sensitive.proto\"k\n" +
 	"\rAppendRequest\x121\n" +
 	"\x05event\x18\x01 \x01(\v2\x1b.provlog.v1.ProvenanceEventR\x05event\x12'\n" +
-	"\x04wait\x18\x02 \x01(\x0e2\x13.provlog.v1.WaitForR\x04wait\"\x90\x01\n" +
+	"\x04wait\x18\x02 \x01(\x0e2\x13.provlog.v1.WaitForR\x04wait\"\xca\x01\n" +
 	"\x0eAppendResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12-\n" +
-	"\areceipt\x18\x04 \x01(\v2\x13.provlog.v1.ReceiptR\areceipt\"|\n" +
+	"\areceipt\x18\x04 \x01(\v2\x13.provlog.v1.ReceiptR\areceipt\x128\n" +
+	"\bopenings\x18\x05 \x03(\v2\x1c.provlog.v1.SensitiveOpeningR\bopenings\"|\n" +
 	"\aReceipt\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\x12\x1e\n" +
@@ -1066,13 +1087,14 @@ const file_provlog_v1_log_service_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2\x18.provlog.v1.AppendResultR\aresults\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x02 \x01(\fR\n" +
-	"checkpoint\"\xbd\x01\n" +
+	"checkpoint\"\xf7\x01\n" +
 	"\fAppendResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12-\n" +
 	"\areceipt\x18\x04 \x01(\v2\x13.provlog.v1.ReceiptR\areceipt\x12-\n" +
-	"\x05error\x18\x05 \x01(\v2\x17.provlog.v1.AppendErrorR\x05error\"Q\n" +
+	"\x05error\x18\x05 \x01(\v2\x17.provlog.v1.AppendErrorR\x05error\x128\n" +
+	"\bopenings\x18\x06 \x03(\v2\x1c.provlog.v1.SensitiveOpeningR\bopenings\"Q\n" +
 	"\vAppendError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
@@ -1161,37 +1183,40 @@ var file_provlog_v1_log_service_proto_goTypes = []any{
 	(*GetConsistencyProofRequest)(nil),  // 14: provlog.v1.GetConsistencyProofRequest
 	(*GetConsistencyProofResponse)(nil), // 15: provlog.v1.GetConsistencyProofResponse
 	(*ProvenanceEvent)(nil),             // 16: provlog.v1.ProvenanceEvent
-	(*LeafEntry)(nil),                   // 17: provlog.v1.LeafEntry
-	(*SensitiveReveal)(nil),             // 18: provlog.v1.SensitiveReveal
+	(*SensitiveOpening)(nil),            // 17: provlog.v1.SensitiveOpening
+	(*LeafEntry)(nil),                   // 18: provlog.v1.LeafEntry
+	(*SensitiveReveal)(nil),             // 19: provlog.v1.SensitiveReveal
 }
 var file_provlog_v1_log_service_proto_depIdxs = []int32{
 	16, // 0: provlog.v1.AppendRequest.event:type_name -> provlog.v1.ProvenanceEvent
 	0,  // 1: provlog.v1.AppendRequest.wait:type_name -> provlog.v1.WaitFor
 	3,  // 2: provlog.v1.AppendResponse.receipt:type_name -> provlog.v1.Receipt
-	16, // 3: provlog.v1.AppendBatchRequest.events:type_name -> provlog.v1.ProvenanceEvent
-	0,  // 4: provlog.v1.AppendBatchRequest.wait:type_name -> provlog.v1.WaitFor
-	6,  // 5: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResult
-	3,  // 6: provlog.v1.AppendResult.receipt:type_name -> provlog.v1.Receipt
-	7,  // 7: provlog.v1.AppendResult.error:type_name -> provlog.v1.AppendError
-	17, // 8: provlog.v1.GetEntryResponse.entry:type_name -> provlog.v1.LeafEntry
-	18, // 9: provlog.v1.GetEntryResponse.sensitive:type_name -> provlog.v1.SensitiveReveal
-	1,  // 10: provlog.v1.LogService.Append:input_type -> provlog.v1.AppendRequest
-	4,  // 11: provlog.v1.LogService.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	8,  // 12: provlog.v1.LogService.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	10, // 13: provlog.v1.LogService.GetEntry:input_type -> provlog.v1.GetEntryRequest
-	12, // 14: provlog.v1.LogService.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	14, // 15: provlog.v1.LogService.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	2,  // 16: provlog.v1.LogService.Append:output_type -> provlog.v1.AppendResponse
-	5,  // 17: provlog.v1.LogService.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	9,  // 18: provlog.v1.LogService.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	11, // 19: provlog.v1.LogService.GetEntry:output_type -> provlog.v1.GetEntryResponse
-	13, // 20: provlog.v1.LogService.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	15, // 21: provlog.v1.LogService.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 3: provlog.v1.AppendResponse.openings:type_name -> provlog.v1.SensitiveOpening
+	16, // 4: provlog.v1.AppendBatchRequest.events:type_name -> provlog.v1.ProvenanceEvent
+	0,  // 5: provlog.v1.AppendBatchRequest.wait:type_name -> provlog.v1.WaitFor
+	6,  // 6: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResult
+	3,  // 7: provlog.v1.AppendResult.receipt:type_name -> provlog.v1.Receipt
+	7,  // 8: provlog.v1.AppendResult.error:type_name -> provlog.v1.AppendError
+	17, // 9: provlog.v1.AppendResult.openings:type_name -> provlog.v1.SensitiveOpening
+	18, // 10: provlog.v1.GetEntryResponse.entry:type_name -> provlog.v1.LeafEntry
+	19, // 11: provlog.v1.GetEntryResponse.sensitive:type_name -> provlog.v1.SensitiveReveal
+	1,  // 12: provlog.v1.LogService.Append:input_type -> provlog.v1.AppendRequest
+	4,  // 13: provlog.v1.LogService.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	8,  // 14: provlog.v1.LogService.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	10, // 15: provlog.v1.LogService.GetEntry:input_type -> provlog.v1.GetEntryRequest
+	12, // 16: provlog.v1.LogService.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	14, // 17: provlog.v1.LogService.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	2,  // 18: provlog.v1.LogService.Append:output_type -> provlog.v1.AppendResponse
+	5,  // 19: provlog.v1.LogService.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	9,  // 20: provlog.v1.LogService.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	11, // 21: provlog.v1.LogService.GetEntry:output_type -> provlog.v1.GetEntryResponse
+	13, // 22: provlog.v1.LogService.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	15, // 23: provlog.v1.LogService.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_provlog_v1_log_service_proto_init() }

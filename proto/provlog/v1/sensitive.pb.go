@@ -300,6 +300,69 @@ func (x *SensitiveReveal) GetPolicy() string {
 	return ""
 }
 
+// SensitiveOpening opens the commitment of one sensitive value of the
+// caller's own event: with the value the submitter sent, salt recomputes
+// the leaf's commitment (event.Commitment), so the submitter can check that
+// the leaf commits to what it sent (client.VerifySubmittedReceipt). Append
+// returns one per sensitive value of the leaf, in the leaf's order, to the
+// submitter only. A salt lets whoever holds it and the commitment test
+// guesses of the value: keep openings as confidential as the values.
+type SensitiveOpening struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sensitive value's name in the leaf: as submitted, or
+	// "environment.KEY" / "extensions.KEY" for a field the tenant's policy
+	// moved out of the event.
+	Name string `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	// The 32-byte salt of the commitment.
+	Salt          []byte `protobuf:"bytes,2,opt,name=salt" json:"salt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensitiveOpening) Reset() {
+	*x = SensitiveOpening{}
+	mi := &file_provlog_v1_sensitive_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensitiveOpening) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensitiveOpening) ProtoMessage() {}
+
+func (x *SensitiveOpening) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_sensitive_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensitiveOpening.ProtoReflect.Descriptor instead.
+func (*SensitiveOpening) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_sensitive_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SensitiveOpening) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SensitiveOpening) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
 var File_provlog_v1_sensitive_proto protoreflect.FileDescriptor
 
 const file_provlog_v1_sensitive_proto_rawDesc = "" +
@@ -328,7 +391,10 @@ const file_provlog_v1_sensitive_proto_rawDesc = "" +
 	"\verased_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"erasedTime\x12\x16\n" +
 	"\x06policy\x18\n" +
-	" \x01(\tR\x06policy*\xd1\x01\n" +
+	" \x01(\tR\x06policy\":\n" +
+	"\x10SensitiveOpening\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04salt\x18\x02 \x01(\fR\x04salt*\xd1\x01\n" +
 	"\x0fSensitiveStatus\x12 \n" +
 	"\x1cSENSITIVE_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SENSITIVE_STATUS_REVEALED\x10\x01\x12\x1d\n" +
@@ -350,16 +416,17 @@ func file_provlog_v1_sensitive_proto_rawDescGZIP() []byte {
 }
 
 var file_provlog_v1_sensitive_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_provlog_v1_sensitive_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_provlog_v1_sensitive_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_provlog_v1_sensitive_proto_goTypes = []any{
 	(SensitiveStatus)(0),          // 0: provlog.v1.SensitiveStatus
 	(*SensitiveValue)(nil),        // 1: provlog.v1.SensitiveValue
 	(*SensitiveReveal)(nil),       // 2: provlog.v1.SensitiveReveal
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*SensitiveOpening)(nil),      // 3: provlog.v1.SensitiveOpening
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_provlog_v1_sensitive_proto_depIdxs = []int32{
 	0, // 0: provlog.v1.SensitiveReveal.status:type_name -> provlog.v1.SensitiveStatus
-	3, // 1: provlog.v1.SensitiveReveal.erased_time:type_name -> google.protobuf.Timestamp
+	4, // 1: provlog.v1.SensitiveReveal.erased_time:type_name -> google.protobuf.Timestamp
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
@@ -378,7 +445,7 @@ func file_provlog_v1_sensitive_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provlog_v1_sensitive_proto_rawDesc), len(file_provlog_v1_sensitive_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
