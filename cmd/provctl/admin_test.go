@@ -3,24 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testcerts"
 	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/ledger"
 	"github.com/provlog/provlog/log/server"
@@ -175,57 +168,14 @@ func TestAdminCommands(t *testing.T) {
 // client certificate granted the admin role, no token needed.
 func TestAdminMTLS(t *testing.T) {
 	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "provctl test CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	writePEM := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	// issue writes a leaf certificate and its key; it returns their files.
-	issue := func(name string, server bool, uri string) (certFile, keyFile string, cert tls.Certificate) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-		if server {
-			tmpl.IPAddresses, tmpl.ExtKeyUsage = []net.IP{net.ParseIP("127.0.0.1")}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		} else {
-			u, _ := url.Parse(uri)
-			tmpl.URIs = []*url.URL{u}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return writePEM(name+".pem", "CERTIFICATE", der), writePEM(name+".key", "PRIVATE KEY", kder),
-			tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	_, _, srvCert := issue("server", true, "")
+	ca := testcerts.NewCA(t, "provctl test CA")
+	caFile := filepath.Join(dir, "ca.pem")
+	testcerts.WritePEM(t, caFile, "CERTIFICATE", ca.Cert.Raw)
+	srvCert := ca.Issue(t, true, "", "provlogd")
 	ops := "spiffe://acme.example/ops/alice"
-	certFile, keyFile, _ := issue("alice", false, ops)
-	caFile := writePEM("ca.pem", "CERTIFICATE", caDER)
-	addr, tokFile := startServer(t, &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: pool,
+	certFile, keyFile := filepath.Join(dir, "alice.pem"), filepath.Join(dir, "alice.key")
+	testcerts.WriteKeyPair(t, ca.Issue(t, false, ops, "alice"), certFile, keyFile)
+	addr, tokFile := startServer(t, &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.Pool,
 		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12})
 
 	vars := map[string]string{"PROVLOG_ADDR": addr}
