@@ -75,17 +75,9 @@ func New(cfg Config, p *Policy, opts Options) (*Client, error) {
 	if p == nil {
 		return nil, errors.New("client.New: no policy: a client that trusts no key can verify nothing")
 	}
-	creds := insecure.NewCredentials()
-	switch {
-	case opts.TLS != nil:
-		creds = credentials.NewTLS(opts.TLS)
-	case cfg.TLS:
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	}
-	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := Dial(cfg, opts)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't set up a gRPC connection to %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	r := opts.Retry
 	if r.Attempts <= 0 {
@@ -105,6 +97,26 @@ func New(cfg Config, p *Policy, opts Options) (*Client, error) {
 		retry:   r,
 		sleep:   sleep,
 	}, nil
+}
+
+// Dial makes the gRPC connection New uses, with cfg's address and opts'
+// transport security, for services the Client does not wrap (provctl's
+// AdminService commands); it needs no policy. The caller adds the bearer
+// token (cfg.Token) to each call's metadata.
+func Dial(cfg Config, opts Options) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	switch {
+	case opts.TLS != nil:
+		creds = credentials.NewTLS(opts.TLS)
+	case cfg.TLS:
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't set up a gRPC connection to %s: %w", cfg.Addr, err)
+	}
+	return conn, nil
 }
 
 // Close closes the gRPC connection.

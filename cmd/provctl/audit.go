@@ -11,12 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/log/authorship"
 	"github.com/provlog/provlog/log/event"
 	"github.com/provlog/provlog/log/lineage"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
@@ -33,7 +33,11 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 type signatureReport struct {
 	Index  uint64 `json:"index"`
 	KeyID  string `json:"key_id"`
-	Status string `json:"status"` // verified, unknown key
+	Status string `json:"status"` // verified
+	// Source is where the verifying key came from: "log" (the key
+	// history rebuilt from the log's key events), "submitter-key" (given
+	// with --submitter-key), or "log+submitter-key" (both agree).
+	Source string `json:"source"`
 }
 
 type auditReport struct {
@@ -43,6 +47,8 @@ type auditReport struct {
 	RootHash     string            `json:"root_hash"`
 	Leaves       uint64            `json:"leaves_checked"`
 	Signatures   []signatureReport `json:"signatures"`
+	KeyEvents    int               `json:"key_events"`
+	Keys         int               `json:"keys"`
 	IndexSize    uint64            `json:"index_digest_size,omitempty"`
 	IndexDigest  string            `json:"index_digest,omitempty"`
 	ServerDigest string            `json:"server_index_digest,omitempty"`
@@ -54,10 +60,10 @@ type auditReport struct {
 
 func cmdAudit(e *env, args []string) int {
 	f := newFlags(e, "audit", "[flags]",
-		"Replays the whole log from its tlog-tiles (/log/) up to the latest checkpoint:\nthe checkpoint is verified against the log key and witness policy, every\nhash tile against the checkpoint (x/mod/sumdb/tlog), every leaf against the\ntiles; every leaf decodes and validates (log/event); every submitter\nsignature is reported, and checked when its key is given (--submitter-key);\nthe lineage index is rebuilt from the leaves into a temporary store and its\ndigest compared with the server's (GetIndexDigest). The first bad leaf is\nnamed and the exit code is 1. Progress with rate and ETA goes to stderr.", "text", "json")
+		"Replays the whole log from its tlog-tiles (/log/) up to the latest checkpoint:\nthe checkpoint is verified against the log key and witness policy, every\nhash tile against the checkpoint (x/mod/sumdb/tlog), every leaf against the\ntiles; every leaf decodes and validates (log/event); the submitter key history\nis rebuilt from the log's own key events (KEY_REGISTER, KEY_ROTATE,\nKEY_REVOKE, log/authorship) as they are replayed, and every submitter\nsignature must verify with its tenant's key valid at the event's time, or\nwith a key given by --submitter-key; a key given that way is checked too;\nthe lineage index is rebuilt from the leaves into a temporary store and its\ndigest compared with the server's (GetIndexDigest). The first bad leaf is\nnamed and the exit code is 1. Progress with rate and ETA goes to stderr.", "text", "json")
 	f.connFlags()
 	var keys multiFlag
-	f.Var(&keys, "submitter-key", "a submitter's verifier key, or a file holding one (NAME+HASH+KEY, NAME being the signature's key_id); repeatable")
+	f.Var(&keys, "submitter-key", "a submitter's verifier key, or a file holding one (NAME+HASH+KEY, NAME being the signature's key_id), trusted beside the log's key history; repeatable")
 	noIndex := f.Bool("skip-index", false, "do not rebuild and compare the lineage index")
 	indexWait := f.Duration("index-wait", 30*time.Second, "how long to wait for the server's lineage index to reach the checkpoint")
 	if code, ok := f.parse(args, 0, 0); !ok {
@@ -94,16 +100,14 @@ func cmdAudit(e *env, args []string) int {
 		for _, s := range rep.Signatures {
 			counts[s.Status]++
 		}
-		fmt.Fprintf(w, "  submitter signatures: %d present, %d verified, %d with an unknown key\n", len(rep.Signatures), counts["verified"], counts["unknown key"])
-		var unknown []string
+		fromLog := 0
 		for _, s := range rep.Signatures {
-			if s.Status == "unknown key" && !slices.Contains(unknown, s.KeyID) {
-				unknown = append(unknown, s.KeyID)
+			if strings.HasPrefix(s.Source, "log") {
+				fromLog++
 			}
 		}
-		if len(unknown) > 0 {
-			fmt.Fprintf(w, "  unknown submitter keys (give them with --submitter-key): %s\n", strings.Join(unknown, ", "))
-		}
+		fmt.Fprintf(w, "  submitter signatures: %d present, %d verified, %d of them with the log's key history\n", len(rep.Signatures), counts["verified"], fromLog)
+		fmt.Fprintf(w, "  key history rebuilt from the log: %d key events, %d keys\n", rep.KeyEvents, rep.Keys)
 		if rep.IndexDigest != "" {
 			fmt.Fprintf(w, "  lineage index at size %d: rebuilt %s, server %s\n", rep.IndexSize, rep.IndexDigest, rep.ServerDigest)
 		}
@@ -113,7 +117,7 @@ func cmdAudit(e *env, args []string) int {
 	}
 	switch {
 	case code == exitVerified:
-		fmt.Fprintln(w, "verified: every leaf is committed to by the checkpoint, decodes and validates; the lineage index matches a rebuild")
+		fmt.Fprintln(w, "verified: every leaf is committed to by the checkpoint, decodes and validates; every submitter signature verifies; the lineage index matches a rebuild")
 	case rep.FirstBad != nil:
 		fmt.Fprintf(w, "FAILED at leaf %d: %s\n", *rep.FirstBad, rep.Error)
 	default:
@@ -165,6 +169,8 @@ func audit(e *env, c *client.Client, verifiers map[string]ed25519.PublicKey, wit
 		}
 	}
 
+	keys := authorship.NewKeyHistory()
+	defer func() { rep.Keys = len(keys.All()) }()
 	prog := newProgress(e.stderr, "audit", "leaves", cp.Size)
 	var bundle bytes.Buffer
 	err = c.Tiles().Replay(e.ctx, cp, func(i uint64, leaf []byte) error {
@@ -176,15 +182,18 @@ func audit(e *env, c *client.Client, verifiers map[string]ed25519.PublicKey, wit
 		if err := event.ValidateSealed(ev, le.GetReceivedTime().AsTime()); err != nil {
 			return &client.LeafError{Index: i, Reason: fmt.Sprintf("event %q does not validate", ev.GetEventId()), Err: err}
 		}
-		if s := ev.GetSignature(); s != nil {
-			r := signatureReport{Index: i, KeyID: s.GetKeyId(), Status: "unknown key"}
-			if pub, ok := verifiers[s.GetKeyId()]; ok {
-				msg, err := event.SigningPayload(ev)
-				if err != nil || !ed25519.Verify(pub, msg, s.GetSignature()) {
-					return &client.LeafError{Index: i, Reason: fmt.Sprintf("submitter signature by %q does not verify", s.GetKeyId())}
-				}
-				r.Status = "verified"
+		if err := keys.ApplyEvent(ev, i); err != nil {
+			return &client.LeafError{Index: i, Reason: fmt.Sprintf("key event %q does not apply to the key history rebuilt from the log", ev.GetEventId()), Err: err}
+		}
+		if authorship.IsKeyOperation(ev.GetOperation()) {
+			rep.KeyEvents++
+		}
+		if ev.GetSignature() != nil {
+			r, err := verifySubmitter(keys, verifiers, ev)
+			if err != nil {
+				return &client.LeafError{Index: i, Reason: fmt.Sprintf("event %q: submitter signature by %q does not verify", ev.GetEventId(), ev.GetSignature().GetKeyId()), Err: err}
 			}
+			r.Index = i
 			rep.Signatures = append(rep.Signatures, r)
 		}
 		bundle.Write(binary.BigEndian.AppendUint16(nil, uint16(len(leaf))))
@@ -285,6 +294,38 @@ func compareIndex(ctx context.Context, c *client.Client, ix *lineage.Index, size
 	first := lo * 256
 	return failed(&client.LeafError{Index: first, Reason: fmt.Sprintf("the server's lineage index differs from a rebuild from the log: digests at size %d differ (rebuilt %x, server %x); the first difference is among leaves %d..%d",
 		at, ours, theirs, first, min(hi*256, at)-1)})
+}
+
+// verifySubmitter verifies ev's submitter signature with every key that
+// names it: the tenant's key in the history rebuilt from the log, valid at
+// the event's time, and a key given with --submitter-key under that key
+// id. At least one must exist, and each that exists must verify.
+func verifySubmitter(keys *authorship.KeyHistory, verifiers map[string]ed25519.PublicKey, ev *pb.ProvenanceEvent) (signatureReport, error) {
+	s := ev.GetSignature()
+	r := signatureReport{KeyID: s.GetKeyId(), Status: "verified"}
+	var sources []string
+	err := keys.Verify(ev)
+	switch {
+	case err == nil:
+		sources = append(sources, "log")
+	case !errors.Is(err, authorship.ErrUnknownKey):
+		return r, fmt.Errorf("with the log's key history: %w", err)
+	}
+	if pub, ok := verifiers[s.GetKeyId()]; ok {
+		msg, err := event.SigningPayload(ev)
+		if err != nil {
+			return r, err
+		}
+		if !ed25519.Verify(pub, msg, s.GetSignature()) {
+			return r, fmt.Errorf("with the --submitter-key %q: %w", s.GetKeyId(), authorship.ErrBadSignature)
+		}
+		sources = append(sources, "submitter-key")
+	}
+	if len(sources) == 0 {
+		return r, fmt.Errorf("tenant %q has no key %q in the log's key history, and no --submitter-key names it: %w", ev.GetTenant(), s.GetKeyId(), authorship.ErrUnknownKey)
+	}
+	r.Source = strings.Join(sources, "+")
+	return r, nil
 }
 
 // auditSource is the lineage.Source of the rebuild: the verified bundle

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -30,7 +32,12 @@ type cmdFlags struct {
 	outputs  []string
 	conn     *client.Settings
 	config   *string
+	tls      tlsFiles
+	args     []string // positional arguments, which may come between flags
 }
+
+// tlsFiles are the --tls-ca, --tls-cert and --tls-key flags.
+type tlsFiles struct{ ca, cert, key string }
 
 // newFlags makes a command's flag set. outputs lists the -o formats, the
 // first being the default.
@@ -50,14 +57,55 @@ func newFlags(e *env, name, synopsis, about string, outputs ...string) *cmdFlags
 
 // connFlags adds the connection and trust flags.
 func (f *cmdFlags) connFlags() {
+	f.grpcFlags()
+	f.StringVar(&f.conn.HTTP, "http", "", "base URL of provlogd's HTTP listener, for /log/ (env PROVLOG_HTTP; default http://127.0.0.1:8080)")
+	f.trustFlags()
+}
+
+// grpcFlags adds the gRPC connection flags alone: address, token, TLS and
+// the config file.
+func (f *cmdFlags) grpcFlags() {
 	s := &client.Settings{}
 	f.conn = s
 	f.StringVar(&s.Addr, "addr", "", "gRPC address of provlogd, host:port (env PROVLOG_ADDR; default 127.0.0.1:8090)")
-	f.StringVar(&s.HTTP, "http", "", "base URL of provlogd's HTTP listener, for /log/ (env PROVLOG_HTTP; default http://127.0.0.1:8080)")
 	f.StringVar(&s.TokenFile, "token-file", "", "file holding the bearer token (env PROVLOG_TOKEN holds the token itself; default ./provlog-data/admin.token)")
 	f.BoolVar(&s.TLS, "tls", false, "use TLS (system roots) for gRPC (env PROVLOG_TLS=1)")
-	f.trustFlags()
+	f.StringVar(&f.tls.ca, "tls-ca", "", "PEM CA bundle to verify provlogd's certificate with, instead of the system roots (implies --tls)")
+	f.StringVar(&f.tls.cert, "tls-cert", "", "PEM client certificate for mTLS (with --tls-key; implies --tls)")
+	f.StringVar(&f.tls.key, "tls-key", "", "PEM key of --tls-cert")
 	f.config = f.String("config", "", "config file (JSON: addr, http, token_file, log_key_file, witness_policy_file, tls; env PROVLOG_CONFIG)")
+}
+
+// tlsConfig is the TLS configuration the --tls-* flags ask for, or nil
+// when they are unset (then --tls or PROVLOG_TLS alone choose the system
+// roots, or plaintext).
+func (f *cmdFlags) tlsConfig() (*tls.Config, error) {
+	t := f.tls
+	if t.ca == "" && t.cert == "" && t.key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.ca != "" {
+		pem, err := os.ReadFile(t.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", t.ca)
+		}
+	}
+	if (t.cert == "") != (t.key == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if t.cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.cert, t.key)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // trustFlags adds the log key and witness policy flags alone.
@@ -86,12 +134,25 @@ func (k keyFlag) Set(v string) error {
 // parse parses args; it returns false and the exit code when the command
 // must stop (help: 0, bad usage: 2). nargs is the number of positional
 // arguments allowed: exact when >= 0, -1 for any.
+// Flags may come before, between or after the positional arguments; "--"
+// ends the flags.
 func (f *cmdFlags) parse(args []string, minArgs, maxArgs int) (int, bool) {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitVerified, false
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitVerified, false
+			}
+			return exitUsage, false
 		}
-		return exitUsage, false
+		rest := f.FlagSet.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			f.args = append(f.args, rest...)
+			break
+		}
+		f.args, args = append(f.args, rest[0]), rest[1:]
 	}
 	if f.NArg() < minArgs || maxArgs >= 0 && f.NArg() > maxArgs {
 		f.Usage()
@@ -109,6 +170,19 @@ func (f *cmdFlags) parse(args []string, minArgs, maxArgs int) (int, bool) {
 	}
 	return 0, true
 }
+
+// NArg, Arg and Args are the positional arguments (flag.FlagSet's stop at
+// the first one).
+func (f *cmdFlags) NArg() int { return len(f.args) }
+
+func (f *cmdFlags) Arg(i int) string {
+	if i < 0 || i >= len(f.args) {
+		return ""
+	}
+	return f.args[i]
+}
+
+func (f *cmdFlags) Args() []string { return f.args }
 
 func (f *cmdFlags) json() bool { return f.output != nil && *f.output == "json" }
 
@@ -139,6 +213,11 @@ func (f *cmdFlags) dial(opts client.Options) (*client.Client, error) {
 	p, err := cfg.Policy()
 	if err != nil {
 		return nil, err
+	}
+	if opts.TLS == nil {
+		if opts.TLS, err = f.tlsConfig(); err != nil {
+			return nil, err
+		}
 	}
 	return client.New(cfg, p, opts)
 }

@@ -131,6 +131,32 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "FAILED at leaf 24") {
 		t.Errorf("audit with a wrong submitter key:\n%s", out)
 	}
+	// With no --submitter-key, the signature verifies with the key history
+	// rebuilt from the log's own key events.
+	out, _ = mustRun(t, vars, exitVerified, "audit", "--skip-index")
+	if !strings.Contains(out, "1 present, 1 verified, 1 of them with the log's key history") || !strings.Contains(out, "key history rebuilt from the log: 1 key events, 1 keys") {
+		t.Errorf("audit from the log's key history:\n%s", out)
+	}
+	// Revoke the key from 08:00 on (leaf 24 is timed 07:45): an event
+	// signed with it for a later time is refused, one timed before still
+	// goes in, and both signed leaves audit.
+	mustRun(t, vars, exitVerified, "keys", "revoke", "--tenant", "acme", "--key-id", "acme/etl-1", "--reason", "rotated out", "--at", "2026-11-26T08:00:00Z")
+	signedAt := func(name, id, at string) string {
+		p := filepath.Join(dir, name)
+		ev := strings.Replace(strings.Replace(string(b), "2026-11-26T07:45:03.118Z", at, 1), "invocation-complete", id, 1)
+		os.WriteFile(p, []byte(ev), 0o644)
+		return p
+	}
+	out, errs = mustRun(t, vars, exitUsage, "append", "--sign-key", filepath.Join(dir, "acme_etl-1.key"), signedAt("after.json", "after-revocation", "2026-11-26T09:00:00Z"))
+	if !strings.Contains(out+errs, "InvalidArgument") || !strings.Contains(out+errs, "signature.key_id") {
+		t.Errorf("append signed after the revocation:\n%s%s", out, errs)
+	}
+	mustRun(t, vars, exitVerified, "append", "--sign-key", filepath.Join(dir, "acme_etl-1.key"), signedAt("before.json", "before-revocation", "2026-11-26T07:50:00Z"))
+	out, _ = mustRun(t, vars, exitVerified, "audit")
+	if !strings.Contains(out, "leaves checked: 28 of 28") || !strings.Contains(out, "2 present, 2 verified, 2 of them with the log's key history") ||
+		!strings.Contains(out, "key history rebuilt from the log: 2 key events, 1 keys") {
+		t.Errorf("audit after the revocation:\n%s", out)
+	}
 
 	// Offline: stop the log; the bundles verify with the log key alone.
 	d.stop()

@@ -38,6 +38,21 @@ commands:
   audit            replay the whole log from its tiles and check everything
   keys generate    generate log, witness or submitter Ed25519 keys
 
+admin commands (AdminService, admin token; exit 2 when the server refuses):
+  tenant create    create a tenant with its policy
+  tenant list      list tenants
+  tenant policy    set a tenant's policy
+  token create     create a bearer token; its secret is shown once
+  token list       list tokens (never their secrets)
+  token revoke     revoke a token
+  cert grant       grant roles to a client certificate subject (mTLS)
+  cert list        list certificate grants
+  cert revoke      revoke a certificate grant
+  keys register    register a submitter key (a key event in the log)
+  keys rotate      replace a submitter key by a new one
+  keys revoke      revoke a submitter key from a time on
+  keys list        list a tenant's submitter keys
+
 Run "provctl COMMAND -help" for a command's flags. Exit codes: 0 verified,
 1 verification failed, 2 usage, input or connection error.
 
@@ -81,6 +96,19 @@ var commands = []command{
 	{"monitor", cmdMonitor},
 	{"audit", cmdAudit},
 	{"keys generate", cmdKeysGenerate},
+	{"tenant create", cmdTenantCreate},
+	{"tenant list", cmdTenantList},
+	{"tenant policy", cmdTenantPolicy},
+	{"token create", cmdTokenCreate},
+	{"token list", cmdTokenList},
+	{"token revoke", cmdTokenRevoke},
+	{"cert grant", cmdCertGrant},
+	{"cert list", cmdCertList},
+	{"cert revoke", cmdCertRevoke},
+	{"keys register", cmdKeysRegister},
+	{"keys rotate", cmdKeysRotate},
+	{"keys revoke", cmdKeysRevoke},
+	{"keys list", cmdKeysList},
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -88,9 +116,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(e *env, args []string) int {
-	if len(args) >= 1 && isAdminCommand(args[0]) && (len(args) < 2 || args[1] != "generate") { // cmd/provctl/admin.go
-		return adminCommand(e, args)
-	}
 	for _, c := range commands {
 		n := 1
 		if c.name != firstWord(c.name) {

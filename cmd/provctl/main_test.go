@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,5 +85,31 @@ func TestVerifyReceipt(t *testing.T) {
 				t.Errorf("output %q does not contain %q", out+errs, tc.wantOut)
 			}
 		})
+	}
+}
+
+// TestParseInterleaved: flags may come before, between and after the
+// positional arguments, and "--" ends the flags.
+func TestParseInterleaved(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+		json bool
+	}{
+		{[]string{"a", "b"}, []string{"a", "b"}, false},
+		{[]string{"-o", "json", "a", "b"}, []string{"a", "b"}, true},
+		{[]string{"a", "-o", "json", "b"}, []string{"a", "b"}, true},
+		{[]string{"a", "b", "-o=json"}, []string{"a", "b"}, true},
+		{[]string{"a", "--", "-o", "json"}, []string{"a", "-o", "json"}, false},
+		{[]string{"-", "-o", "json"}, []string{"-"}, true},
+	} {
+		f := newFlags(&env{stderr: io.Discard}, "x", "", "", "text", "json")
+		if _, ok := f.parse(tc.args, 0, -1); !ok {
+			t.Errorf("parse(%q) failed", tc.args)
+			continue
+		}
+		if !slices.Equal(f.Args(), tc.want) || f.NArg() != len(tc.want) || f.json() != tc.json {
+			t.Errorf("parse(%q): args %q json %v, want %q %v", tc.args, f.Args(), f.json(), tc.want, tc.json)
+		}
 	}
 }

@@ -20,7 +20,28 @@ type traceFlags struct {
 	indexWait                                                    *time.Duration
 }
 
+// start parses the arguments of a command with trace flags (and any of its
+// own, added before), builds the request and connects; it returns false and
+// the exit code when the command must stop.
+func (tf *traceFlags) start(f *cmdFlags, args []string) (*pb.TraceRequest, *client.Client, int, bool) {
+	if code, ok := f.parse(args, 0, 0); !ok {
+		return nil, nil, code, false
+	}
+	req, err := tf.request()
+	if err != nil {
+		fmt.Fprintln(f.e.stderr, "provctl:", err)
+		return nil, nil, exitUsage, false
+	}
+	c, err := f.dial(client.Options{})
+	if err != nil {
+		return nil, nil, f.fail(err), false
+	}
+	return req, c, 0, true
+}
+
+// addTraceFlags adds the connection flags and the trace flags.
 func addTraceFlags(f *cmdFlags) *traceFlags {
+	f.connFlags()
 	return &traceFlags{
 		tenant:    f.String("tenant", "", "tenant to trace in (required)"),
 		asset:     f.String("asset", "", "start from this asset URI"),
@@ -72,23 +93,14 @@ func (t *traceFlags) request() (*pb.TraceRequest, error) {
 func cmdTrace(e *env, args []string) int {
 	f := newFlags(e, "trace", "--tenant T (--asset URI [--version V] [--record-key K] | --event ID | --run ID) [flags]",
 		"Traces lineage from an asset, an event or a run, and verifies the answer:\nthe checkpoint against the log key and witness policy, every cited leaf's\ninclusion proof, and every node and edge against the event in the leaf it\ncites. Prints a tree, JSON, or Graphviz DOT (provctl trace -o dot ... | dot -Tsvg).", "tree", "json", "dot")
-	f.connFlags()
 	tf := addTraceFlags(f)
-	if code, ok := f.parse(args, 0, 0); !ok {
+	req, c, code, ok := tf.start(f, args)
+	if !ok {
 		return code
-	}
-	req, err := tf.request()
-	if err != nil {
-		fmt.Fprintln(e.stderr, "provctl:", err)
-		return exitUsage
-	}
-	c, err := f.dial(client.Options{})
-	if err != nil {
-		return f.fail(err)
 	}
 	defer c.Close()
 	var resp *pb.TraceResponse
-	err = whileIndexLags(e, c, *tf.indexWait, func() (err error) { resp, err = c.Trace(e.ctx, req); return err })
+	err := whileIndexLags(e, c, *tf.indexWait, func() (err error) { resp, err = c.Trace(e.ctx, req); return err })
 	if err != nil {
 		return f.fail(err)
 	}
@@ -259,20 +271,11 @@ func writeDOT(w io.Writer, resp *pb.TraceResponse) {
 func cmdBundleExport(e *env, args []string) int {
 	f := newFlags(e, "bundle export", "--tenant T (--asset URI [--version V] [--record-key K] | --event ID | --run ID) [--out FILE] [flags]",
 		"Writes an evidence bundle for auditors: for --run, every event of the run\n(ListRunEvents); otherwise the verified lineage trace from the record, asset\nor event. The bundle holds the leaves, their inclusion proofs, the cosigned\ncheckpoint, the log key and the witness policy, and is verified before it is\nwritten; provctl bundle verify checks it with no network.", "text", "json")
-	f.connFlags()
 	tf := addTraceFlags(f)
 	outFile := f.String("out", "-", "write the bundle to this file (- for stdout)")
-	if code, ok := f.parse(args, 0, 0); !ok {
+	req, c, code, ok := tf.start(f, args)
+	if !ok {
 		return code
-	}
-	req, err := tf.request()
-	if err != nil {
-		fmt.Fprintln(e.stderr, "provctl:", err)
-		return exitUsage
-	}
-	c, err := f.dial(client.Options{})
-	if err != nil {
-		return f.fail(err)
 	}
 	defer c.Close()
 	var bu *client.Bundle

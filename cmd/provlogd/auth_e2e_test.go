@@ -3,17 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testcerts"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,57 +23,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// e2eCA is a throwaway CA that writes PEM files.
-type e2eCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newE2ECA(t *testing.T, cn string) *e2eCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return &e2eCA{cert: c, key: key, pool: pool}
-}
-
-// issue returns a leaf certificate: for the server (127.0.0.1) when uri is
-// "", else a client certificate with that URI SAN.
-func (ca *e2eCA) issue(t *testing.T, uri string) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	if uri == "" {
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	} else {
-		u, _ := url.Parse(uri)
-		tmpl.URIs = []*url.URL{u}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestAuthE2E runs the real provlogd with --tls-cert, --tls-key and
 // --client-ca: an admin token creates a tenant, a token and a certificate
 // grant; the certificate appends over gRPC and HTTPS; an untrusted
@@ -90,12 +31,9 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 func TestAuthE2E(t *testing.T) {
 	bin := provlogdBinary(t)
 	dir := t.TempDir()
-	ca, rogue := newE2ECA(t, "e2e CA"), newE2ECA(t, "rogue")
-	srv := ca.issue(t, "")
-	key, _ := x509.MarshalPKCS8PrivateKey(srv.PrivateKey)
-	writePEM(t, filepath.Join(dir, "srv.pem"), "CERTIFICATE", srv.Certificate[0])
-	writePEM(t, filepath.Join(dir, "srv.key"), "PRIVATE KEY", key)
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
+	ca, rogue := testcerts.NewCA(t, "e2e CA"), testcerts.NewCA(t, "rogue")
+	testcerts.WriteKeyPair(t, ca.Issue(t, true, "", "provlogd"), filepath.Join(dir, "srv.pem"), filepath.Join(dir, "srv.key"))
+	testcerts.WritePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Cert.Raw)
 	data := filepath.Join(dir, "data")
 	grpcAddr, httpAddr := freePort(t), freePort(t)
 
@@ -112,7 +50,7 @@ func TestAuthE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func(c *exec.Cmd) { exited <- c.Wait() }(cmd)
-		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}, Timeout: 2 * time.Second}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}, Timeout: 2 * time.Second}
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			if resp, err := hc.Get("https://" + httpAddr + "/healthz"); err == nil {
 				resp.Body.Close()
@@ -152,7 +90,7 @@ func TestAuthE2E(t *testing.T) {
 	}
 	dial := func(cert *tls.Certificate) *grpc.ClientConn {
 		t.Helper()
-		tc := &tls.Config{RootCAs: ca.pool}
+		tc := &tls.Config{RootCAs: ca.Pool}
 		if cert != nil {
 			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 		}
@@ -187,18 +125,18 @@ func TestAuthE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, events := loadSamples(t)
-	good := ca.issue(t, n8n)
+	good := ca.Issue(t, false, n8n, "")
 	if _, err := pb.NewLogServiceClient(dial(&good)).Append(t.Context(), &pb.AppendRequest{Event: events[0]}); err != nil {
 		t.Fatalf("Append with the granted certificate: %v", err)
 	}
-	bad := rogue.issue(t, n8n)
+	bad := rogue.Issue(t, false, n8n, "")
 	_, err = pb.NewLogServiceClient(dial(&bad)).Append(t.Context(), &pb.AppendRequest{Event: events[1]})
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("Append with an untrusted certificate: %v, want the handshake refused", err)
 	}
 	// HTTPS with the certificate, through the REST gateway.
 	body, _ := protojson.Marshal(events[1])
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{good}}}, Timeout: 10 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{good}}}, Timeout: 10 * time.Second}
 	resp, err := hc.Post("https://"+httpAddr+"/v1/events", "application/json", bytes.NewReader(body))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTPS append with the granted certificate: %v %v", resp, err)

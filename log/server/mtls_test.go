@@ -2,20 +2,13 @@ package server_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testcerts"
 	"github.com/provlog/provlog/log/server"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
@@ -24,63 +17,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return &testCA{cert: c, key: key, pool: pool}
-}
-
-// issue signs a leaf certificate: a server one for 127.0.0.1, or a client
-// one with the given URI SAN and CN.
-func (ca *testCA) issue(t *testing.T, server bool, uri, cn string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if server {
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		if uri != "" {
-			u, _ := url.Parse(uri)
-			tmpl.URIs = []*url.URL{u}
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // clientTLS trusts ca for the server and always sends cert when given, even
 // if it is not from a CA the server asks for (Go's client would otherwise
 // silently send none).
-func clientTLS(ca *testCA, cert *tls.Certificate) *tls.Config {
-	tc := &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
+func clientTLS(ca *testcerts.CA, cert *tls.Certificate) *tls.Config {
+	tc := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
@@ -92,10 +33,10 @@ func clientTLS(ca *testCA, cert *tls.Certificate) *tls.Config {
 // fails the handshake; a trusted but ungranted one is Unauthenticated; a
 // client cannot forge the gateway's certificate metadata.
 func TestMTLS(t *testing.T) {
-	ca := newTestCA(t, "provlog test CA")
-	rogue := newTestCA(t, "rogue CA")
-	srvCert := ca.issue(t, true, "", "provlogd")
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+	ca := testcerts.NewCA(t, "provlog test CA")
+	rogue := testcerts.NewCA(t, "rogue CA")
+	srvCert := ca.Issue(t, true, "", "provlogd")
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
 	h := startAdminHarnessWith(t, func(c *server.Config, _ string) { c.TLS = serverTLS })
 	const n8n = "spiffe://acme.example/ns/etl/sa/n8n"
 	if _, err := h.admin.GrantCertificate(withToken(t.Context(), adminToken), &pb.GrantCertificateRequest{Subject: n8n, Roles: []string{"appender"}, Tenants: []string{"acme"}}); err == nil {
@@ -117,7 +58,7 @@ func TestMTLS(t *testing.T) {
 		return pb.NewLogServiceClient(conn)
 	}
 	// Grant the certificate, as admin over TLS with the bootstrap token.
-	adminConn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12})))
+	adminConn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +67,9 @@ func TestMTLS(t *testing.T) {
 		t.Fatalf("GrantCertificate over TLS: %v", err)
 	}
 
-	granted := ca.issue(t, false, n8n, "n8n")
-	ungranted := ca.issue(t, false, "spiffe://acme.example/ns/etl/sa/other", "other")
-	untrusted := rogue.issue(t, false, n8n, "n8n") // same name, wrong CA
+	granted := ca.Issue(t, false, n8n, "n8n")
+	ungranted := ca.Issue(t, false, "spiffe://acme.example/ns/etl/sa/other", "other")
+	untrusted := rogue.Issue(t, false, n8n, "n8n") // same name, wrong CA
 
 	// gRPC.
 	r, err := dial(&granted).Append(t.Context(), &pb.AppendRequest{Event: readEvent(t, uniqueID(t, "cert")), Wait: pb.WaitFor_WAIT_FOR_PUBLISHED})
