@@ -65,7 +65,7 @@ type fakeServer struct {
 	// serves one note per published size (cosignatures carry a time, so
 	// signing again a second later gives other bytes).
 	notes map[noteKey][]byte
-	lie  lie
+	lie   lie
 	// witnessSize is the size of the checkpoint the witness endpoint
 	// serves; 0 for 404.
 	witnessSize int64
