@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/provlog/provlog/internal/atomicfile"
 	"github.com/provlog/provlog/log/authorship"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -181,38 +181,8 @@ func (s *Store) save() error {
 	if err != nil {
 		return fmt.Errorf("couldn't encode auth store: %w", err)
 	}
-	dir := filepath.Dir(s.path)
-	f, err := os.CreateTemp(dir, ".auth-*.json")
-	if err != nil {
-		return fmt.Errorf("couldn't create auth store: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't chmod auth store: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't write auth store: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't sync auth store: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("couldn't close auth store: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("couldn't replace auth store: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("couldn't open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("couldn't sync %s: %w", dir, err)
+	if err := atomicfile.Write(s.path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("couldn't save auth store: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // Key states.
@@ -83,36 +85,8 @@ func writeKeyring(dir string, kr *keyring) error {
 	if err != nil {
 		return fmt.Errorf("couldn't encode vault keyring: %w", err)
 	}
-	tmp := filepath.Join(dir, keyringFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("couldn't write vault keyring: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't write vault keyring: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't sync vault keyring: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("couldn't write vault keyring: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, keyringFile)); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, keyringFile), b, 0o600); err != nil {
 		return fmt.Errorf("couldn't replace vault keyring: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("couldn't sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("couldn't sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // Action is what a retention rule does to values past their retention.
@@ -279,7 +280,7 @@ func (v *Vault) archive(id string) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("couldn't sync vault archive: %w", err)
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // dropValues deletes every stored value of key id and compacts the ranges
