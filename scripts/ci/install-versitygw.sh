@@ -34,15 +34,18 @@ if [[ ${1:-} == stop ]]; then
   exit 0
 fi
 
-if [[ -f $envfile ]] && running; then
-  exit 0
-fi
-
 if [[ ! -x $bin || $(cat "$bin.version" 2>/dev/null) != "$version" ]]; then
   echo "install-versitygw: go install github.com/versity/versitygw/cmd/versitygw@$version" >&2
   # Outside the module: versitygw's own go.mod decides its dependencies.
   (cd / && GOBIN=$(dirname "$bin") GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$version")
   echo "$version" >"$bin.version"
+fi
+
+# Only after the install: the tests that run a private gateway need this
+# checkout's binary even when a gateway (of another checkout) is up.
+if [[ -f $envfile ]] && running; then
+  sed -i "s|^export PROVLOG_TEST_VERSITYGW_BIN=.*|export PROVLOG_TEST_VERSITYGW_BIN='$bin'|" "$envfile"
+  exit 0
 fi
 
 mkdir -p "$s3"

@@ -131,7 +131,8 @@ func (m *MariaDB) Start() {
 
 // Stop stops the server (SIGTERM, a clean shutdown) and waits for it.
 func (m *MariaDB) Stop() {
-	if m.cmd == nil {
+	if m.cmd == nil || m.cmd.Process == nil { // not started, or failed to start
+		m.cmd = nil
 		return
 	}
 	m.cmd.Process.Signal(syscall.SIGTERM)

@@ -75,7 +75,8 @@ func (g *VersityGW) Start() {
 
 // Stop stops the gateway (SIGTERM) and waits for it.
 func (g *VersityGW) Stop() {
-	if g.cmd == nil {
+	if g.cmd == nil || g.cmd.Process == nil { // not started, or failed to start
+		g.cmd = nil
 		return
 	}
 	g.cmd.Process.Signal(syscall.SIGTERM)
