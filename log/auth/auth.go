@@ -174,7 +174,15 @@ func (t *Tokens) Authenticate(_ context.Context, token string) (*Identity, error
 	if token == "" {
 		return nil, ErrUnauthenticated
 	}
-	h := sha256.Sum256([]byte(token))
+	if id := t.match(sha256.Sum256([]byte(token))); id != nil {
+		return id, nil
+	}
+	return nil, ErrUnauthenticated
+}
+
+// match returns the identity whose token hashes to h, or nil, comparing
+// with every entry in constant time.
+func (t *Tokens) match(h [sha256.Size]byte) *Identity {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var found *Identity
@@ -183,10 +191,7 @@ func (t *Tokens) Authenticate(_ context.Context, token string) (*Identity, error
 			found = e.id
 		}
 	}
-	if found == nil {
-		return nil, ErrUnauthenticated
-	}
-	return found, nil
+	return found
 }
 
 // NewToken returns a fresh random bearer token (256 bits, base64url).

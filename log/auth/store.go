@@ -109,7 +109,7 @@ type Store struct {
 	mu     sync.RWMutex
 	st     storeState
 	keys   *authorship.KeyHistory
-	static []tokenEntry        // tokens given with AddStatic (the bootstrap admin)
+	static Tokens              // tokens given with AddStatic (the bootstrap admin)
 	hashes [][sha256.Size]byte // hashes[i] is st.Tokens[i].Hash, decoded
 }
 
@@ -226,9 +226,7 @@ func (s *Store) restore(before []byte, keys *authorship.KeyHistory) {
 // AddStatic registers a token that is not in the file (the bootstrap admin
 // token of admin.token). Only its hash is kept.
 func (s *Store) AddStatic(token string, id *Identity) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.static = append(s.static, tokenEntry{hash: sha256.Sum256([]byte(token)), id: id})
+	s.static.Add(token, id)
 }
 
 // Errors behind ErrUnauthenticated, for the server's logs (never for the
@@ -247,12 +245,7 @@ func (s *Store) Authenticate(_ context.Context, token string) (*Identity, error)
 	h := sha256.Sum256([]byte(token))
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var found *Identity
-	for _, e := range s.static {
-		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
-			found = e.id
-		}
-	}
+	found := s.static.match(h)
 	var tok *Token
 	for i, th := range s.hashes {
 		if subtle.ConstantTimeCompare(h[:], th[:]) == 1 {
