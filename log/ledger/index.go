@@ -8,6 +8,10 @@ type record struct {
 	Index    uint64
 	LeafHash [32]byte
 	Digest   [32]byte
+	// New: this process found no record of Key in the store before it
+	// appended the leaf (a leaf the follower takes from recentIdx), so
+	// Commit need not read the store to keep the lowest index.
+	New bool
 }
 
 func dedupeKey(tenant, eventID string) string { return tenant + "\x00" + eventID }

@@ -738,6 +738,7 @@ func (l *Ledger) recordOf(idx uint64, leaf []byte) record {
 	r, ok := l.recentIdx[idx]
 	l.leafMu.Unlock()
 	if ok && r.LeafHash == hash {
+		r.New = true // reserve looked the key up before appending
 		return r
 	}
 	entry, err := event.DecodeLeaf(leaf)

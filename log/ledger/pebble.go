@@ -130,7 +130,7 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 			continue
 		}
 		ek := eventKey(r.Key)
-		if _, inBatch := seen[r.Key]; !inBatch {
+		if _, inBatch := seen[r.Key]; !inBatch && !r.New {
 			if v, ok, err := s.get(ek); err != nil {
 				return fmt.Errorf("committing index records: %w", err)
 			} else if ok && len(v) == 72 && binary.BigEndian.Uint64(v) <= r.Index {
