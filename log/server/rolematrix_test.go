@@ -350,6 +350,11 @@ func TestRoleMatrix(t *testing.T) {
 	for _, m := range names {
 		row := roleMatrix[m]
 		for _, role := range auth.AllRoles {
+			// The services embed pb.Unimplemented*Server for forward
+			// compatibility; no method may fall through to it.
+			if w := row.want[role]; w.own == codes.Unimplemented || w.foreign == codes.Unimplemented {
+				t.Errorf("%s as %s: the table expects Unimplemented", m, role)
+			}
 			want, ok := row.want[role]
 			if !ok {
 				t.Errorf("%s: no expectation for role %s", m, role)
