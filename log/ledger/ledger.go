@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/client"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
@@ -707,19 +709,30 @@ func (l *Ledger) follow(ctx context.Context) error {
 	for wm < size {
 		end := min(size, wm+maxPass)
 		recs := make([]record, 0, end-wm)
-		for idx := wm; idx < end; {
-			bi := idx / 256
-			b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bi, size)
-			if err != nil {
-				return fmt.Errorf("reading entry bundle %d: %w", bi, err)
+		// Leaves this process appended are taken from memory: tessera
+		// assigned their indexes (the answer their appends were
+		// acknowledged with), so their bundle need not be read back and
+		// decoded. Other leaves (appended by another frontend, or before
+		// a restart) come from their entry bundle, read once per bundle.
+		var bundle api.EntryBundle
+		bundleIdx := uint64(math.MaxUint64)
+		for idx := wm; idx < end; idx++ {
+			if r, ok := l.ownRecord(idx); ok {
+				recs = append(recs, r)
+				continue
 			}
-			for ; idx < end && idx/256 == bi; idx++ {
-				j := idx % 256
-				if j >= uint64(len(b.Entries)) {
-					return fmt.Errorf("entry bundle %d holds %d entries, want index %d", bi, len(b.Entries), idx)
+			if bi := idx / 256; bi != bundleIdx {
+				b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bi, size)
+				if err != nil {
+					return fmt.Errorf("reading entry bundle %d: %w", bi, err)
 				}
-				recs = append(recs, l.recordOf(idx, b.Entries[j]))
+				bundle, bundleIdx = b, bi
 			}
+			j := idx % 256
+			if j >= uint64(len(bundle.Entries)) {
+				return fmt.Errorf("entry bundle %d holds %d entries, want index %d", bundleIdx, len(bundle.Entries), idx)
+			}
+			recs = append(recs, l.recordOf(idx, bundle.Entries[j]))
 		}
 		if err := l.store.Commit(recs, end); err != nil {
 			return err
@@ -730,17 +743,17 @@ func (l *Ledger) follow(ctx context.Context) error {
 	return nil
 }
 
-func (l *Ledger) recordOf(idx uint64, leaf []byte) record {
-	hash := event.LeafHash(leaf)
-	// A leaf this process appended is already known: skip decoding it, but
-	// only if the log holds exactly the leaf we appended.
+// ownRecord is the record of leaf idx if this process appended it.
+func (l *Ledger) ownRecord(idx uint64) (record, bool) {
 	l.leafMu.Lock()
 	r, ok := l.recentIdx[idx]
 	l.leafMu.Unlock()
-	if ok && r.LeafHash == hash {
-		r.New = true // reserve looked the key up before appending
-		return r
-	}
+	r.New = true // reserve looked the key up before appending
+	return r, ok
+}
+
+func (l *Ledger) recordOf(idx uint64, leaf []byte) record {
+	hash := event.LeafHash(leaf)
 	entry, err := event.DecodeLeaf(leaf)
 	if err != nil {
 		// Only the ledger writes leaves; one that does not decode is a bug

@@ -43,6 +43,9 @@ func openPebbleStore(dir string, log *slog.Logger) (*pebbleStore, error) {
 		Logger:                      pebbleLogger{log},
 		MemTableSize:                indexMemTableSize,
 		MemTableStopWritesThreshold: 2,
+		// No WAL: the index is derived from the log and Open re-derives
+		// whatever a crash loses before accepting appends (see Commit).
+		DisableWAL: true,
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -157,11 +160,12 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	if err := b.Set(pebbleWatermarkKey, binary.BigEndian.AppendUint64(nil, watermark), nil); err != nil {
 		return fmt.Errorf("committing watermark: %w", err)
 	}
-	// No sync: the index is derived from the log, and pebble applies a
-	// batch (records and watermark together) atomically on WAL replay, so
-	// a crash (of the process or the machine) can only lose a suffix of
-	// commits, which the follower re-derives from the log before the next
-	// start accepts appends.
+	// No WAL and no sync: the index is derived from the log. A batch
+	// (records and watermark together) lands in one memtable, and pebble
+	// flushes memtables whole and in order, so a crash (of the process or
+	// the machine) can only lose a suffix of commits, with their
+	// watermark; Open re-derives them from the log before accepting
+	// appends. The WAL would cost a write of every batch for nothing.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("committing %d index records at watermark %d: %w", len(recs), watermark, err)
 	}
@@ -169,7 +173,12 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 }
 
 func (s *pebbleStore) Close() error {
-	err := s.db.Close()
+	// Without a WAL, unflushed commits would be re-derived at the next
+	// start; flushing them now spares that.
+	err := s.db.Flush()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
 	s.cache.Unref()
 	if err != nil {
 		return fmt.Errorf("closing index store: %w", err)

@@ -49,6 +49,10 @@ func OpenPebbleStore(dir string, log *slog.Logger) (Store, error) {
 		Logger:                      pebbleLogger{log},
 		MemTableSize:                pebbleMemTableSize,
 		MemTableStopWritesThreshold: pebbleMemTables,
+		// No WAL (Store contract, Durability): the index is derived from
+		// the log; a crash loses the latest batches whole, with their
+		// watermark, and the index re-derives them.
+		DisableWAL: true,
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -144,9 +148,10 @@ func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// No sync per batch (Store contract, Durability): the index is derived
-	// from the log, and a fsync per pass competes with the log's own. A
-	// crash, even of the process alone, may lose the latest batches whole.
+	// No WAL and no sync (Store contract, Durability): the index is
+	// derived from the log, and a fsync per pass competes with the log's
+	// own. A crash, even of the process alone, may lose the latest
+	// batches whole: pebble flushes memtables whole and in order.
 	if err := pb.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("lineage store commit of %d operations: %w", b.Len(), err)
 	}
@@ -158,7 +163,12 @@ func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
 var maxKey = []byte{0xFF}
 
 func (s *pebbleStore) Close() error {
-	err := s.db.Close()
+	// Without a WAL, unflushed batches would be re-derived at the next
+	// start; flushing them now spares that.
+	err := s.db.Flush()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
 	s.cache.Unref()
 	if err != nil {
 		return fmt.Errorf("closing lineage store: %w", err)

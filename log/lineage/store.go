@@ -26,8 +26,8 @@ import (
 //   - Durability is not required: a crash may lose a suffix of the latest
 //     commits, never part of one. The index is derived from the log, so
 //     losing commits with their watermark only means indexing those leaves
-//     again (pebble: the WAL is not synced per batch, and replay applies
-//     whole batches; MySQL: a committed InnoDB transaction).
+//     again (pebble: no WAL, and memtables are flushed whole and in
+//     order; MySQL: a committed InnoDB transaction).
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound. The caller
 	// owns the returned slice.
