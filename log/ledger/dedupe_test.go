@@ -368,6 +368,18 @@ func indexStoreConformance(t *testing.T, open func() indexStore) {
 	if _, ok, err := s.Lookup(dedupeKey("other", "a")); ok || err != nil {
 		t.Errorf("Lookup of an unknown key = %v, %v", ok, err)
 	}
+	// LookupMany answers as Lookup does, in the order asked, for keys out
+	// of order, absent, repeated, and prefixes or extensions of stored ones.
+	many := []string{b6.Key, dedupeKey("acme", ""), dedupeKey("acme", "bb"), a5.Key, dedupeKey("zz", "a"), b6.Key}
+	wantMany := []*record{&b3, nil, nil, &a5, nil, &b3}
+	if got, err := s.LookupMany(many); err != nil {
+		t.Errorf("LookupMany: %v", err)
+	} else if diff := cmp.Diff(wantMany, got); diff != "" {
+		t.Errorf("LookupMany (-want +got):\n%s", diff)
+	}
+	if got, err := s.LookupMany(nil); err != nil || len(got) != 0 {
+		t.Errorf("LookupMany(nil) = %v, %v", got, err)
+	}
 	// The tenant/id separator keeps ("ab","c") and ("a","bc") apart.
 	if dedupeKey("ab", "c") == dedupeKey("a", "bc") {
 		t.Error("dedupe keys collide across the tenant/id boundary")

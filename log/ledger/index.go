@@ -23,6 +23,9 @@ func dedupeKey(tenant, eventID string) string { return tenant + "\x00" + eventID
 type indexStore interface {
 	// Lookup returns the record for key, if any.
 	Lookup(key string) (record, bool, error)
+	// LookupMany looks keys up at once: found[i] is keys[i]'s record, or
+	// nil.
+	LookupMany(keys []string) (found []*record, err error)
 	// LookupLeaf returns the index of the leaf with this RFC 6962 hash, if any.
 	LookupLeaf(hash [32]byte) (uint64, bool, error)
 	// Watermark returns the tree size up to which all leaves are recorded.

@@ -328,6 +328,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		remote bool     // another frontend is appending this key
 		future tessera.IndexFuture
 		leaf   []byte
+		entry  *tessera.Entry
 		hash   [32]byte
 		digest [32]byte
 	}
@@ -350,7 +351,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		digest := [32]byte(entry.GetEventDigest())
 		key := dedupeKey(s.Event.GetTenant(), s.Event.GetEventId())
 		sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
-		found, p, wait, err := l.reserve(sh, key, digest)
+		found, p, wait, err := l.reserveLocal(sh, key, digest)
 		switch {
 		case err != nil:
 			res[i].Err = err
@@ -359,11 +360,40 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		case wait != nil:
 			jobs = append(jobs, job{i: i, key: key, sh: sh, wait: wait, digest: digest})
 		default:
-			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, hash: event.LeafHash(leaf), digest: digest})
+			e := tessera.NewEntry(leaf) // hashes the leaf (RFC 6962) once for both of us
+			jobs = append(jobs, job{i: i, key: key, sh: sh, p: p, leaf: leaf, entry: e, hash: [32]byte(e.LeafHash()), digest: digest})
 		}
 	}
-	// Phase 1b: with a store shared by several frontends, claim the new
-	// keys there, all in one round trip.
+	// Phase 1b: look the new keys up in the store, all in one pass (a
+	// reservation held meanwhile keeps any other append of them waiting);
+	// with a store shared by several frontends, claim them there instead,
+	// all in one round trip.
+	if _, ok := l.store.(claimer); !ok {
+		var keys []string
+		var at []int
+		for j := range jobs {
+			if jobs[j].p != nil {
+				keys = append(keys, jobs[j].key)
+				at = append(at, j)
+			}
+		}
+		found, err := l.store.LookupMany(keys)
+		drop := map[int]bool{}
+		for n, j := range at {
+			jb := &jobs[j]
+			switch {
+			case err != nil:
+				l.release(jb.sh, jb.key, jb.p, record{}, err)
+				res[jb.i].Err = err
+				drop[j] = true
+			case found[n] != nil:
+				l.releaseStored(jb.sh, jb.key, jb.p, *found[n])
+				res[jb.i] = l.duplicateResult(subs[jb.i].Event, *found[n], jb.digest)
+				drop[j] = true
+			}
+		}
+		jobs = dropJobs(jobs, drop)
+	}
 	if _, ok := l.store.(claimer); ok {
 		var cjs []*claimJob
 		var at []int
@@ -388,21 +418,13 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 				jb.remote = true
 			}
 		}
-		if len(drop) > 0 {
-			kept := jobs[:0]
-			for j, jb := range jobs {
-				if !drop[j] {
-					kept = append(kept, jb)
-				}
-			}
-			jobs = kept
-		}
+		jobs = dropJobs(jobs, drop)
 	}
 	// Phase 2: hand every new leaf to tessera before waiting on any, so a
 	// batch is sequenced together.
 	for j := range jobs {
 		if jobs[j].p != nil && !jobs[j].remote {
-			jobs[j].future = l.add(ctx, tessera.NewEntry(jobs[j].leaf))
+			jobs[j].future = l.add(ctx, jobs[j].entry)
 		}
 	}
 	// Phase 3: resolve futures; with a shared store, settle the claims of
@@ -502,6 +524,49 @@ func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record,
 	p = &pending{digest: digest, done: make(chan struct{})}
 	sh.inflight[key] = p
 	return nil, p, nil, nil
+}
+
+// reserveLocal is reserve without the store lookup, which Append makes for
+// all of a call's new keys at once while holding their reservations.
+// (Nothing falls between the two: a key's record reaches the store before
+// it leaves recent, so a key missed in recent and reserved here is either
+// in the store or appended by no one else.)
+func (l *Ledger) reserveLocal(sh *shard, key string, digest [32]byte) (found *record, p, wait *pending, err error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if w, ok := sh.inflight[key]; ok {
+		return nil, nil, w, nil
+	}
+	if r, ok := sh.recent[key]; ok {
+		return &r, nil, nil, nil
+	}
+	p = &pending{digest: digest, done: make(chan struct{})}
+	sh.inflight[key] = p
+	return nil, p, nil, nil
+}
+
+// releaseStored releases reservation p of a key found in the store: anyone
+// waiting on it gets the stored record.
+func (l *Ledger) releaseStored(sh *shard, key string, p *pending, rec record) {
+	sh.mu.Lock()
+	delete(sh.inflight, key)
+	sh.mu.Unlock()
+	p.rec = rec
+	close(p.done)
+}
+
+// dropJobs removes the jobs at the indexes in drop, keeping the order.
+func dropJobs[T any](jobs []T, drop map[int]bool) []T {
+	if len(drop) == 0 {
+		return jobs
+	}
+	kept := jobs[:0]
+	for j, jb := range jobs {
+		if !drop[j] {
+			kept = append(kept, jb)
+		}
+	}
+	return kept
 }
 
 func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err error) {

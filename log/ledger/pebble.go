@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -86,6 +87,44 @@ func (s *pebbleStore) Lookup(key string) (record, bool, error) {
 	copy(r.LeafHash[:], v[8:40])
 	copy(r.Digest[:], v[40:72])
 	return r, true, nil
+}
+
+// LookupMany seeks one iterator through the keys in key order: cheaper
+// than a Get each (no iterator stack built per key, and each seek goes on
+// from the last), and SeekPrefixGE consults the bloom filters.
+func (s *pebbleStore) LookupMany(keys []string) ([]*record, error) {
+	found := make([]*record, len(keys))
+	if len(keys) == 0 {
+		return found, nil
+	}
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'e'}, UpperBound: []byte{'e' + 1}})
+	if err != nil {
+		return nil, wrapLookup(err)
+	}
+	defer it.Close()
+	for _, i := range order {
+		ek := eventKey(keys[i])
+		if !it.SeekPrefixGE(ek) || !bytes.Equal(it.Key(), ek) {
+			continue
+		}
+		v := it.Value()
+		if len(v) != 72 {
+			return nil, fmt.Errorf("corrupt index record for %q: %d bytes", keys[i], len(v))
+		}
+		r := &record{Key: keys[i], Index: binary.BigEndian.Uint64(v)}
+		copy(r.LeafHash[:], v[8:40])
+		copy(r.Digest[:], v[40:72])
+		found[i] = r
+	}
+	if err := it.Error(); err != nil {
+		return nil, wrapLookup(err)
+	}
+	return found, nil
 }
 
 func wrapLookup(err error) error {
