@@ -7,10 +7,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/provlog/provlog/log/event"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
@@ -40,9 +40,8 @@ type txn struct {
 	knownLocs *boundedSet
 	newLocs   []string
 	closed    int
-	h         hash.Hash
-	hbuf      [32]byte
-	bytes     int // written so far, roughly
+	ebuf      []byte // elem's scratch
+	bytes     int    // written so far, roughly
 }
 
 // gapCodes has one entry per GapKinds element.
@@ -61,19 +60,19 @@ type sizedSum struct {
 
 func newTxn(ctx context.Context, store Store, log *slog.Logger, s sum, counts [len(gapCodes)]int64) *txn {
 	return &txn{
-		ctx: ctx, store: store, log: log, over: make(map[string]cell), sum: s, counts: counts, h: sha256.New(),
+		ctx: ctx, store: store, log: log, over: make(map[string]cell), sum: s, counts: counts,
 		ids: map[string]uint64{}, outs: map[string][]ref{},
 	}
 }
 
 func (t *txn) elem(k, v []byte) sum {
-	t.h.Reset()
-	var n [binary.MaxVarintLen64]byte
-	t.h.Write([]byte(digestElementDomain))
-	t.h.Write(n[:binary.PutUvarint(n[:], uint64(len(k)))])
-	t.h.Write(k)
-	t.h.Write(v)
-	d := t.h.Sum(t.hbuf[:0])
+	// elementHash without its allocations: one scratch buffer, and
+	// sha256.Sum256 rather than a hash.Hash the arguments escape into.
+	b := append(t.ebuf[:0], digestElementDomain...)
+	b = binary.AppendUvarint(b, uint64(len(k)))
+	b = append(append(b, k...), v...)
+	t.ebuf = b
+	d := sha256.Sum256(b)
 	var s sum
 	for i := range s {
 		s[i] = binary.BigEndian.Uint64(d[24-8*i:])
@@ -168,12 +167,15 @@ func (t *txn) batch(watermark uint64) *Batch {
 	slices.Sort(keys)
 	for _, k := range keys {
 		c := t.over[k]
+		// The store copies keys in Commit, before t.over goes: no need to
+		// copy each one here too.
+		kb := unsafe.Slice(unsafe.StringData(k), len(k))
 		switch {
 		case !c.dirty:
 		case c.present:
-			b.Set([]byte(k), c.v)
+			b.Set(kb, c.v)
 		default:
-			b.Delete([]byte(k))
+			b.Delete(kb)
 		}
 	}
 	for _, a := range t.at {

@@ -40,7 +40,8 @@ type Store interface {
 	// stop early without an error.
 	Scan(ctx context.Context, start, end []byte, reverse bool, fn func(key, value []byte) error) error
 
-	// Commit applies b atomically (see Durability above).
+	// Commit applies b atomically (see Durability above). It must not
+	// modify b: its keys may share memory with immutable strings.
 	Commit(ctx context.Context, b *Batch) error
 
 	// Close releases the store. No other method may be called afterwards.
