@@ -58,9 +58,12 @@ type sizedSum struct {
 	sum  sum
 }
 
-func newTxn(ctx context.Context, store Store, log *slog.Logger, s sum, counts [len(gapCodes)]int64) *txn {
+// newTxn starts a pass; sizeHint is how many keys it will likely touch
+// (growing the map of a pass's tens of thousands of keys step by step
+// rehashes it over and over).
+func newTxn(ctx context.Context, store Store, log *slog.Logger, s sum, counts [len(gapCodes)]int64, sizeHint int) *txn {
 	return &txn{
-		ctx: ctx, store: store, log: log, over: make(map[string]cell), sum: s, counts: counts,
+		ctx: ctx, store: store, log: log, over: make(map[string]cell, sizeHint), sum: s, counts: counts,
 		ids: map[string]uint64{}, outs: map[string][]ref{},
 	}
 }

@@ -90,6 +90,8 @@ type Index struct {
 	locs   *boundedSet // committed location keys (under passMu)
 	// passBytes ends a pass early when its writes reach it.
 	passBytes int
+	// keysPerLeaf is how many keys a leaf touched in the last pass.
+	keysPerLeaf int
 
 	mu     sync.RWMutex
 	wm     uint64
@@ -329,7 +331,7 @@ const maxPassBytes = 64 << 20
 // pass indexes leaves [from, end) of a log of size size and commits them;
 // it may end the pass earlier (maxPassBytes).
 func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts [len(gapCodes)]int64) error {
-	t := newTxn(ctx, ix.store, ix.log, s, counts)
+	t := newTxn(ctx, ix.store, ix.log, s, counts, min(int(end-from)*ix.keysPerLeaf, 1<<20))
 	t.knownLocs = ix.locs
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
 		entries, err := readBundle(ctx, ix.src, bi, size)
@@ -364,6 +366,7 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 	ix.mu.Lock()
 	ix.wm, ix.sum, ix.counts = end, t.sum, t.counts
 	ix.mu.Unlock()
+	ix.keysPerLeaf = len(t.over)/int(end-from) + 1
 	for _, l := range t.newLocs {
 		ix.locs.add(l)
 	}
