@@ -257,7 +257,7 @@ func (t *txn) applyRecord(r *record) error {
 	// Event id. Every leaf is indexed under its id; lookups take the
 	// first (the ledger never logs an id twice, but the index must not
 	// depend on it).
-	if err := t.put(newKey(keyEventID).str(tenant).str(r.EventID).u64(idx), nil); err != nil {
+	if err := t.put(keyAt(keyEventID, idx, tenant, r.EventID), nil); err != nil {
 		return err
 	}
 	if _, ok := t.ids[tenant+"\x00"+r.EventID]; !ok {
@@ -270,7 +270,7 @@ func (t *txn) applyRecord(r *record) error {
 	}
 
 	if r.RunID != "" {
-		if err := t.put(newKey(keyRunEvent).str(tenant).str(r.RunID).u64(idx), op); err != nil {
+		if err := t.put(keyAt(keyRunEvent, idx, tenant, r.RunID), op); err != nil {
 			return err
 		}
 		if err := t.updateRun(r); err != nil {
@@ -291,8 +291,8 @@ func (t *txn) applyRecord(r *record) error {
 
 	// Secondary indexes for Find.
 	for _, k := range []key{
-		newKey(keyWorkflow).str(tenant).str(r.WorkflowID).u64(idx),
-		newKey(keyActor).str(tenant).str(r.ActorID).u64(idx),
+		keyAt(keyWorkflow, idx, tenant, r.WorkflowID),
+		keyAt(keyActor, idx, tenant, r.ActorID),
 		newKey(keyOperation).str(tenant).b(byte(r.Op)).u64(idx),
 		newKey(keyTime).str(tenant).u64(uint64(r.EventTime)).u64(idx),
 	} {
@@ -301,7 +301,7 @@ func (t *txn) applyRecord(r *record) error {
 		}
 	}
 	if r.StepID != "" {
-		if err := t.put(newKey(keyStep).str(tenant).str(r.StepID).u64(idx), nil); err != nil {
+		if err := t.put(keyAt(keyStep, idx, tenant, r.StepID), nil); err != nil {
 			return err
 		}
 	}
@@ -314,14 +314,14 @@ func (t *txn) applyRecord(r *record) error {
 		}
 	}
 	for _, c := range classes {
-		if err := t.put(newKey(keyClass).str(tenant).str(c).u64(idx), nil); err != nil {
+		if err := t.put(keyAt(keyClass, idx, tenant, c), nil); err != nil {
 			return err
 		}
 	}
 
 	// Approvals and overrides.
 	for _, s := range dedupeStrings(r.Subjects) {
-		if err := t.put(newKey(keySubject).str(tenant).str(s).u64(idx), op); err != nil {
+		if err := t.put(keyAt(keySubject, idx, tenant, s), op); err != nil {
 			return err
 		}
 		if err := t.ensure(newKey(keyActedOn).str(tenant).str(s)); err != nil {
@@ -351,11 +351,11 @@ func (t *txn) applyRecord(r *record) error {
 		}
 	}
 	for _, rf := range distinctRefs(r.Inputs) {
-		if err := t.put(newKey(keyInput).str(tenant).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
+		if err := t.put(keyAt(keyInput, idx, tenant, rf.URI, rf.Version, rf.RecordKey), nil); err != nil {
 			return err
 		}
 		if len(r.Outputs) == 0 && r.RunID != "" {
-			if err := t.put(newKey(keyObserver).str(tenant).str(r.RunID).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
+			if err := t.put(keyAt(keyObserver, idx, tenant, r.RunID, rf.URI, rf.Version, rf.RecordKey), nil); err != nil {
 				return err
 			}
 		}
@@ -365,7 +365,7 @@ func (t *txn) applyRecord(r *record) error {
 		}
 	}
 	for _, rf := range distinctRefs(r.Outputs) {
-		if err := t.put(newKey(keyOutput).str(tenant).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(idx), nil); err != nil {
+		if err := t.put(keyAt(keyOutput, idx, tenant, rf.URI, rf.Version, rf.RecordKey), nil); err != nil {
 			return err
 		}
 		uses[rf.URI] = enc(uses[rf.URI]).uv(uint64(RoleOutput)).str(rf.Version).str(rf.RecordKey)
@@ -374,7 +374,7 @@ func (t *txn) applyRecord(r *record) error {
 		}
 	}
 	for uri, v := range uses {
-		if err := t.put(newKey(keyHistory).str(tenant).str(uri).u64(idx), v); err != nil {
+		if err := t.put(keyAt(keyHistory, idx, tenant, uri), v); err != nil {
 			return err
 		}
 	}
@@ -721,7 +721,7 @@ func (t *txn) produced(tenant string, rf ref) error {
 // with no producer, read from a location nothing in the log had written to
 // when it was indexed. Its value is the run.
 func candidateKey(tenant, loc string, rf ref, leaf uint64) key {
-	return newKey(keyCandidate).str(tenant).str(loc).str(rf.URI).str(rf.Version).str(rf.RecordKey).u64(leaf)
+	return keyAt(keyCandidate, leaf, tenant, loc, rf.URI, rf.Version, rf.RecordKey)
 }
 
 // promote handles the first producer of a location: every input read from
