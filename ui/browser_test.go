@@ -6,18 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/provlog/provlog/internal/testbin"
 )
 
 // The browser tests drive Debian's chromium (scripts/ci/install-chromium.sh)
@@ -191,38 +188,9 @@ type provlogd struct {
 	url, token, logKey string
 }
 
-// The provlogd binary, built once for every test of the package (a link
-// takes seconds on a loaded machine) and removed by TestMain.
-var built struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
+func provlogdBinary(t *testing.T) string { return testbin.Build(t, "cmd/provlogd") }
 
-func provlogdBinary(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "provlog-ui-test-"); built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "provlogd")
-		if out, err := exec.Command("go", "build", "-o", built.path, "../cmd/provlogd").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build provlogd: %w\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // startProvlogd builds cmd/provlogd (once), starts it on loopback ports with a
 // fresh data dir and the extra flags args, appends testdata/events and
@@ -233,38 +201,11 @@ func startProvlogd(t *testing.T, args ...string) *provlogd {
 	bin := provlogdBinary(t)
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, append([]string{"--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
+	proc := testbin.Start(t, bin, nil, append([]string{"--data-dir", data, "--http-addr", httpAddr, "--grpc-addr", grpcAddr,
 		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms"}, args...)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	t.Cleanup(func() { proc.Interrupt(20 * time.Second) })
 	p := &provlogd{url: "http://" + httpAddr}
-	waitFor(t, 20*time.Second, func() bool {
-		select {
-		case err := <-exited:
-			t.Fatalf("provlogd exited: %v\n%s", err, logs.String())
-		default:
-		}
-		resp, err := http.Get(p.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	proc.WaitHealthy(t, p.url+"/healthz", 20*time.Second)
 	p.token = readTrimmed(t, filepath.Join(data, "admin.token"))
 	p.logKey = readTrimmed(t, filepath.Join(data, "log.pub"))
 	loadEvents(t, p.url, p.token)
@@ -326,15 +267,7 @@ func do(t *testing.T, method, url, token string, body []byte) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testbin.FreePort(t) }
 
 func readTrimmed(t *testing.T, path string) string {
 	t.Helper()

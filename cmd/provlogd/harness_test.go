@@ -6,17 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testbin"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -26,53 +23,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // provlogdBinary builds cmd/provlogd once per test binary.
-func provlogdBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test skipped in -short mode")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "provlogd-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "provlogd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func provlogdBinary(t *testing.T) string { return testbin.Build(t, "cmd/provlogd") }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testbin.FreePort(t) }
 
 // daemon is one running provlogd.
 type daemon struct {
@@ -82,9 +38,8 @@ type daemon struct {
 	httpAddr string
 	args     []string
 	env      []string // added to the environment, e.g. AWS credentials
-	cmd      *exec.Cmd
-	logs     *bytes.Buffer
-	exited   chan error
+	proc     *testbin.Process
+	logs     *testbin.Buffer
 	conn     *grpc.ClientConn
 	token    string
 }
@@ -108,36 +63,9 @@ func (d *daemon) start() {
 	t.Helper()
 	args := append([]string{"--data-dir", d.dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr,
 		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms", "--log-level", "debug"}, d.args...)
-	d.cmd = exec.Command(provlogdBinary(t), args...)
-	if d.env != nil {
-		d.cmd.Env = append(os.Environ(), d.env...)
-	}
-	d.logs = &bytes.Buffer{}
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.exited = make(chan error, 1)
-	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(d.cmd, d.exited)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + d.httpAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-d.exited:
-			t.Fatalf("provlogd exited before becoming healthy: %v\n%s", err, d.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("provlogd not healthy after 20s\n%s", d.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	d.proc = testbin.Start(t, provlogdBinary(t), d.env, args...)
+	d.logs = d.proc.Logs
+	d.proc.WaitHealthy(t, "http://"+d.httpAddr+"/healthz", 20*time.Second)
 	tok, err := os.ReadFile(filepath.Join(d.dataDir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -154,31 +82,20 @@ func (d *daemon) stop() {
 	t := d.t
 	t.Helper()
 	d.conn.Close()
-	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
+	d.proc.Stop(t, 40*time.Second)
+	if !strings.Contains(d.logs.String(), "stopped cleanly") {
+		t.Fatalf("provlogd exited without logging a clean stop:\n%s", d.logs)
 	}
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			t.Fatalf("provlogd did not exit cleanly on SIGINT: %v\n%s", err, d.logs)
-		}
-		if !strings.Contains(d.logs.String(), "stopped cleanly") {
-			t.Fatalf("provlogd exited without logging a clean stop:\n%s", d.logs)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatalf("provlogd did not stop within 40s of SIGINT\n%s", d.logs)
-	}
-	d.cmd = nil
+	d.proc = nil
 }
 
 // kill sends SIGKILL, if still running.
 func (d *daemon) kill() {
-	if d.cmd == nil {
+	if d.proc == nil {
 		return
 	}
-	d.cmd.Process.Kill()
-	<-d.exited
-	d.cmd = nil
+	d.proc.Kill()
+	d.proc = nil
 	if d.conn != nil {
 		d.conn.Close()
 	}

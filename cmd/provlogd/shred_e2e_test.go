@@ -9,38 +9,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testbin"
 	"github.com/provlog/provlog/log/event"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
-var (
-	provctlOnce sync.Once
-	provctlPath string
-	provctlErr  error
-)
-
-// provctlBinary builds cmd/provctl once per test binary, next to provlogd.
-func provctlBinary(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Dir(provlogdBinary(t)) // removed by TestMain
-	provctlOnce.Do(func() {
-		provctlPath = filepath.Join(dir, "provctl")
-		out, err := exec.Command("go", "build", "-o", provctlPath, "../provctl").CombinedOutput()
-		if err != nil {
-			provctlErr = fmt.Errorf("go build ../provctl: %v\n%s", err, out)
-		}
-	})
-	if provctlErr != nil {
-		t.Fatal(provctlErr)
-	}
-	return provctlPath
-}
+// provctlBinary builds cmd/provctl once per test binary.
+func provctlBinary(t *testing.T) string { return testbin.Build(t, "cmd/provctl") }
 
 // provctl runs the real provctl against d and returns its exit code and
 // stdout; stderr goes into the failure messages.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/internal/testbin"
 	"github.com/provlog/provlog/log/ledger"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	fnote "github.com/transparency-dev/formats/note"
@@ -426,29 +426,8 @@ func TestWitnessedPublication(t *testing.T) {
 	t.Logf("total %v", time.Since(testStart).Round(time.Millisecond))
 }
 
-var (
-	witnessBuildOnce sync.Once
-	witnessBinPath   string
-	witnessBuildErr  error
-)
-
-// provwitnessBinary builds cmd/provwitness once, next to the provlogd
-// binary (TestMain removes that directory).
-func provwitnessBinary(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Dir(provlogdBinary(t))
-	witnessBuildOnce.Do(func() {
-		witnessBinPath = filepath.Join(dir, "provwitness")
-		out, err := exec.Command("go", "build", "-o", witnessBinPath, "../provwitness").CombinedOutput()
-		if err != nil {
-			witnessBuildErr = fmt.Errorf("go build provwitness: %v\n%s", err, out)
-		}
-	})
-	if witnessBuildErr != nil {
-		t.Fatal(witnessBuildErr)
-	}
-	return witnessBinPath
-}
+// provwitnessBinary builds cmd/provwitness once per test binary.
+func provwitnessBinary(t *testing.T) string { return testbin.Build(t, "cmd/provwitness") }
 
 // witnessProc is one provwitness process; start can be called again after
 // kill, on the same data dir and port.
@@ -461,9 +440,8 @@ type witnessProc struct {
 	logArg   string
 	vkey     string
 	verifier note.Verifier
-	cmd      *exec.Cmd
-	logs     *lockedBuffer
-	exited   chan error
+	proc     *testbin.Process
+	logs     *testbin.Buffer
 }
 
 func startWitness(t *testing.T, bin, name, logArg string) *witnessProc {
@@ -485,43 +463,20 @@ func startWitness(t *testing.T, bin, name, logArg string) *witnessProc {
 func (w *witnessProc) start() {
 	t := w.t
 	t.Helper()
-	w.cmd = exec.Command(w.bin, "--data-dir", w.dataDir, "--addr", w.addr, "--log", w.logArg,
+	w.proc = testbin.Start(t, w.bin, nil, "--data-dir", w.dataDir, "--addr", w.addr, "--log", w.logArg,
 		"--name", w.name+".witness-e2e.example/provwitness")
-	w.logs = &lockedBuffer{}
-	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.exited = make(chan error, 1)
-	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(w.cmd, w.exited)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get("http://" + w.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-w.exited:
-			t.Fatalf("provwitness %s exited before becoming healthy: %v\n%s", w.name, err, w.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("provwitness %s not healthy after 20s\n%s", w.name, w.logs)
-		}
-	}
+	w.logs = w.proc.Logs
+	w.proc.WaitHealthy(t, "http://"+w.addr+"/healthz", 20*time.Second)
 }
 
 // kill sends SIGKILL, if running.
 func (w *witnessProc) kill() {
-	if w.cmd == nil {
+	if w.proc == nil {
 		return
 	}
-	w.cmd.Process.Signal(syscall.SIGCONT) // in case it was stopped
-	w.cmd.Process.Kill()
-	<-w.exited
-	w.cmd = nil
+	w.proc.Cmd.Process.Signal(syscall.SIGCONT) // in case it was stopped
+	w.proc.Kill()
+	w.proc = nil
 }
 
 func (w *witnessProc) get(path string) (int, []byte) {
@@ -540,26 +495,9 @@ func (w *witnessProc) get(path string) (int, []byte) {
 
 func (w *witnessProc) signal(s syscall.Signal) {
 	w.t.Helper()
-	if err := w.cmd.Process.Signal(s); err != nil {
+	if err := w.proc.Cmd.Process.Signal(s); err != nil {
 		w.t.Fatalf("signal %v to %s: %v", s, w.name, err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // checkpointMonitor polls /log/checkpoint and keeps every distinct
