@@ -367,7 +367,9 @@ func testTwoVaults(t *testing.T, open Opener) {
 	defer a.Close()
 	b := openVault(t, open, "shared", km, c)
 	defer b.Close()
-	pii := func(s string) []vault.Plain { return []vault.Plain{{Name: "email", Classification: "pii", Value: []byte(s)}} }
+	pii := func(s string) []vault.Plain {
+		return []vault.Plain{{Name: "email", Classification: "pii", Value: []byte(s)}}
+	}
 	sa, err := a.Seal("acme", "ev-a", pii("a@example.com"))
 	if err != nil {
 		t.Fatal(err)
