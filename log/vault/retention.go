@@ -163,6 +163,11 @@ func (v *Vault) erase(ctx context.Context, id string, r Rule, now time.Time) (Er
 	}
 	var e Erasure
 	err = v.updateKey(id, func(k *keyRecord) {
+		if k.ErasedAt != nil {
+			// Another process sharing the store erased it first.
+			e = erasureOf(k)
+			return
+		}
 		k.State = stateShredded
 		if r.Action == ActionArchive {
 			k.State = stateArchived
