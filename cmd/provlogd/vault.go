@@ -131,6 +131,32 @@ func vaultExists(store vault.Store, dir string) (bool, string, error) {
 	return ok, "the vault keyring in the --mysql-dsn database", nil
 }
 
+// migrateVault copies the embedded vault in DATA/vault, if there is one,
+// into the vault tables of the database dsn (vault.CopyStore): the same
+// master key file opens it there. It returns the values copied, or -1
+// when there is no vault.
+func migrateVault(ctx context.Context, dataDir, dsn string) (int, error) {
+	dir := filepath.Join(dataDir, "vault")
+	if _, err := os.Stat(filepath.Join(dir, "keyring.json")); err != nil {
+		return -1, nil
+	}
+	src, err := vault.OpenPebbleStore(dir, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	dst, err := vault.OpenMySQLStore(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Close()
+	n, err := vault.CopyStore(ctx, dst, src)
+	if err != nil {
+		return n, fmt.Errorf("couldn't copy the vault: %w", err)
+	}
+	return n, nil
+}
+
 // startRetention runs the retention job now and every interval until the
 // returned stop is called. Stop before closing the ledger.
 func startRetention(ctx context.Context, l *ledger.Ledger, v *vault.Vault, p *vault.Policy, every time.Duration, log *slog.Logger) (stop func()) {
