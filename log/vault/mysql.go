@@ -172,6 +172,17 @@ func (s *mysqlStore) Write(ctx context.Context, ops []Op) error {
 	if len(ops) == 0 {
 		return nil
 	}
+	for attempt := 0; ; attempt++ {
+		err := s.write(ctx, ops)
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1213 && attempt < 3 { // ER_LOCK_DEADLOCK: InnoDB rolled it back
+			continue
+		}
+		return err
+	}
+}
+
+func (s *mysqlStore) write(ctx context.Context, ops []Op) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("vault write: %w", err)
@@ -209,6 +220,16 @@ func (s *mysqlStore) Write(ctx context.Context, ops []Op) error {
 			return fmt.Errorf("vault write: %w", err)
 		}
 		switch op.Kind {
+		case OpInsert:
+			v := op.Value
+			if v == nil {
+				v = []byte{}
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO provlog_vault_values (k, v) VALUES (?, ?)`, op.Key, v)
+			var me *mysql.MySQLError
+			if errors.As(err, &me) && me.Number == 1062 { // ER_DUP_ENTRY
+				return ErrExists
+			}
 		case OpDelete:
 			_, err = tx.ExecContext(ctx, `DELETE FROM provlog_vault_values WHERE k = ?`, op.Key)
 		case OpDeleteRange:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -71,7 +72,16 @@ const (
 	OpDelete
 	// OpDeleteRange removes every key k with Key <= k < End.
 	OpDeleteRange
+	// OpInsert stores Value under Key if Key is absent; if it is present
+	// the whole Write fails with ErrExists and changes nothing. Two
+	// processes inserting one key at once: one of them gets ErrExists.
+	// (The embedded store, owned by one process, checks it without a
+	// lock: the vault serialises its own inserts of one key.)
+	OpInsert
 )
+
+// ErrExists is returned by Store.Write when an OpInsert's key is present.
+var ErrExists = errors.New("vault: key already stored")
 
 // Op is one operation of a Store.Write.
 type Op struct {
@@ -177,11 +187,25 @@ func (s *pebbleStore) Scan(ctx context.Context, prefix []byte, fn func(key, valu
 }
 
 func (s *pebbleStore) Write(ctx context.Context, ops []Op) error {
-	b := s.db.NewBatch()
+	var b *pebble.Batch
+	if slices.ContainsFunc(ops, func(op Op) bool { return op.Kind == OpInsert }) {
+		b = s.db.NewIndexedBatch() // inserts read what the batch wrote
+	} else {
+		b = s.db.NewBatch()
+	}
 	defer b.Close()
 	for _, op := range ops {
 		var err error
 		switch op.Kind {
+		case OpInsert:
+			// Against the store and what this batch wrote before it.
+			if _, closer, gerr := b.Get(op.Key); gerr == nil {
+				closer.Close()
+				return ErrExists
+			} else if !errors.Is(gerr, pebble.ErrNotFound) {
+				return fmt.Errorf("vault: %w", gerr)
+			}
+			err = b.Set(op.Key, op.Value, nil)
 		case OpSet:
 			err = b.Set(op.Key, op.Value, nil)
 		case OpDelete:

@@ -329,6 +329,20 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 			v.locks[i].Unlock()
 		}
 	}()
+	// The stripes serialise this process's seals of one event; ErrExists
+	// says another process sharing the store sealed one of these events
+	// meanwhile: look again, and find its values.
+	for attempt := 0; ; attempt++ {
+		out, err := v.sealBatch(ctx, reqs)
+		if errors.Is(err, ErrExists) && attempt < keyringRetries {
+			continue
+		}
+		return out, err
+	}
+}
+
+// sealBatch is one try of SealBatch, with the stripes locked.
+func (v *Vault) sealBatch(ctx context.Context, reqs []Request) ([][]Sealed, error) {
 	// pending is what this batch writes: a later request for the same
 	// event sees what an earlier one wrote.
 	var ops []Op
@@ -339,7 +353,7 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 	}
 	out := make([][]Sealed, len(reqs))
 	for j, r := range reqs {
-		existing, err := v.existing(ctx, pending, r.Tenant, r.EventID, r.Values)
+		existing, marked, err := v.existing(ctx, pending, r.Tenant, r.EventID, r.Values)
 		if err != nil {
 			return nil, err
 		}
@@ -365,12 +379,19 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 			set(byKeyKey(keyID, vk), nil)
 			out[j][i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c, Salt: salt}
 		}
-		if len(existing) < len(r.Values) {
-			set(markerKey(r.Tenant, r.EventID), nil)
+		if !marked {
+			// The first values of the event: the marker is inserted, and
+			// fails the write if another process inserted it first.
+			mk := markerKey(r.Tenant, r.EventID)
+			ops = append(ops, Op{Kind: OpInsert, Key: mk})
+			pending[string(mk)] = nil
 		}
 	}
 	if len(ops) > 0 {
 		if err := v.st.Write(ctx, ops); err != nil {
+			if errors.Is(err, ErrExists) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("couldn't store sensitive values: %w", err)
 		}
 	}
@@ -379,8 +400,9 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 
 // existing finds, for each submitted value, a stored value of the same
 // event with the same name, classification and plaintext, in the store or
-// in pending (what the batch being built writes).
-func (v *Vault) existing(ctx context.Context, pending map[string][]byte, tenant, eventID string, vals []Plain) (map[int]Sealed, error) {
+// in pending (what the batch being built writes). marked says the event's
+// marker is there: it has values.
+func (v *Vault) existing(ctx context.Context, pending map[string][]byte, tenant, eventID string, vals []Plain) (found map[int]Sealed, marked bool, err error) {
 	// A point lookup of the event's marker first: the embedded store's
 	// bloom filters answer it for a new event without reading the disk,
 	// where a prefix scan would.
@@ -388,13 +410,13 @@ func (v *Vault) existing(ctx context.Context, pending map[string][]byte, tenant,
 	_, inBatch := pending[string(mk)]
 	_, stored, err := v.st.Get(ctx, mk)
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, false, fmt.Errorf("vault: %w", err)
 	}
 	if !stored && !inBatch {
-		return nil, nil
+		return nil, false, nil
 	}
 	prefix := eventPrefix(tenant, eventID)
-	found := make(map[int]Sealed)
+	found = make(map[int]Sealed)
 	visit := func(key, val []byte) error {
 		name, c, ok := splitValueKey(key[len(prefix):])
 		if !ok {
@@ -423,19 +445,19 @@ func (v *Vault) existing(ctx context.Context, pending map[string][]byte, tenant,
 	}
 	if stored {
 		if err := v.st.Scan(ctx, prefix, visit); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if inBatch {
 		for k, val := range pending {
 			if strings.HasPrefix(k, string(prefix)) {
 				if err := visit([]byte(k), val); err != nil {
-					return nil, err
+					return nil, false, err
 				}
 			}
 		}
 	}
-	return found, nil
+	return found, true, nil
 }
 
 func (v *Vault) decrypt(keyID string, ct, aad []byte) ([]byte, error) {

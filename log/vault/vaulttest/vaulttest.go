@@ -37,6 +37,7 @@ func StoreConformance(t *testing.T, open Opener) {
 		{"Scan", testScan},
 		{"ScanPaging", testScanPaging},
 		{"WriteOrder", testWriteOrder},
+		{"Insert", testInsert},
 		{"Keyring", testKeyring},
 		{"KeyringRace", testKeyringRace},
 		{"Durable", testDurable},
@@ -50,7 +51,9 @@ func StoreConformance(t *testing.T, open Opener) {
 // also do: two vaults open on it at once (as two frontends) see each
 // other's data keys, values and erasures.
 func SharedConformance(t *testing.T, open Opener) {
+	t.Run("InsertRace", func(t *testing.T) { testInsertRace(t, open) })
 	t.Run("TwoVaults", func(t *testing.T) { testTwoVaults(t, open) })
+	t.Run("TwoVaultsSealOneEvent", func(t *testing.T) { testSealRace(t, open) })
 }
 
 func write(t *testing.T, s vault.Store, ops ...vault.Op) {
@@ -189,6 +192,55 @@ func testWriteOrder(t *testing.T, open Opener) {
 	}
 	if err := s.Write(t.Context(), nil); err != nil {
 		t.Errorf("empty Write: %v", err)
+	}
+}
+
+func testInsert(t *testing.T, open Opener) {
+	s := open(t, "s")
+	ins := func(k, v string) vault.Op { return vault.Op{Kind: vault.OpInsert, Key: []byte(k), Value: []byte(v)} }
+	write(t, s, ins("m1", "a"), set("x", "1"))
+	if err := s.Write(t.Context(), []vault.Op{set("y", "1"), ins("m1", "b"), set("z", "1")}); !errors.Is(err, vault.ErrExists) {
+		t.Fatalf("inserting a stored key: %v, want ErrExists", err)
+	}
+	if err := s.Write(t.Context(), []vault.Op{ins("m2", "a"), ins("m2", "b")}); !errors.Is(err, vault.ErrExists) {
+		t.Fatalf("inserting a key twice in one write: %v, want ErrExists", err)
+	}
+	want := []kv{{"m1", "a"}, {"x", "1"}}
+	if diff := cmp.Diff(want, scan(t, s, "")); diff != "" {
+		t.Errorf("a failed insert changed the store (-want +got):\n%s", diff)
+	}
+}
+
+// testInsertRace: shared stores only, two handles inserting one key.
+func testInsertRace(t *testing.T, open Opener) {
+	s1, s2 := open(t, "race"), open(t, "race")
+	for round := range 20 {
+		key := []byte(fmt.Sprintf("marker-%d", round))
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i, s := range []vault.Store{s1, s2, s1, s2} {
+			wg.Go(func() {
+				err := s.Write(t.Context(), []vault.Op{
+					{Kind: vault.OpSet, Key: fmt.Appendf(nil, "value-%d-%d", round, i), Value: []byte("v")},
+					{Kind: vault.OpInsert, Key: key},
+				})
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, vault.ErrExists):
+					t.Errorf("Write: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d inserts of one key succeeded, want 1", round, wins.Load())
+		}
+	}
+	// Each losing write left nothing behind.
+	n := 0
+	if err := s1.Scan(t.Context(), []byte("value-"), func(_, _ []byte) error { n++; return nil }); err != nil || n != 20 {
+		t.Fatalf("%d values stored (%v), want one per round", n, err)
 	}
 }
 
@@ -425,5 +477,42 @@ func testTwoVaults(t *testing.T, open Opener) {
 	}
 	if len(b.Erasures()) != 1 {
 		t.Fatalf("b's erasures: %+v", b.Erasures())
+	}
+}
+
+// testSealRace: two vaults seal the same event at once, as when a client
+// retries an append on another frontend: both get the same commitment,
+// so the log sees one event, not a conflict.
+func testSealRace(t *testing.T, open Opener) {
+	km := masterKey(t)
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := openVault(t, open, "sealrace", km, c)
+	defer a.Close()
+	b := openVault(t, open, "sealrace", km, c)
+	defer b.Close()
+	if _, err := a.Seal("acme", "warm-up", []vault.Plain{{Name: "x", Classification: "pii", Value: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		id := fmt.Sprintf("ev-%d", round)
+		vals := []vault.Plain{{Name: "email", Classification: "pii", Value: []byte(id + "@example.com")}}
+		got := make([][]vault.Sealed, 2)
+		var wg sync.WaitGroup
+		for i, v := range []*vault.Vault{a, b} {
+			wg.Go(func() {
+				s, err := v.Seal("acme", id, vals)
+				if err != nil {
+					t.Errorf("Seal: %v", err)
+				}
+				got[i] = s
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		if got[0][0].Commitment != got[1][0].Commitment {
+			t.Fatalf("round %d: the two vaults committed to the same value differently", round)
+		}
 	}
 }
