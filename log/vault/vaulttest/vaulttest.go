@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -374,7 +375,11 @@ func reveal(t *testing.T, v *vault.Vault, tenant, id string, s vault.Sealed, wan
 func testVault(t *testing.T, open Opener) {
 	km := masterKey(t)
 	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	v := openVault(t, open, "v", km, c)
+	st := open(t, "v")
+	v, err := vault.Open(vault.Config{Dir: t.TempDir(), Store: st, Keys: km, RotateEvery: time.Hour, Now: c.Now})
+	if err != nil {
+		t.Fatalf("vault.Open: %v", err)
+	}
 	vals := []vault.Plain{{Name: "email", Classification: "pii", Value: []byte("a@example.com")}, {Name: "amount", Classification: "confidential", Value: []byte("42")}}
 	sealed, err := v.Seal("acme", "ev-1", vals)
 	if err != nil {
@@ -383,6 +388,14 @@ func testVault(t *testing.T, open Opener) {
 	again, err := v.Seal("acme", "ev-1", vals)
 	if err != nil || !cmp.Equal(sealed, again) {
 		t.Fatalf("resealing the same values: %v, %v; want the same commitments", again, err)
+	}
+	// The store sees ciphertexts only.
+	for _, p := range scan(t, st, "") {
+		for _, val := range vals {
+			if strings.Contains(p.K+p.V, string(val.Value)) {
+				t.Fatalf("the store holds %q in clear under %q", val.Value, p.K)
+			}
+		}
 	}
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
