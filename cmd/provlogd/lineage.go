@@ -92,6 +92,9 @@ func openSharedLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *p
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the shared lineage index: %w", err)
 	}
+	if cfg.Reindex {
+		opts.Logger.Info("--reindex: the shared lineage index is rebuilt from the log when this frontend next takes its writer lock")
+	}
 	registerWatermark(reg, sh.Index())
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "provlog_lineage_writer",
