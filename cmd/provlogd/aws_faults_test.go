@@ -149,5 +149,8 @@ func appendsAcrossOutage(t *testing.T, d *daemon, mustFail bool, outage func()) 
 			t.Fatalf("acknowledged leaf %d lost or changed", idx)
 		}
 	}
+	// The lineage index resumes too (under --storage aws its writer lock
+	// went with the database session: it is taken again).
+	waitIndexed(t, d, uint64(cp.size))
 	d.stop()
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestMigrateToAWS moves a log from the embedded default to the aws storage
@@ -19,8 +21,14 @@ import (
 func TestMigrateToAWS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	d := startDaemon(t, dir)
-	events := manyEvents(t, "mig", 300) // a full bundle and a partial one
+	key := filepath.Join(t.TempDir(), "vault.key")
+	d := startDaemon(t, dir, "--vault-master-key", key)
+	events := manyEvents(t, "mig", 299) // a full bundle and a partial one, with the sensitive event below
+	const secret = "migrated-secret@example.com"
+	sensitive := proto.Clone(events[1]).(*pb.ProvenanceEvent)
+	sensitive.EventId = "mig-sensitive"
+	sensitive.Sensitive = []*pb.SensitiveValue{{Name: "contact.email", Classification: "pii", Value: secret}}
+	events = append(events, sensitive)
 	var index []uint64
 	for lo := 0; lo < len(events); lo += 100 {
 		resp, err := d.client().AppendBatch(d.ctx(), &pb.AppendBatchRequest{Events: events[lo : lo+100]})
@@ -48,11 +56,11 @@ func TestMigrateToAWS(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("provlogd migrate: %v\n%s", err, errb.String())
 	}
-	if !strings.Contains(out.String(), "migrated 300 entries") {
+	if !strings.Contains(out.String(), "migrated 300 entries") || !strings.Contains(out.String(), "copied the vault: 1 values") {
 		t.Fatalf("provlogd migrate said %q", out.String())
 	}
 
-	d2 := a.start(t, dir, "--reindex")
+	d2 := a.start(t, dir, "--reindex", "--vault-master-key", key)
 	after := d2.latestCheckpoint()
 	if after.size != before.size || after.root != before.root {
 		t.Fatalf("migrated checkpoint %d %v, source %d %v", after.size, after.root, before.size, before.root)
@@ -60,6 +68,8 @@ func TestMigrateToAWS(t *testing.T) {
 	if got := waitIndexed(t, d2, uint64(n)); !bytes.Equal(got, digest) {
 		t.Fatalf("lineage digest after migration %x, before %x", got, digest)
 	}
+	// The vault moved with the log: the value is revealed from the database.
+	reveal(t, d2, d2.ctx(), index[len(index)-1], secret)
 	// Idempotency carried over: the index is rebuilt from the migrated log.
 	resp, err := d2.client().AppendBatch(d2.ctx(), &pb.AppendBatchRequest{Events: events[:50]})
 	if err != nil {

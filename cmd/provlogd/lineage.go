@@ -14,34 +14,27 @@ import (
 )
 
 type lineageIndex struct {
-	index *lineage.Index
-	close func() error
+	index   *lineage.Index
+	close   func() error
+	run     func(context.Context) error // follows the log until ctx ends
+	catchUp func(context.Context) error // the final pass at shutdown
 }
 
-// openLineage opens the lineage index in DATA/lineage, rebuilding it from
-// the log first when --reindex is set, and exports its gaps and watermark.
+// openLineage opens the lineage index in DATA/lineage (--storage posix) or
+// in the shared table of the --mysql-dsn database (--storage aws),
+// rebuilding it from the log first when --reindex is set, and exports its
+// gaps and watermark.
 func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometheus.Registry, log *slog.Logger) (*lineageIndex, error) {
+	opts, err := lineageOptions(cfg, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Storage == "aws" {
+		return openSharedLineage(ctx, cfg, l, reg, opts)
+	}
 	store, err := lineage.OpenPebbleStore(filepath.Join(cfg.DataDir, "lineage"), log)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the lineage store: %w", err)
-	}
-	gaps := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "provlog_lineage_gaps_total",
-		Help: "Completeness gaps found by the lineage index, by kind (missing events).",
-	}, []string{"kind"})
-	reg.MustRegister(gaps)
-	gapLog := &gapLogger{log: log, every: 10 * time.Second}
-	if cfg.LineageMaxBusy <= 0 || cfg.LineageMaxBusy > 1 {
-		store.Close()
-		return nil, fmt.Errorf("--lineage-max-busy %v: want a value in (0,1]", cfg.LineageMaxBusy)
-	}
-	opts := lineage.Options{
-		Logger:  log,
-		MaxBusy: cfg.LineageMaxBusy,
-		OnGap: func(g lineage.Gap) {
-			gaps.WithLabelValues(string(g.Kind)).Inc()
-			gapLog.gap(g)
-		},
 	}
 	ix, err := lineage.Open(ctx, store, l.Reader(), opts)
 	if err != nil {
@@ -61,11 +54,65 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 		}
 		log.Info("lineage index rebuilt", "tree_size", size, "digest", fmt.Sprintf("%x", d))
 	}
+	registerWatermark(reg, ix)
+	return &lineageIndex{index: ix, close: store.Close, run: ix.Run, catchUp: ix.CatchUp}, nil
+}
+
+// lineageOptions are the index options of both storages, with the gap
+// metric registered.
+func lineageOptions(cfg config, reg *prometheus.Registry, log *slog.Logger) (lineage.Options, error) {
+	if cfg.LineageMaxBusy <= 0 || cfg.LineageMaxBusy > 1 {
+		return lineage.Options{}, fmt.Errorf("--lineage-max-busy %v: want a value in (0,1]", cfg.LineageMaxBusy)
+	}
+	gaps := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "provlog_lineage_gaps_total",
+		Help: "Completeness gaps found by the lineage index, by kind (missing events).",
+	}, []string{"kind"})
+	reg.MustRegister(gaps)
+	gapLog := &gapLogger{log: log, every: 10 * time.Second}
+	return lineage.Options{
+		Logger:  log,
+		MaxBusy: cfg.LineageMaxBusy,
+		OnGap: func(g lineage.Gap) {
+			gaps.WithLabelValues(string(g.Kind)).Inc()
+			gapLog.gap(g)
+		},
+	}, nil
+}
+
+// lineageTable is the table of the shared lineage index under --storage
+// aws, in the --mysql-dsn database.
+const lineageTable = "provlog_lineage"
+
+// openSharedLineage opens the lineage index that every frontend of the
+// database shares: one of them at a time writes it (lineage.Shared), all
+// answer queries from it.
+func openSharedLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometheus.Registry, opts lineage.Options) (*lineageIndex, error) {
+	sh, err := lineage.OpenShared(ctx, cfg.MySQLDSN, lineageTable, l.Reader(), opts, cfg.Reindex)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the shared lineage index: %w", err)
+	}
+	if cfg.Reindex {
+		opts.Logger.Info("--reindex: the shared lineage index is rebuilt from the log when this frontend next takes its writer lock")
+	}
+	registerWatermark(reg, sh.Index())
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "provlog_lineage_writer",
+		Help: "1 when this frontend writes the shared lineage index (--storage aws), else 0.",
+	}, func() float64 {
+		if sh.Writer() {
+			return 1
+		}
+		return 0
+	}))
+	return &lineageIndex{index: sh.Index(), close: sh.Close, run: sh.Run, catchUp: sh.CatchUp}, nil
+}
+
+func registerWatermark(reg *prometheus.Registry, ix *lineage.Index) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "provlog_lineage_watermark",
 		Help: "Tree size the lineage index has indexed.",
 	}, func() float64 { return float64(ix.Watermark()) }))
-	return &lineageIndex{index: ix, close: store.Close}, nil
 }
 
 // gapLogger logs gaps at WARN, at most one line per kind every interval

@@ -260,7 +260,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	lineageDone := make(chan struct{})
 	go func() {
 		defer close(lineageDone)
-		if err := ix.index.Run(lctx); err != nil && lctx.Err() == nil {
+		if err := ix.run(lctx); err != nil && lctx.Err() == nil {
 			log.Error("lineage index stopped", "err", err)
 		}
 	}()
@@ -306,7 +306,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			errs = append(errs, fmt.Errorf("closing the log: %w", err))
 		}
 		// Index what the log published last, then stop the index.
-		if err := ix.index.CatchUp(sctx); err != nil {
+		if err := ix.catchUp(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("final lineage pass: %w", err))
 		}
 		stopLineage()

@@ -31,7 +31,7 @@ func migrateMain(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: provlogd migrate --data-dir DIR --mysql-dsn DSN --s3-bucket B [--s3-endpoint URL]\n\n"+
 			"Copies the embedded log to the aws storage, checks the rebuilt tree has the source checkpoint's root,\n"+
-			"and publishes that checkpoint there. Then start provlogd --storage aws --reindex on the same data dir.\n"+
+			"and publishes that checkpoint there; copies DATA/vault, if any, into the database as it is (encrypted). Then start provlogd --storage aws --reindex on the same data dir.\n"+
 			"Credentials come from the standard AWS environment.\n\n")
 		fs.PrintDefaults()
 	}
@@ -65,5 +65,11 @@ func migrateMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "migrated %d entries, root %x\n", cp.Size, cp.Hash)
+	if n, err := migrateVault(ctx, *dataDir, *dsn); err != nil {
+		fmt.Fprintln(stderr, "provlogd migrate:", err)
+		return 1
+	} else if n >= 0 {
+		fmt.Fprintf(stdout, "copied the vault: %d values\n", n)
+	}
 	return 0
 }

@@ -139,6 +139,18 @@ func (s *mysqlStore) Commit(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("lineage store commit: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.applyBatch(ctx, tx, b); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("lineage store commit of %d operations: %w", b.Len(), err)
+	}
+	return nil
+}
+
+// applyBatch writes the operations of b in tx.
+func (s *mysqlStore) applyBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {
+	var err error
 	// Runs of consecutive Sets go in multi-row upserts; a later row for
 	// the same key overrides an earlier one, as the Batch says.
 	var sets []Op
@@ -193,9 +205,6 @@ func (s *mysqlStore) Commit(ctx context.Context, b *Batch) error {
 	}
 	if err := flush(); err != nil {
 		return fmt.Errorf("lineage store commit: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("lineage store commit of %d operations: %w", b.Len(), err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -60,7 +59,8 @@ type keyring struct {
 
 const keyringFile = "keyring.json"
 
-func readKeyring(dir string) (*keyring, bool, error) {
+// readKeyringFile reads DIR/keyring.json; ok is false when there is none.
+func readKeyringFile(dir string) ([]byte, bool, error) {
 	b, err := os.ReadFile(filepath.Join(dir, keyringFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
@@ -68,24 +68,26 @@ func readKeyring(dir string) (*keyring, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("couldn't read vault keyring: %w", err)
 	}
-	var kr keyring
-	if err := json.Unmarshal(b, &kr); err != nil {
-		return nil, false, fmt.Errorf("vault keyring %s is corrupt: %w", filepath.Join(dir, keyringFile), err)
-	}
-	if kr.Version != 1 {
-		return nil, false, fmt.Errorf("vault keyring version %d, want 1", kr.Version)
-	}
-	return &kr, true, nil
+	return b, true, nil
 }
 
-// writeKeyring replaces the keyring atomically: a temporary file, synced,
-// renamed over the old one, and the directory synced.
-func writeKeyring(dir string, kr *keyring) error {
-	b, err := json.MarshalIndent(kr, "", "  ")
-	if err != nil {
-		return fmt.Errorf("couldn't encode vault keyring: %w", err)
+// readKeyring reads and decodes DIR/keyring.json.
+func readKeyring(dir string) (*keyring, bool, error) {
+	b, ok, err := readKeyringFile(dir)
+	if err != nil || !ok {
+		return nil, ok, err
 	}
-	if err := atomicfile.Write(filepath.Join(dir, keyringFile), b, 0o600); err != nil {
+	kr, err := decodeKeyring(b)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", filepath.Join(dir, keyringFile), err)
+	}
+	return kr, true, nil
+}
+
+// writeKeyringFile replaces the keyring atomically: a temporary file,
+// synced, renamed over the old one, and the directory synced.
+func writeKeyringFile(dir string, doc []byte) error {
+	if err := atomicfile.Write(filepath.Join(dir, keyringFile), doc, 0o600); err != nil {
 		return fmt.Errorf("couldn't replace vault keyring: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/provlog/provlog/internal/atomicfile"
 )
 
@@ -107,8 +107,21 @@ func (v *Vault) ApplyRetention(ctx context.Context, rules []Rule) ([]Erasure, er
 }
 
 func (v *Vault) retireOld(now time.Time) error {
+	if err := v.refresh(); err != nil {
+		return err
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := v.retireOldLocked(now)
+		if errors.Is(err, ErrKeyringChanged) && attempt < keyringRetries {
+			continue
+		}
+		return err
+	}
+}
+
+func (v *Vault) retireOldLocked(now time.Time) error {
 	next := *v.kr
 	next.Keys = make([]*keyRecord, len(v.kr.Keys))
 	changed := false
@@ -123,11 +136,7 @@ func (v *Vault) retireOld(now time.Time) error {
 	if !changed {
 		return nil
 	}
-	if err := writeKeyring(v.cfg.Dir, &next); err != nil {
-		return err
-	}
-	v.kr = &next
-	return nil
+	return v.putKeyringLocked(&next)
 }
 
 func (v *Vault) dueKeys(r Rule, now time.Time) []string {
@@ -154,6 +163,11 @@ func (v *Vault) erase(ctx context.Context, id string, r Rule, now time.Time) (Er
 	}
 	var e Erasure
 	err = v.updateKey(id, func(k *keyRecord) {
+		if k.ErasedAt != nil {
+			// Another process sharing the store erased it first.
+			e = erasureOf(k)
+			return
+		}
 		k.State = stateShredded
 		if r.Action == ActionArchive {
 			k.State = stateArchived
@@ -186,6 +200,16 @@ func erasureOf(k *keyRecord) Erasure {
 func (v *Vault) updateKey(id string, f func(*keyRecord)) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := v.updateKeyLocked(id, f)
+		if errors.Is(err, ErrKeyringChanged) && attempt < keyringRetries {
+			continue
+		}
+		return err
+	}
+}
+
+func (v *Vault) updateKeyLocked(id string, f func(*keyRecord)) error {
 	next := *v.kr
 	next.Keys = make([]*keyRecord, len(v.kr.Keys))
 	found := false
@@ -200,15 +224,14 @@ func (v *Vault) updateKey(id string, f func(*keyRecord)) error {
 	if !found {
 		return fmt.Errorf("vault: no data key %s", id)
 	}
-	if err := writeKeyring(v.cfg.Dir, &next); err != nil {
-		return err
-	}
-	v.kr = &next
-	return nil
+	return v.putKeyringLocked(&next)
 }
 
 // Erasures lists every erasure made so far, logged or not.
 func (v *Vault) Erasures() []Erasure {
+	if err := v.refresh(); err != nil {
+		v.cfg.Logger.Warn("vault: couldn't reload the keyring; listing the one held", "err", err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []Erasure
@@ -226,17 +249,9 @@ func (v *Vault) MarkLogged(id string, index uint64) error {
 }
 
 func (v *Vault) countValues(id string) (int, error) {
-	p := byKeyPrefix(id)
-	it, err := v.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return 0, fmt.Errorf("vault: %w", err)
-	}
-	defer it.Close()
 	n := 0
-	for it.First(); it.Valid(); it.Next() {
-		n++
-	}
-	return n, it.Error()
+	err := v.st.Scan(context.Background(), byKeyPrefix(id), func(_, _ []byte) error { n++; return nil })
+	return n, err
 }
 
 // archive appends every value of key id, as stored (encrypted), to
@@ -253,29 +268,25 @@ func (v *Vault) archive(id string) error {
 	}
 	defer f.Close()
 	p := byKeyPrefix(id)
-	it, err := v.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return fmt.Errorf("vault: %w", err)
-	}
-	defer it.Close()
+	ctx := context.Background()
 	var buf []byte
-	for it.First(); it.Valid(); it.Next() {
-		vk := it.Key()[len(p):]
-		rec, closer, err := v.db.Get(vk)
-		if err != nil {
-			return fmt.Errorf("couldn't read value to archive: %w", err)
+	err = v.st.Scan(ctx, p, func(key, _ []byte) error {
+		vk := key[len(p):]
+		rec, ok, err := v.st.Get(ctx, vk)
+		if err != nil || !ok {
+			return fmt.Errorf("couldn't read value to archive: %w (present: %v)", err, ok)
 		}
 		buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(vk)))
 		buf = append(buf, vk...)
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(rec)))
 		buf = append(buf, rec...)
-		closer.Close()
 		if _, err := f.Write(buf); err != nil {
 			return fmt.Errorf("couldn't write vault archive: %w", err)
 		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("vault: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("couldn't sync vault archive: %w", err)
@@ -287,43 +298,37 @@ func (v *Vault) archive(id string) error {
 // they were in, so the ciphertexts leave the store's files too.
 func (v *Vault) dropValues(id string) (int, error) {
 	p := byKeyPrefix(id)
-	it, err := v.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return 0, fmt.Errorf("vault: %w", err)
-	}
-	b := v.db.NewBatch()
-	defer b.Close()
+	ctx := context.Background()
+	var ops []Op
 	n := 0
 	var lo, hi []byte
-	for it.First(); it.Valid(); it.Next() {
-		vk := append([]byte(nil), it.Key()[len(p):]...)
+	err := v.st.Scan(ctx, p, func(key, _ []byte) error {
+		vk := append([]byte(nil), key[len(p):]...)
 		if lo == nil || string(vk) < string(lo) {
 			lo = vk
 		}
 		if string(vk) > string(hi) {
 			hi = vk
 		}
-		b.Delete(vk, nil)
+		ops = append(ops, Op{Kind: OpDelete, Key: vk})
 		n++
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	if err := it.Error(); err != nil {
-		it.Close()
-		return 0, fmt.Errorf("vault: %w", err)
-	}
-	it.Close()
 	if n == 0 {
 		return 0, nil
 	}
-	b.DeleteRange(p, prefixEnd(p), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	ops = append(ops, Op{Kind: OpDeleteRange, Key: p, End: prefixEnd(p)})
+	if err := v.st.Write(ctx, ops); err != nil {
 		return 0, fmt.Errorf("couldn't delete erased values: %w", err)
 	}
-	ctx := context.Background()
-	if err := v.db.Compact(ctx, lo, append(hi, 0), false); err != nil {
-		return 0, fmt.Errorf("couldn't compact erased values: %w", err)
+	if err := v.st.Reclaim(ctx, lo, append(hi, 0)); err != nil {
+		return 0, err
 	}
-	if err := v.db.Compact(ctx, p, prefixEnd(p), false); err != nil {
-		return 0, fmt.Errorf("couldn't compact erased values: %w", err)
+	if err := v.st.Reclaim(ctx, p, prefixEnd(p)); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -337,6 +342,9 @@ type KeyInfo struct {
 
 // Keys lists the data keys.
 func (v *Vault) Keys() []KeyInfo {
+	if err := v.refresh(); err != nil {
+		v.cfg.Logger.Warn("vault: couldn't reload the keyring; listing the one held", "err", err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	out := make([]KeyInfo, len(v.kr.Keys))

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"context"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/subtle"
@@ -11,14 +12,11 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/provlog/provlog/log/event"
 )
@@ -47,9 +45,13 @@ func (e *ErasedError) Error() string {
 
 // Config configures a Vault.
 type Config struct {
-	// Dir holds the keyring, the value store (Dir/db) and the archive
-	// (Dir/archive).
+	// Dir holds the archive (Dir/archive) and, unless Store is set, the
+	// keyring and the value store (OpenPebbleStore).
 	Dir string
+	// Store, when set, keeps the keyring and the values instead of Dir
+	// (OpenMySQLStore: shared by the frontends of one database). The
+	// vault closes it.
+	Store Store
 	// Keys wraps the data keys.
 	Keys KeyManager
 	// RotateEvery is the age at which a data key stops taking new writes
@@ -65,10 +67,11 @@ type Config struct {
 // concurrent use.
 type Vault struct {
 	cfg Config
-	db  *pebble.DB
+	st  Store
 
-	mu    sync.Mutex // guards kr and aeads, serialises keyring writes
+	mu    sync.Mutex // guards kr, krVer and aeads, serialises keyring writes
 	kr    *keyring
+	krVer uint64 // the Store's version of kr
 	aeads map[string]cipher.AEAD
 
 	seed  maphash.Seed
@@ -100,48 +103,133 @@ func Open(cfg Config) (*Vault, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create vault directory: %w", err)
 	}
-	kr, ok, err := readKeyring(cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		check, err := cfg.Keys.Wrap(checkPlaintext, []byte("check"))
-		if err != nil {
-			return nil, fmt.Errorf("couldn't wrap the vault check value: %w", err)
-		}
-		kr = &keyring{Version: 1, MasterKeyID: cfg.Keys.ID(), Check: check}
-		if err := writeKeyring(cfg.Dir, kr); err != nil {
+	st := cfg.Store
+	if st == nil {
+		var err error
+		if st, err = OpenPebbleStore(cfg.Dir, cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
-	aeads, err := unwrapAll(kr, cfg.Keys)
-	if err != nil {
+	v := &Vault{cfg: cfg, st: st, seed: maphash.MakeSeed()}
+	if err := v.openKeyring(); err != nil {
+		st.Close()
 		return nil, err
 	}
-	cache := pebble.NewCache(vaultCacheSize)
-	defer cache.Unref() // the DB holds its own reference
-	opts := &pebble.Options{Logger: pebbleLogger{cfg.Logger}, Cache: cache}
-	for i := range opts.Levels {
-		// Seal looks up every new event's marker: absent, almost always.
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(filepath.Join(cfg.Dir, "db"), opts)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't open vault store: %w", err)
-	}
-	v := &Vault{cfg: cfg, db: db, kr: kr, aeads: aeads, seed: maphash.MakeSeed()}
 	// Finish any erasure a crash interrupted: the keyring says erased, some
 	// ciphertexts may remain.
-	for _, k := range kr.Keys {
+	for _, k := range v.kr.Keys {
 		if k.State == stateShredded || k.State == stateArchived {
 			if _, err := v.dropValues(k.ID); err != nil {
-				db.Close()
+				st.Close()
 				return nil, err
 			}
 		}
 	}
 	return v, nil
 }
+
+// openKeyring reads the keyring, or writes a new one when there is none.
+func (v *Vault) openKeyring() error {
+	ctx := context.Background()
+	for range 5 {
+		doc, ver, ok, err := v.st.ReadKeyring(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			return v.loadLocked(doc, ver)
+		}
+		check, err := v.cfg.Keys.Wrap(checkPlaintext, []byte("check"))
+		if err != nil {
+			return fmt.Errorf("couldn't wrap the vault check value: %w", err)
+		}
+		kr := &keyring{Version: 1, MasterKeyID: v.cfg.Keys.ID(), Check: check}
+		doc, err = encodeKeyring(kr)
+		if err != nil {
+			return err
+		}
+		ver, err = v.st.WriteKeyring(ctx, doc, 0)
+		if errors.Is(err, ErrKeyringChanged) {
+			continue // another process made it first: read theirs
+		}
+		if err != nil {
+			return err
+		}
+		v.kr, v.krVer, v.aeads = kr, ver, map[string]cipher.AEAD{}
+		return nil
+	}
+	return errors.New("vault: the keyring kept changing while it was opened")
+}
+
+// loadLocked decodes doc, checks the master key against it and unwraps
+// every data key, then makes it the vault's keyring. v.mu is held.
+func (v *Vault) loadLocked(doc []byte, ver uint64) error {
+	kr, err := decodeKeyring(doc)
+	if err != nil {
+		return err
+	}
+	aeads, err := unwrapAll(kr, v.cfg.Keys)
+	if err != nil {
+		return err
+	}
+	v.kr, v.krVer, v.aeads = kr, ver, aeads
+	return nil
+}
+
+// reloadLocked reads the keyring the Store holds now. v.mu is held.
+func (v *Vault) reloadLocked() error {
+	doc, ver, ok, err := v.st.ReadKeyring(context.Background())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("vault: the keyring is gone from the store")
+	}
+	return v.loadLocked(doc, ver)
+}
+
+// refresh reloads the keyring when another process sharing the Store
+// changed it: keys it made, rotated or erased.
+func (v *Vault) refresh() error {
+	ver, err := v.st.KeyringVersion(context.Background())
+	if err != nil {
+		return fmt.Errorf("couldn't read the vault keyring's version: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ver == v.krVer {
+		return nil
+	}
+	return v.reloadLocked()
+}
+
+// putKeyringLocked writes next as the keyring if nobody changed it since
+// v.kr was read, and makes it v.kr. When somebody did, it reloads v.kr and
+// returns ErrKeyringChanged: build next again from v.kr. v.mu is held.
+func (v *Vault) putKeyringLocked(next *keyring) error {
+	doc, err := encodeKeyring(next)
+	if err != nil {
+		return err
+	}
+	ver, err := v.st.WriteKeyring(context.Background(), doc, v.krVer)
+	if errors.Is(err, ErrKeyringChanged) {
+		if rerr := v.reloadLocked(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	v.kr, v.krVer = next, ver
+	return nil
+}
+
+// keyringRetries bounds how often a keyring change is rebuilt after
+// another process changed the keyring first.
+const keyringRetries = 8
 
 // unwrapAll checks the master key against the keyring and unwraps every
 // data key still held.
@@ -171,12 +259,7 @@ func unwrapAll(kr *keyring, km KeyManager) (map[string]cipher.AEAD, error) {
 }
 
 // Close closes the value store.
-func (v *Vault) Close() error {
-	if err := v.db.Close(); err != nil {
-		return fmt.Errorf("couldn't close vault store: %w", err)
-	}
-	return nil
-}
+func (v *Vault) Close() error { return v.st.Close() }
 
 func keyAAD(id string) []byte { return []byte("provlog vault data key v1\n" + id) }
 
@@ -226,6 +309,10 @@ type Request struct {
 
 // SealBatch is Seal for many events, with one synced write for all.
 func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
+	ctx := context.Background()
+	if err := v.refresh(); err != nil {
+		return nil, err
+	}
 	// Lock every stripe involved, in ascending order, so that two batches
 	// cannot deadlock.
 	var stripes []int
@@ -242,13 +329,31 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 			v.locks[i].Unlock()
 		}
 	}()
-	// An indexed batch: a later request for the same event sees what an
-	// earlier one wrote.
-	b := v.db.NewIndexedBatch()
-	defer b.Close()
+	// The stripes serialise this process's seals of one event; ErrExists
+	// says another process sharing the store sealed one of these events
+	// meanwhile: look again, and find its values.
+	for attempt := 0; ; attempt++ {
+		out, err := v.sealBatch(ctx, reqs)
+		if errors.Is(err, ErrExists) && attempt < keyringRetries {
+			continue
+		}
+		return out, err
+	}
+}
+
+// sealBatch is one try of SealBatch, with the stripes locked.
+func (v *Vault) sealBatch(ctx context.Context, reqs []Request) ([][]Sealed, error) {
+	// pending is what this batch writes: a later request for the same
+	// event sees what an earlier one wrote.
+	var ops []Op
+	pending := map[string][]byte{}
+	set := func(k, val []byte) {
+		ops = append(ops, Op{Kind: OpSet, Key: k, Value: val})
+		pending[string(k)] = val
+	}
 	out := make([][]Sealed, len(reqs))
 	for j, r := range reqs {
-		existing, err := v.existing(b, r.Tenant, r.EventID, r.Values)
+		existing, marked, err := v.existing(ctx, pending, r.Tenant, r.EventID, r.Values)
 		if err != nil {
 			return nil, err
 		}
@@ -270,22 +375,23 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 				return nil, err
 			}
 			vk := valueKey(r.Tenant, r.EventID, p.Name, c)
-			if err := b.Set(vk, encodeRecord(p.Classification, keyID, ct), nil); err != nil {
-				return nil, fmt.Errorf("vault: %w", err)
-			}
-			if err := b.Set(byKeyKey(keyID, vk), nil, nil); err != nil {
-				return nil, fmt.Errorf("vault: %w", err)
-			}
+			set(vk, encodeRecord(p.Classification, keyID, ct))
+			set(byKeyKey(keyID, vk), nil)
 			out[j][i] = Sealed{Name: p.Name, Classification: p.Classification, KeyID: keyID, Commitment: c, Salt: salt}
 		}
-		if len(existing) < len(r.Values) {
-			if err := b.Set(markerKey(r.Tenant, r.EventID), nil, nil); err != nil {
-				return nil, fmt.Errorf("vault: %w", err)
-			}
+		if !marked {
+			// The first values of the event: the marker is inserted, and
+			// fails the write if another process inserted it first.
+			mk := markerKey(r.Tenant, r.EventID)
+			ops = append(ops, Op{Kind: OpInsert, Key: mk})
+			pending[string(mk)] = nil
 		}
 	}
-	if !b.Empty() {
-		if err := b.Commit(pebble.Sync); err != nil {
+	if len(ops) > 0 {
+		if err := v.st.Write(ctx, ops); err != nil {
+			if errors.Is(err, ErrExists) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("couldn't store sensitive values: %w", err)
 		}
 	}
@@ -293,37 +399,36 @@ func (v *Vault) SealBatch(reqs []Request) ([][]Sealed, error) {
 }
 
 // existing finds, for each submitted value, a stored value of the same
-// event with the same name, classification and plaintext.
-func (v *Vault) existing(b *pebble.Batch, tenant, eventID string, vals []Plain) (map[int]Sealed, error) {
-	// A point lookup of the event's marker first: bloom filters answer it
-	// for a new event without reading the disk, where a prefix scan would.
-	_, closer, err := b.Get(markerKey(tenant, eventID))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
+// event with the same name, classification and plaintext, in the store or
+// in pending (what the batch being built writes). marked says the event's
+// marker is there: it has values.
+func (v *Vault) existing(ctx context.Context, pending map[string][]byte, tenant, eventID string, vals []Plain) (found map[int]Sealed, marked bool, err error) {
+	// A point lookup of the event's marker first: the embedded store's
+	// bloom filters answer it for a new event without reading the disk,
+	// where a prefix scan would.
+	mk := markerKey(tenant, eventID)
+	_, inBatch := pending[string(mk)]
+	_, stored, err := v.st.Get(ctx, mk)
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, false, fmt.Errorf("vault: %w", err)
 	}
-	closer.Close()
+	if !stored && !inBatch {
+		return nil, false, nil
+	}
 	prefix := eventPrefix(tenant, eventID)
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	defer it.Close()
-	found := make(map[int]Sealed)
-	for it.First(); it.Valid(); it.Next() {
-		name, c, ok := splitValueKey(it.Key()[len(prefix):])
+	found = make(map[int]Sealed)
+	visit := func(key, val []byte) error {
+		name, c, ok := splitValueKey(key[len(prefix):])
 		if !ok {
-			return nil, fmt.Errorf("vault: corrupt value key %q", it.Key())
+			return fmt.Errorf("vault: corrupt value key %q", key)
 		}
 		for i, p := range vals {
 			if _, done := found[i]; done || p.Name != name {
 				continue
 			}
-			class, keyID, ct, err := decodeRecord(it.Value())
+			class, keyID, ct, err := decodeRecord(val)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if class != p.Classification {
 				continue
@@ -336,8 +441,23 @@ func (v *Vault) existing(b *pebble.Batch, tenant, eventID string, vals []Plain) 
 				found[i] = Sealed{Name: name, Classification: class, KeyID: keyID, Commitment: c, Salt: bytes.Clone(pt[:event.CommitmentSaltSize])}
 			}
 		}
+		return nil
 	}
-	return found, it.Error()
+	if stored {
+		if err := v.st.Scan(ctx, prefix, visit); err != nil {
+			return nil, false, err
+		}
+	}
+	if inBatch {
+		for k, val := range pending {
+			if strings.HasPrefix(k, string(prefix)) {
+				if err := visit([]byte(k), val); err != nil {
+					return nil, false, err
+				}
+			}
+		}
+	}
+	return found, true, nil
 }
 
 func (v *Vault) decrypt(keyID string, ct, aad []byte) ([]byte, error) {
@@ -365,18 +485,19 @@ type Opening struct {
 // retention policy gives an *ErasedError saying when and under which
 // policy.
 func (v *Vault) Reveal(tenant, eventID string, s Sealed) (Opening, error) {
+	if err := v.refresh(); err != nil {
+		return Opening{}, err
+	}
 	if err := v.erased(s.KeyID); err != nil {
 		return Opening{}, err
 	}
-	val, closer, err := v.db.Get(valueKey(tenant, eventID, s.Name, s.Commitment))
-	if errors.Is(err, pebble.ErrNotFound) {
+	rec, ok, err := v.st.Get(context.Background(), valueKey(tenant, eventID, s.Name, s.Commitment))
+	if err != nil {
+		return Opening{}, err
+	}
+	if !ok {
 		return Opening{}, ErrNotFound
 	}
-	if err != nil {
-		return Opening{}, fmt.Errorf("couldn't read vault: %w", err)
-	}
-	rec := append([]byte(nil), val...)
-	closer.Close()
 	class, keyID, ct, err := decodeRecord(rec)
 	if err != nil {
 		return Opening{}, err
@@ -417,14 +538,21 @@ func (v *Vault) currentKey(tenant, class string) (string, cipher.AEAD, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.cfg.Now()
-	if k := v.activeKey(tenant, class); k != nil && now.Sub(k.Created) < v.cfg.RotateEvery {
+	for attempt := 0; ; attempt++ {
+		// After a conflict, v.kr is what another process wrote: it may
+		// hold the key this one was about to make.
+		if k := v.activeKey(tenant, class); k != nil && now.Sub(k.Created) < v.cfg.RotateEvery {
+			return k.ID, v.aeads[k.ID], nil
+		}
+		k, err := v.newKeyLocked(tenant, class, now)
+		if errors.Is(err, ErrKeyringChanged) && attempt < keyringRetries {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
 		return k.ID, v.aeads[k.ID], nil
 	}
-	k, err := v.newKeyLocked(tenant, class, now)
-	if err != nil {
-		return "", nil, err
-	}
-	return k.ID, v.aeads[k.ID], nil
 }
 
 func (v *Vault) activeKey(tenant, class string) *keyRecord {
@@ -470,10 +598,9 @@ func (v *Vault) newKeyLocked(tenant, class string, now time.Time) (*keyRecord, e
 	}
 	rec := &keyRecord{ID: id, Tenant: tenant, Classification: class, Generation: gen, Created: now, State: stateActive, Wrapped: wrapped}
 	next.Keys = append(next.Keys, rec)
-	if err := writeKeyring(v.cfg.Dir, &next); err != nil {
+	if err := v.putKeyringLocked(&next); err != nil {
 		return nil, err
 	}
-	v.kr = &next
 	v.aeads[id] = aead
 	if retired != nil {
 		v.cfg.Logger.Info("vault data key rotated", "retired", retired.ID, "active", id)
@@ -487,11 +614,16 @@ func (v *Vault) newKeyLocked(tenant, class string, now time.Time) (*keyRecord, e
 func (v *Vault) RotateDataKey(tenant, class string) (string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	k, err := v.newKeyLocked(tenant, class, v.cfg.Now())
-	if err != nil {
-		return "", err
+	for attempt := 0; ; attempt++ {
+		k, err := v.newKeyLocked(tenant, class, v.cfg.Now())
+		if errors.Is(err, ErrKeyringChanged) && attempt < keyringRetries {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return k.ID, nil
 	}
-	return k.ID, nil
 }
 
 // RotateMasterKey re-wraps every data key under next and makes it the
@@ -521,10 +653,11 @@ func (v *Vault) RotateMasterKey(next KeyManager) error {
 		}
 		nk.Keys[i] = &c
 	}
-	if err := writeKeyring(v.cfg.Dir, &nk); err != nil {
+	// Another process's change in between fails this one: run it again.
+	if err := v.putKeyringLocked(&nk); err != nil {
 		return err
 	}
-	v.kr, v.cfg.Keys = &nk, next
+	v.cfg.Keys = next
 	v.cfg.Logger.Info("vault master key rotated", "master_key", next.ID(), "data_keys", len(nk.Keys))
 	return nil
 }

@@ -237,14 +237,13 @@ func TestMasterKeyRotation(t *testing.T) {
 // dump reads every key and value of the store.
 func dump(t *testing.T, v *Vault) map[string][]byte {
 	t.Helper()
-	it, err := v.db.NewIter(nil)
+	out := make(map[string][]byte)
+	err := v.st.Scan(t.Context(), nil, func(k, val []byte) error {
+		out[string(k)] = bytes.Clone(val)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer it.Close()
-	out := make(map[string][]byte)
-	for it.First(); it.Valid(); it.Next() {
-		out[string(it.Key())] = bytes.Clone(it.Value())
 	}
 	return out
 }
