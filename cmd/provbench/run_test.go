@@ -15,7 +15,11 @@ import (
 func TestMain(m *testing.M) {
 	// Tessera logs through klog; keep test output to the tests.
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 // baseConfig is the flag defaults, with overrides for a quick run.
@@ -83,7 +87,14 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"mode", func(c *Config) { c.Mode = "stream" }, "-mode"},
+		{"mode", func(c *Config) { c.Mode = "pigeon" }, "-mode"},
+		{"mode twice", func(c *Config) { c.Mode = "batch,stream,batch" }, "batch twice"},
+		{"events", func(c *Config) { c.Events = "loud" }, "-events"},
+		{"streams", func(c *Config) { c.Streams = 0 }, "-streams"},
+		{"stream events", func(c *Config) { c.StreamEvents = 0 }, "-stream-events"},
+		{"warmup", func(c *Config) { c.Warmup = -time.Second }, "-warmup"},
+		{"no address", func(c *Config) { c.GRPCAddr = " , " }, "no address"},
+		{"one remote frontend", func(c *Config) { c.GRPCAddr = "127.0.0.1:8090,192.0.2.1:8090" }, "loopback"},
 		{"wait", func(c *Config) { c.Wait = "never" }, "-wait"},
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "-concurrency"},
 		{"batch size", func(c *Config) { c.BatchSize = 0 }, "-batch-size"},
