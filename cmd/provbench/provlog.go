@@ -120,7 +120,11 @@ func (p *provlogTarget) probe(ctx context.Context) error {
 			code := status.Code(err)
 			again := retryable(code) || (i > 0 && p.gen.kind.name == kindSigned && code == codes.InvalidArgument)
 			if ctx.Err() != nil || !again || time.Now().After(deadline) {
-				return fmt.Errorf("frontend %d refused a %s test event: %w", i+1, p.gen.kind.name, err)
+				hint := ""
+				if i > 0 && p.gen.kind.name == kindSigned {
+					hint = fmt.Sprintf(" (the submitter key was registered through frontend 1; frontend %d has not learnt it in %v)", i+1, probeTimeout)
+				}
+				return fmt.Errorf("frontend %d refused a %s test event%s: %w", i+1, p.gen.kind.name, hint, err)
 			}
 			if err := b.wait(ctx); err != nil {
 				return err
