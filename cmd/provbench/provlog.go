@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/provlog/provlog/client"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -84,7 +85,7 @@ type provlogTarget struct {
 	gen     *generator
 	wait    provlogv1.WaitFor
 	// streams, in stream mode: worker w sends on streams[w mod len].
-	streams []*streamMux
+	streams []*client.AppendStreamer
 }
 
 func (p *provlogTarget) client(w int) provlogv1.LogServiceClient {
@@ -141,7 +142,7 @@ func (p *provlogTarget) openStreams(ctx context.Context, perFrontend int) {
 	p.streams = nil
 	for range perFrontend {
 		for _, c := range p.clients {
-			p.streams = append(p.streams, newStreamMux(ctx, c))
+			p.streams = append(p.streams, client.NewAppendStreamer(ctx, c))
 		}
 	}
 }
@@ -151,8 +152,8 @@ func (p *provlogTarget) openStreams(ctx context.Context, perFrontend int) {
 func (p *provlogTarget) closeStreams() int {
 	n := 0
 	for _, m := range p.streams {
-		m.close()
-		n += m.streams
+		m.Close()
+		n += m.Opened()
 	}
 	p.streams = nil
 	return n
@@ -217,7 +218,7 @@ func (p *provlogTarget) batch(ctx context.Context, w, n int, st *workerStats, st
 func (p *provlogTarget) stream(ctx context.Context, w, n int, st *workerStats, stopAt time.Time) error {
 	m := p.streams[w%len(p.streams)]
 	return p.resend(ctx, p.gen.nextN(n), st, stopAt, func(ctx context.Context, evs []*provlogv1.ProvenanceEvent) ([]*provlogv1.AppendResult, []byte, error) {
-		resp, err := m.call(ctx, &provlogv1.AppendStreamRequest{Events: evs, Wait: p.wait})
+		resp, err := m.Append(ctx, evs, p.wait)
 		if err != nil {
 			return nil, nil, err
 		}
