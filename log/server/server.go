@@ -169,6 +169,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sens:           sens,
 		authz:          &authorChecks{store: cfg.Admin, ledger: cfg.Ledger},
 		limits:         limits,
+		auth:           cfg.Auth,
 	})
 	if cfg.Admin != nil {
 		as := &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now}

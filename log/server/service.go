@@ -28,7 +28,8 @@ type logService struct {
 	metrics        *metrics
 	sens           *sensitive
 	authz          *authorChecks
-	limits         *limiter // AppendStream's per-request rate limits
+	limits         *limiter           // AppendStream's per-request rate limits
+	auth           auth.Authenticator // AppendStream authenticates each request again
 }
 
 // checkEvent validates one event and the caller's right to append it.

@@ -27,7 +27,6 @@ const maxStreamInFlight = 256
 func (s *logService) AppendStream(stream grpc.BidiStreamingServer[pb.AppendStreamRequest, pb.AppendStreamResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	id := auth.FromContext(ctx)
 	var (
 		sendMu  sync.Mutex
 		sendErr error
@@ -54,6 +53,13 @@ func (s *logService) AppendStream(stream grpc.BidiStreamingServer[pb.AppendStrea
 			}
 			break
 		}
+		// The credentials are checked again for each request: a token
+		// revoked or expired while the stream is open ends it.
+		id, err := s.reauthorize(ctx)
+		if err != nil {
+			recvErr = err
+			break
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -76,6 +82,19 @@ func (s *logService) AppendStream(stream grpc.BidiStreamingServer[pb.AppendStrea
 		return sendErr
 	}
 	return ctx.Err()
+}
+
+// reauthorize authenticates the stream's caller again, as the stream
+// interceptor did when it opened.
+func (s *logService) reauthorize(ctx context.Context) (*auth.Identity, error) {
+	if s.auth == nil {
+		return auth.FromContext(ctx), nil
+	}
+	actx, err := Policy.Authorize(ctx, s.auth, pb.LogService_AppendStream_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	return auth.FromContext(actx), nil
 }
 
 // streamOne handles one request of a stream: the rate limits the unary

@@ -234,3 +234,42 @@ func TestAppendStreamRateLimit(t *testing.T) {
 		t.Errorf("log size %d, want %d", n, base+2)
 	}
 }
+
+// TestAppendStreamTokenRevoked: a token revoked while its stream is open
+// appends nothing more: the next request ends the stream with
+// Unauthenticated.
+func TestAppendStreamTokenRevoked(t *testing.T) {
+	h := startAdminHarness(t)
+	adminCtx := withToken(t.Context(), adminToken)
+	tok, err := h.admin.CreateToken(adminCtx, &pb.CreateTokenRequest{Name: "streamer", Roles: []string{"appender"}, Tenants: []string{"acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.client.AppendStream(withToken(t.Context(), tok.GetSecret()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id uint64) error {
+		return st.Send(&pb.AppendStreamRequest{CorrelationId: id, Events: []*pb.ProvenanceEvent{readEvent(t, uniqueID(t, fmt.Sprint("rev", id)))}})
+	}
+	if err := send(1); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := st.Recv()
+	if err != nil || resp.GetResults()[0].GetError() != nil {
+		t.Fatalf("first append: %v, %v", resp, err)
+	}
+	base := h.size(t)
+	if _, err := h.admin.RevokeToken(adminCtx, &pb.RevokeTokenRequest{Id: tok.GetToken().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(2); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if resp, err := st.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("after revocation: %v, %v; want the stream ended with Unauthenticated", resp, err)
+	}
+	if n := h.size(t); n != base {
+		t.Errorf("log size %d after revocation, want %d", n, base)
+	}
+}

@@ -55,8 +55,10 @@ type LogServiceClient interface {
 	// concurrently, up to a bound per stream (beyond it the server stops
 	// reading, and flow control pushes back); each gets one response, in
 	// completion order, carrying its correlation id. A bad request or event
-	// gets an error in its response and the stream goes on. gRPC only (no
-	// REST mapping).
+	// gets an error in its response and the stream goes on. The credentials
+	// are checked again for each request: a token revoked or expired while
+	// the stream is open ends it with Unauthenticated. gRPC only (no REST
+	// mapping).
 	AppendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse], error)
 	// GetCheckpoint returns the latest published checkpoint.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
@@ -175,8 +177,10 @@ type LogServiceServer interface {
 	// concurrently, up to a bound per stream (beyond it the server stops
 	// reading, and flow control pushes back); each gets one response, in
 	// completion order, carrying its correlation id. A bad request or event
-	// gets an error in its response and the stream goes on. gRPC only (no
-	// REST mapping).
+	// gets an error in its response and the stream goes on. The credentials
+	// are checked again for each request: a token revoked or expired while
+	// the stream is open ends it with Unauthenticated. gRPC only (no REST
+	// mapping).
 	AppendStream(grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]) error
 	// GetCheckpoint returns the latest published checkpoint.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
