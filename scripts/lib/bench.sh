@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # Shared by scripts/bench.sh and scripts/soak.sh (source it): free loopback
 # ports, and starting provlogd and provwitness processes that the caller's
 # EXIT trap stops (stop_all).
 # Expects $work (a scratch directory) to be set by the caller.
+: "${work:?set work to a scratch directory before sourcing scripts/lib/bench.sh}"
 
 pids=()
 
@@ -62,7 +64,8 @@ start_provlogd() {
     : >"$policy"
     local names=()
     for i in $(seq "$n"); do
-      local waddr=127.0.0.1:$(free_port)
+      local waddr
+      waddr=127.0.0.1:$(free_port)
       "$work/provwitness" --data-dir "$work/witness$i" --addr "$waddr" --name "w$i.bench.provlog.local/witness" \
         --log "$origin $(cat "$work/data/log.pub")" 2>"$work/provwitness$i.log" &
       pids+=($!)
