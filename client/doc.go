@@ -11,6 +11,9 @@
 //     WAIT_FOR_PUBLISHED each receipt is verified and must hold the event.
 //     GetEntry, Checkpoint, Trace, RunEvents and ProveConsistency verify
 //     what they return.
+//   - AppendStreamer (stream.go): many appends in flight on one
+//     LogService.AppendStream, matched to their answers by correlation id;
+//     receipts verified as in Append, pushback left to the caller.
 //   - Config (config.go): flags > PROVLOG_* environment > config file >
 //     the defaults of a local provlogd (./provlog-data/admin.token, log.pub).
 //   - Policy (policy.go): the log key and a witness quorum in tessera's

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -300,6 +302,23 @@ func (f *fakeServer) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 		out.Results = append(out.Results, &pb.AppendResult{Index: r.Index, LeafHash: r.LeafHash, Duplicate: r.Duplicate, Receipt: r.Receipt})
 	}
 	return out, nil
+}
+
+// AppendStream answers each request as AppendBatch, in request order.
+func (f *fakeServer) AppendStream(stream grpc.BidiStreamingServer[pb.AppendStreamRequest, pb.AppendStreamResponse]) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, _ := f.AppendBatch(stream.Context(), &pb.AppendBatchRequest{Events: req.GetEvents(), Wait: req.GetWait()})
+		if err := stream.Send(&pb.AppendStreamResponse{CorrelationId: req.GetCorrelationId(), Results: b.GetResults()}); err != nil {
+			return err
+		}
+	}
 }
 
 func (f *fakeServer) GetCheckpoint(ctx context.Context, _ *pb.GetCheckpointRequest) (*pb.GetCheckpointResponse, error) {

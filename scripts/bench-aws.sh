@@ -4,8 +4,8 @@
 # --storage aws on a new database and bucket, and runs cmd/provbench against
 # it and against bare tessera's AWS driver on the same two services in the
 # same run. With FRONTENDS=2 it starts a second provlogd on the same
-# database and bucket and runs a second provbench against it at the same
-# time (no baseline there): add the two provlog rows for the total.
+# database and bucket, and provbench's callers take the two frontends
+# round-robin (--grpc-addr A,B): the provlog rows are the total of both.
 # Usage: [FRONTENDS=2] scripts/bench-aws.sh [provbench flags...]  (default: batch mode, 15s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,16 +64,11 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(c
 if [[ $# -eq 0 ]]; then
   set -- --mode batch --duration 15s --concurrency 64 --batch-size 100
 fi
+addrs=$(cat "$work/grpc1")
 if [[ ${FRONTENDS:-1} == 2 ]]; then
   start 2
-  "$work/provbench" --data-dir "$work/data2" --grpc-addr "$(cat "$work/grpc2")" --log-level warn --baseline=false "$@" >"$work/second.txt" &
-  second=$!
+  addrs=$addrs,$(cat "$work/grpc2")
 fi
-"$work/provbench" --data-dir "$work/data1" --grpc-addr "$(cat "$work/grpc1")" --log-level warn \
+"$work/provbench" --data-dir "$work/data1" --grpc-addr "$addrs" --log-level warn \
   --baseline-storage aws --baseline-mysql-dsn "$dsn_server" --baseline-s3-endpoint "$PROVLOG_TEST_S3_ENDPOINT" \
   --baseline-s3-bucket "${run//_/-}-baseline" "$@"
-if [[ -n ${second:-} ]]; then
-  wait "$second"
-  echo "second frontend, at the same time (its provlog phases overlap the first one's):"
-  cat "$work/second.txt"
-fi

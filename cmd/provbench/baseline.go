@@ -159,7 +159,7 @@ func (l *tesseraLog) close(ctx context.Context, log *slog.Logger) {
 
 // call adds n leaves, then waits for all of them: the same shape as one
 // AppendBatch of n events (or one Append when n is 1).
-func (l *tesseraLog) call(ctx context.Context, n int, st *workerStats, stopAt time.Time) error {
+func (l *tesseraLog) call(ctx context.Context, _, n int, st *workerStats, stopAt time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	futures := make([]tessera.IndexFuture, n)

@@ -20,34 +20,77 @@ type workerStats struct {
 	duplicates uint64     // acknowledged as already in the log
 	retries    uint64     // calls (or adds) sent again after pushback
 	abandoned  uint64     // events given up on because the phase ended while retrying
+	sigs       sigRange   // signatures on the checkpoints of published appends
+}
+
+// sigRange is the fewest and most signature lines seen on the checkpoints
+// that published appends returned: 1 is the log's own, more are witness
+// cosignatures (or a second log key during a key rotation).
+type sigRange struct {
+	seen     bool
+	min, max int
+}
+
+func (r *sigRange) add(n int) {
+	if !r.seen {
+		r.seen, r.min, r.max = true, n, n
+		return
+	}
+	r.min, r.max = min(r.min, n), max(r.max, n)
+}
+
+func (r *sigRange) merge(o sigRange) {
+	if o.seen {
+		r.add(o.min)
+		r.add(o.max)
+	}
 }
 
 // callFunc appends n events in one call (one RPC, or n tessera adds
-// awaited together) and accounts for them in st. It returns an error only
-// for what should end the run; pushback is retried inside, until stopAt.
-type callFunc func(ctx context.Context, n int, st *workerStats, stopAt time.Time) error
+// awaited together) for worker w and accounts for them in st. It returns an
+// error only for what should end the run; pushback is retried inside, until
+// stopAt.
+type callFunc func(ctx context.Context, w, n int, st *workerStats, stopAt time.Time) error
 
 // phaseStats is the merged outcome of a phase.
 type phaseStats struct {
 	workerStats
 	elapsed time.Duration
+	// warmupEvents were acknowledged during the warm-up, and are in no
+	// other number.
+	warmupEvents uint64
 }
 
 // drive runs concurrency workers, each making calls of unit events back to
-// back, until dur has passed or count events (if count > 0) have been
-// started. Calls in flight when the time is up finish and count; elapsed
-// runs from the first call to the last one's end.
-func drive(ctx context.Context, concurrency, unit int, dur time.Duration, count uint64, call callFunc) (phaseStats, error) {
+// back: first for warmup, whose calls are not counted, then until dur has
+// passed or count events (if count > 0) have been started. Calls in flight
+// when the time is up finish and count; elapsed runs from the end of the
+// warm-up (the first call when there is none) to the last call's end. A
+// call started during the warm-up counts for nothing, even if it ends
+// after it.
+func drive(ctx context.Context, concurrency, unit int, warmup, dur time.Duration, count uint64, call callFunc) (phaseStats, error) {
 	stats := make([]workerStats, concurrency)
+	warm := make([]workerStats, concurrency)
 	var reserved atomic.Uint64
 	start := time.Now()
-	stopAt := start.Add(dur)
+	measureFrom := start.Add(warmup)
+	stopAt := measureFrom.Add(dur)
 	g, gctx := errgroup.WithContext(ctx)
 	for w := range stats {
-		st := &stats[w]
-		st.lat = newHistogram()
+		st, ws := &stats[w], &warm[w]
+		st.lat, ws.lat = newHistogram(), newHistogram()
 		g.Go(func() error {
-			for gctx.Err() == nil && time.Now().Before(stopAt) {
+			for gctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(stopAt) {
+					return nil
+				}
+				if t0.Before(measureFrom) {
+					if err := call(gctx, w, unit, ws, measureFrom); err != nil {
+						return err
+					}
+					continue
+				}
 				n := unit
 				if count > 0 {
 					end := reserved.Add(uint64(unit))
@@ -57,8 +100,7 @@ func drive(ctx context.Context, concurrency, unit int, dur time.Duration, count 
 					}
 					n = int(min(end, count) - begin)
 				}
-				t0 := time.Now()
-				if err := call(gctx, n, st, stopAt); err != nil {
+				if err := call(gctx, w, n, st, stopAt); err != nil {
 					return err
 				}
 				st.lat.record(time.Since(t0))
@@ -67,7 +109,7 @@ func drive(ctx context.Context, concurrency, unit int, dur time.Duration, count 
 		})
 	}
 	err := g.Wait()
-	out := phaseStats{elapsed: time.Since(start)}
+	out := phaseStats{elapsed: time.Since(measureFrom)}
 	out.lat = newHistogram()
 	for i := range stats {
 		s := &stats[i]
@@ -76,6 +118,8 @@ func drive(ctx context.Context, concurrency, unit int, dur time.Duration, count 
 		out.duplicates += s.duplicates
 		out.retries += s.retries
 		out.abandoned += s.abandoned
+		out.sigs.merge(s.sigs)
+		out.warmupEvents += warm[i].events
 	}
 	if err == nil {
 		err = ctx.Err()

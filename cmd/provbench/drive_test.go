@@ -20,7 +20,7 @@ func TestDriveStopsAtCount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls, events atomic.Int64
-			call := func(_ context.Context, n int, st *workerStats, _ time.Time) error {
+			call := func(_ context.Context, _, n int, st *workerStats, _ time.Time) error {
 				if n < 1 || n > tc.unit {
 					t.Errorf("call with n = %d, want 1..%d", n, tc.unit)
 				}
@@ -29,7 +29,7 @@ func TestDriveStopsAtCount(t *testing.T) {
 				st.events += uint64(n)
 				return nil
 			}
-			st, err := drive(t.Context(), tc.concurrency, tc.unit, time.Minute, uint64(tc.count), call)
+			st, err := drive(t.Context(), tc.concurrency, tc.unit, 0, time.Minute, uint64(tc.count), call)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,12 +47,12 @@ func TestDriveStopsAtCount(t *testing.T) {
 }
 
 func TestDriveStopsAtDuration(t *testing.T) {
-	call := func(ctx context.Context, n int, st *workerStats, _ time.Time) error {
+	call := func(ctx context.Context, _, n int, st *workerStats, _ time.Time) error {
 		time.Sleep(time.Millisecond)
 		st.events += uint64(n)
 		return nil
 	}
-	st, err := drive(t.Context(), 4, 1, 100*time.Millisecond, 0, call)
+	st, err := drive(t.Context(), 4, 1, 0, 100*time.Millisecond, 0, call)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,27 +64,62 @@ func TestDriveStopsAtDuration(t *testing.T) {
 	}
 }
 
+// TestDriveWarmup: calls started during the warm-up count for nothing but
+// warmupEvents, later ones count as usual, and -count applies after it.
+func TestDriveWarmup(t *testing.T) {
+	const warmup = 150 * time.Millisecond
+	start := time.Now()
+	var late atomic.Int64 // events of calls started after the warm-up
+	call := func(_ context.Context, _, n int, st *workerStats, _ time.Time) error {
+		if time.Since(start) > warmup+20*time.Millisecond {
+			late.Add(int64(n))
+		}
+		time.Sleep(time.Millisecond)
+		st.events += uint64(n)
+		return nil
+	}
+	st, err := drive(t.Context(), 3, 2, warmup, time.Minute, 500, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.events != 500 {
+		t.Errorf("%d events counted, want the -count of 500, all after the warm-up", st.events)
+	}
+	if st.warmupEvents == 0 {
+		t.Error("no warm-up events")
+	}
+	if got := late.Load(); got > 500 {
+		t.Errorf("%d events after the warm-up, want at most 500", got)
+	}
+	if st.lat.count() != 250 {
+		t.Errorf("%d latencies recorded, want 250 (only measured calls)", st.lat.count())
+	}
+	if st.elapsed > time.Since(start)-warmup+time.Millisecond {
+		t.Errorf("elapsed %v includes the warm-up", st.elapsed)
+	}
+}
+
 func TestDriveReturnsFirstError(t *testing.T) {
 	boom := errors.New("boom")
 	var n atomic.Int64
-	call := func(ctx context.Context, _ int, _ *workerStats, _ time.Time) error {
+	call := func(ctx context.Context, _, _ int, _ *workerStats, _ time.Time) error {
 		if n.Add(1) == 50 {
 			return boom
 		}
 		return nil
 	}
-	if _, err := drive(t.Context(), 4, 1, time.Minute, 0, call); !errors.Is(err, boom) {
+	if _, err := drive(t.Context(), 4, 1, 0, time.Minute, 0, call); !errors.Is(err, boom) {
 		t.Errorf("drive error = %v, want %v", err, boom)
 	}
 }
 
 func TestDriveInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	call := func(ctx context.Context, _ int, _ *workerStats, _ time.Time) error {
+	call := func(ctx context.Context, _, _ int, _ *workerStats, _ time.Time) error {
 		cancel()
 		return nil
 	}
-	if _, err := drive(ctx, 2, 1, time.Minute, 0, call); !errors.Is(err, context.Canceled) {
+	if _, err := drive(ctx, 2, 1, 0, time.Minute, 0, call); !errors.Is(err, context.Canceled) {
 		t.Errorf("drive error = %v, want context.Canceled", err)
 	}
 }

@@ -79,12 +79,20 @@ type generator struct {
 	padTo [numShapes][maxDigits + 1]int
 	seq   atomic.Uint64
 	now   func() time.Time
+	kind  eventKind
 }
 
-// newGenerator returns a generator whose events make leaves
-// (event.NewLeaf) of about size bytes, within a few bytes: the event id
+// newGenerator returns a generator of plain events whose leaves
+// (event.NewLeaf) are about size bytes, within a few bytes: the event id
 // and the submitter vary a little in length.
 func newGenerator(size int) (*generator, error) {
+	return newKindGenerator(size, eventKind{name: kindPlain})
+}
+
+// newKindGenerator is newGenerator for events of kind: padded so that the
+// leaf the log makes of them (signature included, sensitive values
+// sealed) is about size bytes, or as small as the kind allows.
+func newKindGenerator(size int, kind eventKind) (*generator, error) {
 	if size < minEventSize || size > maxEventSize {
 		return nil, fmt.Errorf("event size %d is outside [%d, %d]", size, minEventSize, maxEventSize)
 	}
@@ -105,6 +113,7 @@ func newGenerator(size int) (*generator, error) {
 		host:  host,
 		pad:   base64.RawURLEncoding.EncodeToString(raw)[:padChunk],
 		now:   time.Now,
+		kind:  kind,
 	}
 	// Calibrate each shape and length of sequence number once, so that
 	// generating an event never has to encode it.
@@ -125,7 +134,7 @@ func newGenerator(size int) (*generator, error) {
 // calibrate returns the padding that brings event n of shape s to size
 // bytes, or 0 if it is that big already.
 func (g *generator) calibrate(n uint64, s shape, size int) (int, error) {
-	base, err := g.leaf(g.build(n, s, 0))
+	base, err := g.leaf(g.dress(g.build(n, s, 0), n))
 	if err != nil {
 		return 0, fmt.Errorf("couldn't encode a %v event: %w", s, err)
 	}
@@ -137,7 +146,7 @@ func (g *generator) calibrate(n uint64, s shape, size int) (int, error) {
 	// measure and correct by the difference until it fits, as header sizes
 	// step with length.
 	for range 4 {
-		b, err := g.leaf(g.build(n, s, pad))
+		b, err := g.leaf(g.dress(g.build(n, s, pad), n))
 		if err != nil {
 			return 0, fmt.Errorf("couldn't encode a padded %v event: %w", s, err)
 		}
@@ -149,8 +158,12 @@ func (g *generator) calibrate(n uint64, s shape, size int) (int, error) {
 	return pad, nil
 }
 
-// leaf returns the leaf provlog would make of e, submitted by benchSubmitter.
+// leaf returns the leaf provlog would make of e, submitted by
+// benchSubmitter: with sensitive values sealed (sealedCopy).
 func (g *generator) leaf(e *provlogv1.ProvenanceEvent) ([]byte, error) {
+	if len(e.GetSensitive()) > 0 {
+		e = sealedCopy(e)
+	}
 	_, b, err := event.NewLeaf(e, g.now(), benchSubmitter)
 	return b, err
 }
@@ -159,7 +172,7 @@ func (g *generator) leaf(e *provlogv1.ProvenanceEvent) ([]byte, error) {
 func (g *generator) next() *provlogv1.ProvenanceEvent {
 	n := g.seq.Add(1)
 	s := shapeCycle[n%uint64(len(shapeCycle))]
-	return g.build(n, s, g.padTo[s][digits(n)])
+	return g.dress(g.build(n, s, g.padTo[s][digits(n)]), n)
 }
 
 // nextN returns n new events.

@@ -7,6 +7,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -27,11 +31,15 @@ import (
 
 // Config is everything a run needs; the flag help is its reference.
 type Config struct {
-	GRPCAddr     string
+	GRPCAddr     string // one address, or several separated by commas
 	Token        string
 	TokenFile    string
 	DataDir      string
 	Mode         string
+	Events       string // plain, signed or sensitive
+	Streams      int    // AppendStream streams per frontend
+	StreamEvents int    // events per AppendStream request
+	Warmup       time.Duration
 	Concurrency  int
 	BatchSize    int
 	Duration     time.Duration
@@ -50,11 +58,12 @@ type Config struct {
 const usageHeader = `Usage: provbench [flags]
 
 provbench appends synthetic provenance events (tenant "bench") to a running
-provlogd over gRPC and, in the same run, appends the same leaf bytes to a
-bare tessera POSIX log on the same filesystem, with the same concurrency,
-then prints throughput, latency percentiles and the provlog/tessera ratio.
-With -mode both it runs unary, then batch; each phase stops by itself after
--duration or -count events, whichever comes first. Only loopback addresses.
+provlogd (or several frontends of one log) over gRPC and, in the same run,
+appends the same leaf bytes to a bare tessera log on the same storage, with
+the same concurrency, then prints throughput, latency percentiles and the
+provlog/tessera ratio. Each mode is a phase per target; each phase runs
+-warmup uncounted, then stops by itself after -duration or -count events,
+whichever comes first. Only loopback addresses.
 
 Flags:
 `
@@ -66,16 +75,20 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8090", "provlogd's gRPC `address` (loopback only)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8090", "provlogd's gRPC `address`, or a comma-separated list of frontends of one log, which the callers take round-robin (loopback only)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer `token` to append with (needs the append role for tenant \"bench\")")
 	fs.StringVar(&cfg.TokenFile, "token-file", "", "read the bearer token from `file` (default DATA-DIR/admin.token)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./provlog-data", "provlogd's data `dir`: where the token is, and next to which the baseline log goes")
-	fs.StringVar(&cfg.Mode, "mode", "both", "unary (one Append per event), batch (AppendBatch), or both")
+	fs.StringVar(&cfg.Mode, "mode", "both", "unary (one Append per event), batch (AppendBatch), stream (AppendStream), a comma-separated list of them, both (unary,batch) or all (unary,batch,stream)")
+	fs.StringVar(&cfg.Events, "events", kindPlain, "plain; signed (each event signed by an Ed25519 submitter key that provbench registers first through AdminService: needs an admin token); or sensitive (3 sensitive values per event: provlogd needs --vault-master-key)")
+	fs.IntVar(&cfg.Streams, "streams", 1, "in stream mode, AppendStream streams per frontend, which the callers share")
+	fs.IntVar(&cfg.StreamEvents, "stream-events", 1, "in stream mode, events per AppendStream request (and per baseline call)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "run each phase this long first without counting it")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent callers, on both provlog and the baseline")
-	fs.IntVar(&cfg.BatchSize, "batch-size", 100, "events per AppendBatch call (and per baseline batch) in batch mode")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each phase runs")
-	fs.Uint64Var(&cfg.Count, "count", 0, "if > 0, each phase also stops after this many events")
-	fs.StringVar(&cfg.Wait, "wait", "sequenced", "when an append returns: sequenced (durably stored) or published (covered by a checkpoint)")
+	fs.IntVar(&cfg.BatchSize, "batch-size", 100, "events per AppendBatch call (and per baseline call) in batch mode")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each phase runs, after its warm-up")
+	fs.Uint64Var(&cfg.Count, "count", 0, "if > 0, each phase also stops after this many events (after its warm-up)")
+	fs.StringVar(&cfg.Wait, "wait", "sequenced", "when an append returns: sequenced (durably stored) or published (covered by a published checkpoint: witnessed, when provlogd has a -witness-policy)")
 	fs.IntVar(&cfg.EventSize, "event-size", 1024, fmt.Sprintf("approximate leaf size in `bytes` (%d to %d)", minEventSize, maxEventSize))
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also run the bare tessera baseline")
 	fs.BoolVar(&cfg.OnlyBaseline, "only-baseline", false, "run only the baseline; needs no server")
@@ -87,7 +100,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.Tessera.awsCfg.DSN, "baseline-mysql-dsn", "", "with -baseline-storage aws: MySQL `DSN` of a server where each phase creates (then drops) a database")
 	fs.StringVar(&cfg.Tessera.awsCfg.Endpoint, "baseline-s3-endpoint", "", "with -baseline-storage aws: S3-compatible store `URL` (path-style); empty means AWS S3")
 	fs.StringVar(&cfg.Tessera.awsCfg.Bucket, "baseline-s3-bucket", "", "with -baseline-storage aws: existing `bucket`; each phase writes under a prefix of its own")
-	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of a table")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON (schema in README.md) instead of a table")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs
@@ -145,15 +158,27 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // check validates the configuration before anything starts.
 func (c *Config) check() error {
-	switch c.Mode {
-	case "unary", "batch", "both":
+	if _, err := c.modes(); err != nil {
+		return err
+	}
+	switch c.Events {
+	case kindPlain, kindSigned, kindSensitive:
 	default:
-		return fmt.Errorf("bad -mode %q: want unary, batch or both", c.Mode)
+		return fmt.Errorf("bad -events %q: want plain, signed or sensitive", c.Events)
 	}
 	switch c.Wait {
 	case "sequenced", "published":
 	default:
 		return fmt.Errorf("bad -wait %q: want sequenced or published", c.Wait)
+	}
+	if c.Streams < 1 || c.Streams > 1000 {
+		return fmt.Errorf("bad -streams %d: want 1 to 1000", c.Streams)
+	}
+	if c.StreamEvents < 1 || c.StreamEvents > 10_000 {
+		return fmt.Errorf("bad -stream-events %d: want 1 to 10000", c.StreamEvents)
+	}
+	if c.Warmup < 0 {
+		return fmt.Errorf("bad -warmup %v: want >= 0", c.Warmup)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 100_000 {
 		return fmt.Errorf("bad -concurrency %d: want 1 to 100000", c.Concurrency)
@@ -186,18 +211,61 @@ func (c *Config) check() error {
 		return fmt.Errorf("bad -baseline-storage %q: want posix or aws", c.Tessera.storage)
 	}
 	if !c.OnlyBaseline {
-		if err := checkLoopback(c.GRPCAddr); err != nil {
-			return err
+		if len(c.addrs()) == 0 {
+			return errors.New("bad -grpc-addr: no address")
+		}
+		for _, a := range c.addrs() {
+			if err := checkLoopback(a); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func (c *Config) modes() []string {
-	if c.Mode == "both" {
-		return []string{"unary", "batch"}
+// modes returns the phases -mode asks for, in order.
+func (c *Config) modes() ([]string, error) {
+	switch c.Mode {
+	case "both":
+		return []string{"unary", "batch"}, nil
+	case "all":
+		return []string{"unary", "batch", "stream"}, nil
 	}
-	return []string{c.Mode}
+	var out []string
+	for m := range strings.SplitSeq(c.Mode, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "unary", "batch", "stream":
+			if slices.Contains(out, m) {
+				return nil, fmt.Errorf("bad -mode %q: %s twice", c.Mode, m)
+			}
+			out = append(out, m)
+		default:
+			return nil, fmt.Errorf("bad -mode %q: want unary, batch, stream, a comma-separated list of them, both or all", c.Mode)
+		}
+	}
+	return out, nil
+}
+
+// addrs returns the frontends of -grpc-addr.
+func (c *Config) addrs() []string {
+	var out []string
+	for a := range strings.SplitSeq(c.GRPCAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// unit is how many events one call carries in mode.
+func (c *Config) unit(mode string) int {
+	switch mode {
+	case "batch":
+		return c.BatchSize
+	case "stream":
+		return c.StreamEvents
+	}
+	return 1
 }
 
 // token returns the bearer token from -token, -token-file, or provlogd's
@@ -250,33 +318,37 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if err := cfg.check(); err != nil {
 		return err
 	}
+	modes, _ := cfg.modes()
 	rep := newReport(time.Now())
-	rep.Concurrency, rep.Wait = cfg.Concurrency, cfg.Wait
+	rep.Concurrency, rep.Wait, rep.EventKind = cfg.Concurrency, cfg.Wait, cfg.Events
+	rep.Warmup, rep.Duration, rep.Count = round3(cfg.Warmup.Seconds()), round3(cfg.Duration.Seconds()), cfg.Count
 	published := cfg.Wait == "published"
 
 	var target *provlogTarget
 	if !cfg.OnlyBaseline {
-		token, err := cfg.token()
-		if err != nil {
+		rep.Frontends = cfg.addrs()
+		var err error
+		if target, err = openTarget(ctx, cfg, log); err != nil {
 			return err
 		}
-		conn, err := dialProvlog(ctx, cfg.GRPCAddr, token)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		gen, err := newGenerator(cfg.EventSize)
-		if err != nil {
-			return err
-		}
-		target = &provlogTarget{client: provlogv1.NewLogServiceClient(conn), gen: gen, wait: provlogv1.WaitFor_WAIT_FOR_SEQUENCED}
-		if published {
-			target.wait = provlogv1.WaitFor_WAIT_FOR_PUBLISHED
-		}
+		defer target.close()
 	}
 
-	// The baseline's leaves double as the measure of leaf size for both.
-	sizeGen, err := newGenerator(cfg.EventSize)
+	// The baseline's leaves double as the measure of leaf size for both;
+	// signed ones carry a signature by a key of their own (the baseline
+	// verifies nothing), of the same length.
+	bkind := eventKind{name: cfg.Events}
+	if bkind.name == kindSigned {
+		_, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		bkind.keyID, bkind.key = "provbench-baseline", priv
+		if target != nil {
+			bkind.keyID = target.gen.kind.keyID
+		}
+	}
+	sizeGen, err := newKindGenerator(cfg.EventSize, bkind)
 	if err != nil {
 		return err
 	}
@@ -304,22 +376,27 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		}
 	}
 
-	for _, mode := range cfg.modes() {
-		unit := 1
-		if mode == "batch" {
-			unit = cfg.BatchSize
-		}
+	for _, mode := range modes {
+		unit := cfg.unit(mode)
 		if target != nil {
 			call := target.unary
-			if mode == "batch" {
+			switch mode {
+			case "batch":
 				call = target.batch
+			case "stream":
+				call = target.stream
+				target.openStreams(ctx, cfg.Streams)
 			}
-			log.Info("phase starting", "target", "provlog", "mode", mode, "addr", cfg.GRPCAddr)
-			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Duration, cfg.Count, call)
+			log.Info("phase starting", "target", "provlog", "mode", mode, "events", cfg.Events, "frontends", cfg.GRPCAddr)
+			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Warmup, cfg.Duration, cfg.Count, call)
+			opened := target.closeStreams()
 			if err != nil {
 				return fmt.Errorf("provlog %s phase: %w", mode, err)
 			}
 			r := newResult("provlog", mode, unit, st)
+			if mode == "stream" {
+				r.Streams = opened
+			}
 			log.Info("phase done", "target", "provlog", "mode", mode, "events", r.Events, "events_per_second", int(r.EventsPerSecond), "retries", r.Retries)
 			rep.Results = append(rep.Results, r)
 		}
@@ -329,7 +406,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 				return err
 			}
 			log.Info("phase starting", "target", "tessera", "mode", mode, "dir", l.dir)
-			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Duration, cfg.Count, l.call)
+			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Warmup, cfg.Duration, cfg.Count, l.call)
 			l.close(ctx, log)
 			if err != nil {
 				return fmt.Errorf("baseline %s phase: %w", mode, err)
@@ -344,4 +421,50 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return rep.writeJSON(stdout)
 	}
 	return rep.writeTable(stdout)
+}
+
+// openTarget connects to every frontend, registers a signing key for
+// -events signed, and checks each frontend takes one event of the kind
+// before any phase starts.
+func openTarget(ctx context.Context, cfg Config, log *slog.Logger) (*provlogTarget, error) {
+	token, err := cfg.token()
+	if err != nil {
+		return nil, err
+	}
+	t := &provlogTarget{wait: provlogv1.WaitFor_WAIT_FOR_SEQUENCED}
+	if cfg.Wait == "published" {
+		t.wait = provlogv1.WaitFor_WAIT_FOR_PUBLISHED
+	}
+	for _, a := range cfg.addrs() {
+		conn, err := dialProvlog(ctx, a, token)
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.conns = append(t.conns, conn)
+		t.clients = append(t.clients, provlogv1.NewLogServiceClient(conn))
+	}
+	kind := eventKind{name: cfg.Events}
+	if kind.name == kindSigned {
+		var id [4]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			t.close()
+			return nil, err
+		}
+		kind.keyID = "provbench-" + hex.EncodeToString(id[:])
+		if kind.key, err = registerSigningKey(ctx, t.conns[0], kind.keyID); err != nil {
+			t.close()
+			return nil, err
+		}
+		log.Info("submitter key registered", "tenant", benchTenant, "key_id", kind.keyID)
+	}
+	if t.gen, err = newKindGenerator(cfg.EventSize, kind); err != nil {
+		t.close()
+		return nil, err
+	}
+	if err := t.probe(ctx); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
 }

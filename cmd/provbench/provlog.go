@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"time"
 
+	"github.com/provlog/provlog/client"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -75,34 +77,112 @@ func retryable(c codes.Code) bool {
 	return c == codes.Unavailable || c == codes.ResourceExhausted
 }
 
-// provlogTarget appends generated events to provlogd.
+// provlogTarget appends generated events to one or more provlogd
+// frontends: worker w calls frontend w mod len(clients).
 type provlogTarget struct {
-	client provlogv1.LogServiceClient
-	gen    *generator
-	wait   provlogv1.WaitFor
+	conns   []*grpc.ClientConn
+	clients []provlogv1.LogServiceClient
+	gen     *generator
+	wait    provlogv1.WaitFor
+	// streams, in stream mode: worker w sends on streams[w mod len].
+	streams []*client.AppendStreamer
+}
+
+func (p *provlogTarget) client(w int) provlogv1.LogServiceClient {
+	return p.clients[w%len(p.clients)]
+}
+
+func (p *provlogTarget) close() {
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// probeTimeout bounds the setup check of each frontend.
+const probeTimeout = 30 * time.Second
+
+// probe appends one event to each frontend, so that a setup problem (no
+// vault for sensitive values, a token that may not append) ends the run
+// before the first phase, with the frontend's own error. A frontend other
+// than the first may not know a just registered submitter key yet (it
+// learns it from the shared store or the log): those it refuses, it is
+// asked again, for up to probeTimeout.
+func (p *provlogTarget) probe(ctx context.Context) error {
+	for i, c := range p.clients {
+		deadline := time.Now().Add(probeTimeout)
+		var b backoff
+		for {
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			_, err := c.Append(cctx, &provlogv1.AppendRequest{Event: p.gen.next(), Wait: p.wait})
+			cancel()
+			if err == nil {
+				break
+			}
+			code := status.Code(err)
+			again := retryable(code) || (i > 0 && p.gen.kind.name == kindSigned && code == codes.InvalidArgument)
+			if ctx.Err() != nil || !again || time.Now().After(deadline) {
+				hint := ""
+				if i > 0 && p.gen.kind.name == kindSigned {
+					hint = fmt.Sprintf(" (the submitter key was registered through frontend 1; frontend %d has not learnt it in %v)", i+1, probeTimeout)
+				}
+				return fmt.Errorf("frontend %d refused a %s test event%s: %w", i+1, p.gen.kind.name, hint, err)
+			}
+			if err := b.wait(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// openStreams sets up perFrontend AppendStream multiplexers per frontend
+// for a stream phase; stream i is on frontend i mod len(clients), so worker
+// w streams to the frontend it would call in the other modes.
+func (p *provlogTarget) openStreams(ctx context.Context, perFrontend int) {
+	p.streams = nil
+	for range perFrontend {
+		for _, c := range p.clients {
+			p.streams = append(p.streams, client.NewAppendStreamer(ctx, c))
+		}
+	}
+}
+
+// closeStreams ends the phase's streams and returns how many were opened
+// (more than set up when some broke and were reopened).
+func (p *provlogTarget) closeStreams() int {
+	n := 0
+	for _, m := range p.streams {
+		m.Close()
+		n += m.Opened()
+	}
+	p.streams = nil
+	return n
 }
 
 // unary appends one event per Append call; n is always 1.
-func (p *provlogTarget) unary(ctx context.Context, n int, st *workerStats, stopAt time.Time) error {
+func (p *provlogTarget) unary(ctx context.Context, w, n int, st *workerStats, stopAt time.Time) error {
 	for range n {
-		if err := p.appendOne(ctx, st, stopAt); err != nil {
+		if err := p.appendOne(ctx, p.client(w), st, stopAt); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *provlogTarget) appendOne(ctx context.Context, st *workerStats, stopAt time.Time) error {
+func (p *provlogTarget) appendOne(ctx context.Context, c provlogv1.LogServiceClient, st *workerStats, stopAt time.Time) error {
 	req := &provlogv1.AppendRequest{Event: p.gen.next(), Wait: p.wait}
 	var b backoff
 	for {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		resp, err := p.client.Append(cctx, req)
+		resp, err := c.Append(cctx, req)
 		cancel()
 		if err == nil {
 			st.events++
 			if resp.GetDuplicate() {
 				st.duplicates++
+			}
+			if cp := resp.GetReceipt().GetCheckpoint(); cp != nil {
+				st.sigs.add(countSignatures(cp))
 			}
 			return nil
 		}
@@ -125,20 +205,53 @@ func (p *provlogTarget) appendOne(ctx context.Context, st *workerStats, stopAt t
 
 // batch appends n events in one AppendBatch call, resending the events
 // that met pushback.
-func (p *provlogTarget) batch(ctx context.Context, n int, st *workerStats, stopAt time.Time) error {
-	pending := p.gen.nextN(n)
+func (p *provlogTarget) batch(ctx context.Context, w, n int, st *workerStats, stopAt time.Time) error {
+	c := p.client(w)
+	return p.resend(ctx, p.gen.nextN(n), st, stopAt, func(ctx context.Context, evs []*provlogv1.ProvenanceEvent) ([]*provlogv1.AppendResult, []byte, error) {
+		resp, err := c.AppendBatch(ctx, &provlogv1.AppendBatchRequest{Events: evs, Wait: p.wait})
+		return resp.GetResults(), resp.GetCheckpoint(), err
+	})
+}
+
+// stream appends n events in one request on worker w's AppendStream,
+// resending the events that met pushback.
+func (p *provlogTarget) stream(ctx context.Context, w, n int, st *workerStats, stopAt time.Time) error {
+	m := p.streams[w%len(p.streams)]
+	return p.resend(ctx, p.gen.nextN(n), st, stopAt, func(ctx context.Context, evs []*provlogv1.ProvenanceEvent) ([]*provlogv1.AppendResult, []byte, error) {
+		resp, err := m.Append(ctx, evs, p.wait)
+		if err != nil {
+			return nil, nil, err
+		}
+		if e := resp.GetError(); e != nil {
+			return nil, nil, status.Error(codes.Code(e.GetCode()), e.GetMessage())
+		}
+		return resp.GetResults(), resp.GetCheckpoint(), nil
+	})
+}
+
+// sendFunc sends events in one call and returns one result per event and
+// the checkpoint of a published wait, or the call's error as a status.
+type sendFunc func(ctx context.Context, evs []*provlogv1.ProvenanceEvent) ([]*provlogv1.AppendResult, []byte, error)
+
+// resend sends pending and then, after a backoff, whatever met pushback
+// (the whole call's, or single events'), until all are acknowledged or
+// stopAt has passed.
+func (p *provlogTarget) resend(ctx context.Context, pending []*provlogv1.ProvenanceEvent, st *workerStats, stopAt time.Time, send sendFunc) error {
 	var b backoff
 	for {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		resp, err := p.client.AppendBatch(cctx, &provlogv1.AppendBatchRequest{Events: pending, Wait: p.wait})
+		results, cp, err := send(cctx, pending)
 		cancel()
 		var again []*provlogv1.ProvenanceEvent
 		switch {
 		case err == nil:
-			if got := len(resp.GetResults()); got != len(pending) {
-				return fmt.Errorf("AppendBatch returned %d results for %d events", got, len(pending))
+			if got := len(results); got != len(pending) {
+				return fmt.Errorf("%d results for %d events", got, len(pending))
 			}
-			for i, r := range resp.GetResults() {
+			if cp != nil {
+				st.sigs.add(countSignatures(cp))
+			}
+			for i, r := range results {
 				if e := r.GetError(); e != nil {
 					c := codes.Code(e.GetCode())
 					if retryable(c) {
@@ -160,7 +273,7 @@ func (p *provlogTarget) batch(ctx context.Context, n int, st *workerStats, stopA
 		case retryable(status.Code(err)):
 			again = pending
 		default:
-			return fmt.Errorf("couldn't append a batch of %d events: %w", len(pending), err)
+			return fmt.Errorf("couldn't append %d events: %w", len(pending), err)
 		}
 		if !time.Now().Before(stopAt) {
 			st.abandoned += uint64(len(again))
@@ -172,6 +285,22 @@ func (p *provlogTarget) batch(ctx context.Context, n int, st *workerStats, stopA
 		}
 		pending = again
 	}
+}
+
+// countSignatures counts the signature lines of a signed note (a
+// checkpoint): the lines after its last blank line that start with "— ".
+func countSignatures(note []byte) int {
+	i := bytes.LastIndex(note, []byte("\n\n"))
+	if i < 0 {
+		return 0
+	}
+	n := 0
+	for _, line := range bytes.Split(note[i+2:], []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("\u2014 ")) {
+			n++
+		}
+	}
+	return n
 }
 
 var errNoToken = errors.New("no bearer token: pass --token or --token-file")

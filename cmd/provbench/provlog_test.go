@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -29,12 +31,15 @@ type fakeLog struct {
 	t         *testing.T
 	token     string
 	pushEvery int
-	reject    bool // reject every event with InvalidArgument
+	reject    bool // reject every event with InvalidArgument but the first (provbench's probe)
+	// checkpoint is returned to appends waiting for publication.
+	checkpoint []byte
 
-	mu    sync.Mutex
-	rpcs  int
-	seen  map[string]int // event id -> times accepted
-	waits map[provlogv1.WaitFor]int
+	mu      sync.Mutex
+	rpcs    int
+	streams int            // AppendStreams opened
+	seen    map[string]int // event id -> times accepted
+	waits   map[provlogv1.WaitFor]int
 }
 
 func (f *fakeLog) check(ctx context.Context, evs []*provlogv1.ProvenanceEvent, wait provlogv1.WaitFor) (push bool, err error) {
@@ -69,10 +74,14 @@ func (f *fakeLog) Append(ctx context.Context, req *provlogv1.AppendRequest) (*pr
 	if push {
 		return nil, status.Error(codes.Unavailable, "pushback")
 	}
-	if f.reject {
+	if f.reject && !firstEvent(req.GetEvent()) {
 		return nil, status.Error(codes.InvalidArgument, "event_id: no")
 	}
-	return &provlogv1.AppendResponse{Duplicate: f.accept(req.GetEvent().GetEventId())}, nil
+	resp := &provlogv1.AppendResponse{Duplicate: f.accept(req.GetEvent().GetEventId())}
+	if req.GetWait() == provlogv1.WaitFor_WAIT_FOR_PUBLISHED {
+		resp.Receipt = &provlogv1.Receipt{Checkpoint: f.checkpoint}
+	}
+	return resp, nil
 }
 
 func (f *fakeLog) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchRequest) (*provlogv1.AppendBatchResponse, error) {
@@ -86,7 +95,7 @@ func (f *fakeLog) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchReq
 	resp := &provlogv1.AppendBatchResponse{}
 	for i, e := range req.GetEvents() {
 		switch {
-		case f.reject:
+		case f.reject && !firstEvent(e):
 			resp.Results = append(resp.Results, &provlogv1.AppendResult{Error: &provlogv1.AppendError{Code: int32(codes.InvalidArgument), Message: "no", Field: "event_id"}})
 		case i%f.pushEvery == f.pushEvery-1:
 			resp.Results = append(resp.Results, &provlogv1.AppendResult{Error: &provlogv1.AppendError{Code: int32(codes.Unavailable), Message: "pushback"}})
@@ -94,8 +103,43 @@ func (f *fakeLog) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchReq
 			resp.Results = append(resp.Results, &provlogv1.AppendResult{Duplicate: f.accept(e.GetEventId())})
 		}
 	}
+	if req.GetWait() == provlogv1.WaitFor_WAIT_FOR_PUBLISHED {
+		resp.Checkpoint = f.checkpoint
+	}
 	return resp, nil
 }
+
+// AppendStream answers each request as AppendBatch would, a failed call
+// becoming the response's error.
+func (f *fakeLog) AppendStream(stream grpc.BidiStreamingServer[provlogv1.AppendStreamRequest, provlogv1.AppendStreamResponse]) error {
+	f.mu.Lock()
+	f.streams++
+	f.mu.Unlock()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := f.AppendBatch(stream.Context(), &provlogv1.AppendBatchRequest{Events: req.GetEvents(), Wait: req.GetWait()})
+		resp := &provlogv1.AppendStreamResponse{CorrelationId: req.GetCorrelationId(), Results: b.GetResults(), Checkpoint: b.GetCheckpoint()}
+		if err != nil {
+			st := status.Convert(err)
+			if st.Code() == codes.Unauthenticated {
+				return err
+			}
+			resp.Error = &provlogv1.AppendError{Code: int32(st.Code()), Message: st.Message()}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// firstEvent says whether e is a generator's first event.
+func firstEvent(e *provlogv1.ProvenanceEvent) bool { return strings.HasSuffix(e.GetEventId(), ":1") }
 
 func startFakeLog(t *testing.T, f *fakeLog) string {
 	t.Helper()
@@ -144,9 +188,10 @@ func TestRunAgainstLog(t *testing.T) {
 			if len(rep.Ratios) != 0 {
 				t.Errorf("ratios %+v without a baseline", rep.Ratios)
 			}
-			// Every event reached the log exactly once, pushback or not.
-			if len(f.seen) != 2*int(cfg.Count) {
-				t.Errorf("log saw %d distinct events, want %d", len(f.seen), 2*cfg.Count)
+			// Every event reached the log exactly once, pushback or not;
+			// one more is the setup probe.
+			if len(f.seen) != 2*int(cfg.Count)+1 {
+				t.Errorf("log saw %d distinct events, want %d", len(f.seen), 2*cfg.Count+1)
 			}
 			for id, n := range f.seen {
 				if n != 1 {
@@ -165,7 +210,7 @@ func TestRunAgainstLog(t *testing.T) {
 }
 
 func TestRunStopsOnRejection(t *testing.T) {
-	for _, mode := range []string{"unary", "batch"} {
+	for _, mode := range []string{"unary", "batch", "stream"} {
 		t.Run(mode, func(t *testing.T) {
 			f := &fakeLog{token: "s3cret", pushEvery: 1000, reject: true}
 			cfg := baseConfig(t)
@@ -175,7 +220,7 @@ func TestRunStopsOnRejection(t *testing.T) {
 			cfg.Mode = mode
 			cfg.Count = 100
 			err := run(t.Context(), cfg, new(bytes.Buffer), slog.New(slog.DiscardHandler))
-			if err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+			if err == nil || !strings.Contains(err.Error(), "InvalidArgument") || !strings.Contains(err.Error(), mode+" phase") {
 				t.Errorf("run error = %v, want the rejection", err)
 			}
 		})
@@ -192,5 +237,83 @@ func TestRunBadToken(t *testing.T) {
 	err := run(t.Context(), cfg, new(bytes.Buffer), slog.New(slog.DiscardHandler))
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("run error = %v, want Unauthenticated", err)
+	}
+}
+
+// TestRunFrontendsAndStreams drives two frontends in every mode, waiting
+// for publication: the callers share both, each event reaches exactly one
+// of them once, stream mode uses -streams streams per frontend, and the
+// cosignatures on the returned checkpoints are reported.
+func TestRunFrontendsAndStreams(t *testing.T) {
+	// A checkpoint note with the log's signature and two cosignatures.
+	cp := []byte("example.com/log\n5\nAAAA\n\n\u2014 example.com/log abcd\n\u2014 w1.example abcd\n\u2014 w2.example abcd\n")
+	fs := []*fakeLog{{token: "s3cret", pushEvery: 5, checkpoint: cp}, {token: "s3cret", pushEvery: 9, checkpoint: cp}}
+	var addrs []string
+	for _, f := range fs {
+		addrs = append(addrs, startFakeLog(t, f))
+	}
+	cfg := baseConfig(t)
+	cfg.GRPCAddr = strings.Join(addrs, ",")
+	cfg.Token = "s3cret"
+	cfg.Baseline = false
+	cfg.Mode = "all"
+	cfg.Concurrency = 6
+	cfg.BatchSize = 10
+	cfg.Streams = 2
+	cfg.StreamEvents = 3
+	cfg.Count = 300
+	cfg.Wait = "published"
+	cfg.JSON = true
+	var out bytes.Buffer
+	if err := run(t.Context(), cfg, &out, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("--json output doesn't parse: %v\n%s", err, out.String())
+	}
+	if len(rep.Frontends) != 2 || rep.Frontends[1] != addrs[1] {
+		t.Errorf("frontends %v, want %v", rep.Frontends, addrs)
+	}
+	var modes []string
+	for _, r := range rep.Results {
+		modes = append(modes, r.Mode)
+		if r.Events != cfg.Count || r.Abandoned != 0 || r.Duplicates != 0 {
+			t.Errorf("%s: %+v: want %d events, none abandoned or duplicate", r.Mode, r, cfg.Count)
+		}
+		if s := r.CheckpointSignatures; s == nil || s.Min != 3 || s.Max != 3 {
+			t.Errorf("%s: checkpoint signatures %+v, want 3 to 3", r.Mode, s)
+		}
+		want := map[string]int{"unary": 1, "batch": 10, "stream": 3}[r.Mode]
+		if r.EventsPerCall != want {
+			t.Errorf("%s: %d events per call, want %d", r.Mode, r.EventsPerCall, want)
+		}
+		if r.Mode == "stream" && r.Streams != 4 {
+			t.Errorf("stream: %d streams, want 2 per frontend", r.Streams)
+		}
+	}
+	if strings.Join(modes, ",") != "unary,batch,stream" {
+		t.Errorf("modes %v, want unary, batch, stream", modes)
+	}
+	seen := map[string]int{}
+	for i, f := range fs {
+		if len(f.seen) < int(cfg.Count)/2 {
+			t.Errorf("frontend %d saw only %d events", i, len(f.seen))
+		}
+		for id, n := range f.seen {
+			seen[id] += n
+		}
+		if f.streams != 2 {
+			t.Errorf("frontend %d: %d streams opened, want 2", i, f.streams)
+		}
+	}
+	// 3 phases of -count events, and a probe per frontend.
+	if len(seen) != 3*int(cfg.Count)+2 {
+		t.Errorf("%d distinct events, want %d", len(seen), 3*cfg.Count+2)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s accepted %d times", id, n)
+		}
 	}
 }

@@ -7,21 +7,35 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
 // report is the outcome of a run; its JSON form is provbench's --json output.
 type report struct {
-	Started   time.Time `json:"started"`
-	CPUs      int       `json:"cpus"`
-	GoVersion string    `json:"go_version"`
+	// SchemaVersion is 1 for this shape; a change that renames or drops a
+	// field, or changes a meaning, increments it.
+	SchemaVersion int       `json:"schema_version"`
+	Started       time.Time `json:"started"`
+	CPUs          int       `json:"cpus"`
+	GoVersion     string    `json:"go_version"`
 	// Tessera is the tessera module version the baseline ran.
 	Tessera string `json:"tessera_version"`
 	// LeafBytes is the mean size of the leaves appended.
-	LeafBytes   int          `json:"leaf_bytes"`
-	Concurrency int          `json:"concurrency"`
-	Wait        string       `json:"wait"`
+	LeafBytes   int    `json:"leaf_bytes"`
+	Concurrency int    `json:"concurrency"`
+	Wait        string `json:"wait"`
+	// EventKind is -events: plain, signed or sensitive.
+	EventKind string `json:"event_kind"`
+	// Frontends are the provlogd gRPC addresses driven (none with
+	// -only-baseline).
+	Frontends []string `json:"frontends"`
+	// Warmup and Duration are -warmup and -duration in seconds; Count is
+	// -count (0: none).
+	Warmup      float64      `json:"warmup_seconds"`
+	Duration    float64      `json:"duration_seconds"`
+	Count       uint64       `json:"count"`
 	BaselineDir string       `json:"baseline_dir,omitempty"`
 	Settings    settingsJSON `json:"baseline_tessera"`
 	Results     []result     `json:"results"`
@@ -51,6 +65,21 @@ type result struct {
 	// Latency is per call, until the call returned (sequenced or
 	// published, as Wait says), in milliseconds.
 	Latency latency `json:"latency_ms"`
+	// WarmupEvents were acknowledged during the warm-up and are counted
+	// nowhere else.
+	WarmupEvents uint64 `json:"warmup_events"`
+	// Streams is the number of AppendStreams used (stream mode only;
+	// more than -streams x frontends when some broke and were reopened).
+	Streams int `json:"streams,omitempty"`
+	// CheckpointSignatures is the fewest and most signatures seen on the
+	// checkpoints published appends returned (provlog, -wait published
+	// only): 1 is the log's own, each more a witness cosignature.
+	CheckpointSignatures *sigJSON `json:"checkpoint_signatures,omitempty"`
+}
+
+type sigJSON struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
 }
 
 type latency struct {
@@ -83,6 +112,7 @@ func newResult(target, mode string, perCall int, st phaseStats) result {
 		Retries:       st.retries,
 		Abandoned:     st.abandoned,
 		Seconds:       round3(st.elapsed.Seconds()),
+		WarmupEvents:  st.warmupEvents,
 		Latency: latency{
 			Calls: st.lat.count(),
 			Mean:  ms(st.lat.mean()),
@@ -92,6 +122,9 @@ func newResult(target, mode string, perCall int, st phaseStats) result {
 			Max:   ms(st.lat.maximum()),
 		},
 	}
+	if st.sigs.seen {
+		r.CheckpointSignatures = &sigJSON{Min: st.sigs.min, Max: st.sigs.max}
+	}
 	if r.Seconds > 0 {
 		r.EventsPerSecond = round3(float64(r.Events) / st.elapsed.Seconds())
 	}
@@ -100,10 +133,12 @@ func newResult(target, mode string, perCall int, st phaseStats) result {
 
 func newReport(started time.Time) *report {
 	r := &report{
-		Started:   started.UTC().Truncate(time.Second),
-		CPUs:      runtime.NumCPU(),
-		GoVersion: runtime.Version(),
-		Tessera:   "unknown",
+		SchemaVersion: 1,
+		Started:       started.UTC().Truncate(time.Second),
+		Frontends:     []string{},
+		CPUs:          runtime.NumCPU(),
+		GoVersion:     runtime.Version(),
+		Tessera:       "unknown",
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
@@ -141,7 +176,13 @@ func (r *report) writeJSON(w io.Writer) error {
 
 func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "provbench %s  cpus=%d  %s  tessera %s\n", r.Started.Format(time.RFC3339), r.CPUs, r.GoVersion, r.Tessera)
-	fmt.Fprintf(w, "leaf ~%d B  concurrency %d  latency per call until %s\n", r.LeafBytes, r.Concurrency, r.Wait)
+	fmt.Fprintf(w, "%s events, leaf ~%d B  concurrency %d  latency per call until %s\n", r.EventKind, r.LeafBytes, r.Concurrency, r.Wait)
+	if len(r.Frontends) > 0 {
+		fmt.Fprintf(w, "frontends: %s\n", strings.Join(r.Frontends, ", "))
+	}
+	if r.Warmup > 0 {
+		fmt.Fprintf(w, "each phase: %gs warm-up, not counted\n", r.Warmup)
+	}
 	if r.BaselineDir != "" {
 		fmt.Fprintf(w, "baseline: tessera %s under %s, checkpoint every %s, batches of %d or %s\n",
 			r.Settings.Storage, r.BaselineDir, r.Settings.CheckpointInterval, r.Settings.BatchMaxSize, r.Settings.BatchMaxAge)
@@ -158,6 +199,9 @@ func (r *report) writeTable(w io.Writer) error {
 		return err
 	}
 	for _, x := range r.Results {
+		if s := x.CheckpointSignatures; s != nil {
+			fmt.Fprintf(w, "note: %s %s checkpoints carried %d to %d signatures (the log's and %d to %d cosignatures)\n", x.Target, x.Mode, s.Min, s.Max, s.Min-1, s.Max-1)
+		}
 		if x.Abandoned > 0 {
 			fmt.Fprintf(w, "note: %s %s gave up on %d events still meeting pushback when the phase ended\n", x.Target, x.Mode, x.Abandoned)
 		}

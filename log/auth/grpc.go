@@ -98,6 +98,15 @@ func (p Policy) public(method string) bool {
 	return false
 }
 
+// Authorize is what the interceptors do for a call: authenticate the
+// caller of ctx (an incoming gRPC context) and check that it may call
+// method, returning ctx with its Identity. A long-lived stream calls it
+// again for each message, so that a token revoked or expired mid-stream
+// stops working there too.
+func (p Policy) Authorize(ctx context.Context, a Authenticator, method string) (context.Context, error) {
+	return p.authorize(ctx, a, method)
+}
+
 func (p Policy) authorize(ctx context.Context, a Authenticator, method string) (context.Context, error) {
 	if p.public(method) {
 		return ctx, nil

@@ -68,6 +68,8 @@ func tenantCosts(req any) map[string]int {
 			out[ev.GetTenant()]++
 		}
 		return out
+	case *pb.AppendStreamRequest: // one request of a stream, as a batch
+		return tenantCosts(&pb.AppendBatchRequest{Events: r.GetEvents()})
 	case interface{ GetTenant() string }:
 		return map[string]int{r.GetTenant(): 1}
 	}
@@ -75,7 +77,10 @@ func tenantCosts(req any) map[string]int {
 }
 
 func requestCost(req any) int {
-	if r, ok := req.(*pb.AppendBatchRequest); ok {
+	switch r := req.(type) {
+	case *pb.AppendBatchRequest:
+		return max(len(r.GetEvents()), 1)
+	case *pb.AppendStreamRequest:
 		return max(len(r.GetEvents()), 1)
 	}
 	return 1
@@ -157,11 +162,12 @@ func guardUnary(l *limiter, a *accessAudit) grpc.UnaryServerInterceptor {
 	}
 }
 
-// newGuard builds the rate-limit and access-audit interceptor of a server.
-func newGuard(cfg Config) grpc.UnaryServerInterceptor {
+// newGuard builds the rate-limit and access-audit interceptor of a server,
+// and returns its limiter for AppendStream, which checks each request.
+func newGuard(cfg Config) (grpc.UnaryServerInterceptor, *limiter) {
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "provlog_rate_limited_total",
 		Help: "Requests refused with ResourceExhausted by a rate limit, by limit kind (identity, tenant)."}, []string{"kind"})
 	cfg.Registry.MustRegister(limited)
 	l := newLimiter(cfg.Limits, func(kind string) { limited.WithLabelValues(kind).Inc() })
-	return guardUnary(l, newAccessAudit(cfg.AccessAudit, cfg.Registry, cfg.Logger))
+	return guardUnary(l, newAccessAudit(cfg.AccessAudit, cfg.Registry, cfg.Logger)), l
 }

@@ -107,6 +107,34 @@ var roleMatrix = map[string]struct {
 		}
 		return nil
 	}},
+	pb.LogService_AppendStream_FullMethodName: {appendFor, func(ctx context.Context, f *matrixFixture, tenant string) error {
+		// issue 8: one request on a stream; a refused stream ends with the
+		// call's code, a refused event answers with its own.
+		st, err := f.h.client.AppendStream(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&pb.AppendStreamRequest{CorrelationId: 1, Events: []*pb.ProvenanceEvent{matrixEvent(tenant, f.unique("matrix:stream-"))}}); err != nil && err != io.EOF {
+			return err
+		}
+		if err := st.CloseSend(); err != nil {
+			return err
+		}
+		resp, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		if e := resp.GetError(); e != nil {
+			return status.Error(codes.Code(e.GetCode()), e.GetMessage())
+		}
+		if e := resp.GetResults()[0].GetError(); e != nil {
+			return status.Error(codes.Code(e.GetCode()), e.GetMessage())
+		}
+		if _, err := st.Recv(); err != io.EOF {
+			return fmt.Errorf("stream did not end after its one answer: %v", err)
+		}
+		return nil
+	}},
 	pb.LogService_GetEntry_FullMethodName: {readOwn, func(ctx context.Context, f *matrixFixture, tenant string) error {
 		_, err := f.h.client.GetEntry(ctx, &pb.GetEntryRequest{Index: f.index[tenant]})
 		return err

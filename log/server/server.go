@@ -99,6 +99,7 @@ var Policy = auth.Policy{
 	Methods: map[string]auth.Permission{
 		pb.LogService_Append_FullMethodName:              auth.PermAppend,
 		pb.LogService_AppendBatch_FullMethodName:         auth.PermAppend,
+		pb.LogService_AppendStream_FullMethodName:        auth.PermAppend, // issue 8
 		pb.LogService_GetEntry_FullMethodName:            auth.PermRead,
 		pb.LogService_GetCheckpoint_FullMethodName:       auth.PermProof,
 		pb.LogService_GetInclusionProof_FullMethodName:   auth.PermProof,
@@ -147,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	m := newMetrics(cfg.Registry)
 	sens := &sensitive{vault: cfg.Vault, policy: cfg.VaultPolicy, log: cfg.Logger}
-	guard := newGuard(cfg)
+	guard, limits := newGuard(cfg)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(logUnary(cfg.Logger), m.unary(), auth.UnaryInterceptor(cfg.Auth, Policy), guard, recoverUnary(cfg.Logger)),
@@ -167,6 +168,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:        m,
 		sens:           sens,
 		authz:          &authorChecks{store: cfg.Admin, ledger: cfg.Ledger},
+		limits:         limits,
+		auth:           cfg.Auth,
 	})
 	if cfg.Admin != nil {
 		as := &adminService{store: cfg.Admin, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now}

@@ -28,6 +28,8 @@ type logService struct {
 	metrics        *metrics
 	sens           *sensitive
 	authz          *authorChecks
+	limits         *limiter           // AppendStream's per-request rate limits
+	auth           auth.Authenticator // AppendStream authenticates each request again
 }
 
 // checkEvent validates one event and the caller's right to append it.
@@ -119,11 +121,16 @@ func (s *logService) publishErr(ctx context.Context, index uint64, err error) er
 }
 
 func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest) (*pb.AppendBatchResponse, error) {
+	return s.appendEvents(ctx, req.GetEvents(), req.GetWait(), "AppendBatch")
+}
+
+// appendEvents is AppendBatch, and each request of AppendStream: op names
+// the method in logs.
+func (s *logService) appendEvents(ctx context.Context, evs []*pb.ProvenanceEvent, wait pb.WaitFor, op string) (*pb.AppendBatchResponse, error) {
 	id := auth.FromContext(ctx)
-	if err := s.checkWait(req.GetWait()); err != nil {
+	if err := s.checkWait(wait); err != nil {
 		return nil, err
 	}
-	evs := req.GetEvents()
 	if len(evs) == 0 {
 		return nil, invalid("events", "at least one event is required")
 	}
@@ -161,7 +168,7 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 		// Nothing is appended yet: a failure here leaves no partial state.
 		o, err := s.sens.seal(toSeal)
 		if err != nil {
-			return nil, toStatus(ctx, s.log, "AppendBatch", err)
+			return nil, toStatus(ctx, s.log, op, err)
 		}
 		for k, i := range sealPos {
 			openings[i] = o[k]
@@ -182,7 +189,7 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 		maxIndex, anyOK = max(maxIndex, r.Index), true
 	}
 	resp := &pb.AppendBatchResponse{Results: results}
-	if req.GetWait() != pb.WaitFor_WAIT_FOR_PUBLISHED || !anyOK {
+	if wait != pb.WaitFor_WAIT_FOR_PUBLISHED || !anyOK {
 		return resp, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.publishTimeout)
@@ -193,7 +200,7 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 	}
 	cp, err := s.ledger.ParseCheckpoint(cpRaw)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, "AppendBatch", err)
+		return nil, toStatus(ctx, s.log, op, err)
 	}
 	resp.Checkpoint = cpRaw
 	var ok []int // positions in rs of appended events
@@ -205,14 +212,14 @@ func (s *logService) AppendBatch(ctx context.Context, req *pb.AppendBatchRequest
 	}
 	proofs, err := s.ledger.InclusionProofs(ctx, cp.Size, indexes)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, "AppendBatch", err)
+		return nil, toStatus(ctx, s.log, op, err)
 	}
 	for k, j := range ok {
 		r := rs[j]
 		leaf := r.Leaf
 		if leaf == nil {
 			if leaf, err = s.ledger.Entry(ctx, r.Index); err != nil {
-				return nil, toStatus(ctx, s.log, "AppendBatch", err)
+				return nil, toStatus(ctx, s.log, op, err)
 			}
 		}
 		results[pos[j]].Receipt = &pb.Receipt{Index: r.Index, Leaf: leaf, Checkpoint: cpRaw, InclusionProof: proofs[k]}

@@ -389,6 +389,143 @@ func (x *AppendBatchResponse) GetCheckpoint() []byte {
 	return nil
 }
 
+type AppendStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Echoed in this request's response; the server does not interpret it.
+	CorrelationId uint64             `protobuf:"varint,1,opt,name=correlation_id,json=correlationId" json:"correlation_id,omitempty"`
+	Events        []*ProvenanceEvent `protobuf:"bytes,2,rep,name=events" json:"events,omitempty"`
+	Wait          WaitFor            `protobuf:"varint,3,opt,name=wait,enum=provlog.v1.WaitFor" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendStreamRequest) Reset() {
+	*x = AppendStreamRequest{}
+	mi := &file_provlog_v1_log_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendStreamRequest) ProtoMessage() {}
+
+func (x *AppendStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_log_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendStreamRequest.ProtoReflect.Descriptor instead.
+func (*AppendStreamRequest) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AppendStreamRequest) GetCorrelationId() uint64 {
+	if x != nil {
+		return x.CorrelationId
+	}
+	return 0
+}
+
+func (x *AppendStreamRequest) GetEvents() []*ProvenanceEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *AppendStreamRequest) GetWait() WaitFor {
+	if x != nil {
+		return x.Wait
+	}
+	return WaitFor_WAIT_FOR_UNSPECIFIED
+}
+
+type AppendStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CorrelationId uint64                 `protobuf:"varint,1,opt,name=correlation_id,json=correlationId" json:"correlation_id,omitempty"`
+	// One result per request event, in request order (as
+	// AppendBatchResponse.results); empty when error is set.
+	Results []*AppendResult `protobuf:"bytes,2,rep,name=results" json:"results,omitempty"`
+	// As AppendBatchResponse.checkpoint.
+	Checkpoint []byte `protobuf:"bytes,3,opt,name=checkpoint" json:"checkpoint,omitempty"`
+	// Set when the request as a whole failed, where AppendBatch would have
+	// failed the call: no events, too many, an unknown wait, a rate limit
+	// (ResourceExhausted), or no checkpoint in time for WAIT_FOR_PUBLISHED
+	// (Unavailable; the events are then durable, resend to get receipts).
+	// Resending the request is safe: appends are idempotent.
+	Error         *AppendError `protobuf:"bytes,4,opt,name=error" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendStreamResponse) Reset() {
+	*x = AppendStreamResponse{}
+	mi := &file_provlog_v1_log_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendStreamResponse) ProtoMessage() {}
+
+func (x *AppendStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_provlog_v1_log_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendStreamResponse.ProtoReflect.Descriptor instead.
+func (*AppendStreamResponse) Descriptor() ([]byte, []int) {
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AppendStreamResponse) GetCorrelationId() uint64 {
+	if x != nil {
+		return x.CorrelationId
+	}
+	return 0
+}
+
+func (x *AppendStreamResponse) GetResults() []*AppendResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *AppendStreamResponse) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *AppendStreamResponse) GetError() *AppendError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // AppendResult is the outcome for one event of a batch: either an index or
 // an error.
 type AppendResult struct {
@@ -407,7 +544,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[5]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +556,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[5]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +569,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{5}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AppendResult) GetIndex() uint64 {
@@ -491,7 +628,7 @@ type AppendError struct {
 
 func (x *AppendError) Reset() {
 	*x = AppendError{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[6]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +640,7 @@ func (x *AppendError) String() string {
 func (*AppendError) ProtoMessage() {}
 
 func (x *AppendError) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[6]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +653,7 @@ func (x *AppendError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendError.ProtoReflect.Descriptor instead.
 func (*AppendError) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{6}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AppendError) GetCode() int32 {
@@ -548,7 +685,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[7]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +697,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[7]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +710,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{7}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{9}
 }
 
 type GetCheckpointResponse struct {
@@ -589,7 +726,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[8]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +738,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[8]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +751,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{8}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -654,7 +791,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[9]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +803,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[9]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +816,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{9}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetEntryRequest) GetIndex() uint64 {
@@ -704,7 +841,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[10]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +853,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[10]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +866,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{10}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetEntryResponse) GetIndex() uint64 {
@@ -782,7 +919,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[11]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +931,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[11]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +944,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{11}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetInclusionProofRequest) GetLeaf() isGetInclusionProofRequest_Leaf {
@@ -873,7 +1010,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[12]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1022,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[12]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1035,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{12}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -947,7 +1084,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[13]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1096,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[13]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1109,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{13}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1002,7 +1139,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_provlog_v1_log_service_proto_msgTypes[14]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1151,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provlog_v1_log_service_proto_msgTypes[14]
+	mi := &file_provlog_v1_log_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1164,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{14}
+	return file_provlog_v1_log_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1087,7 +1224,18 @@ const file_provlog_v1_log_service_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2\x18.provlog.v1.AppendResultR\aresults\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x02 \x01(\fR\n" +
-	"checkpoint\"\xf7\x01\n" +
+	"checkpoint\"\x9a\x01\n" +
+	"\x13AppendStreamRequest\x12%\n" +
+	"\x0ecorrelation_id\x18\x01 \x01(\x04R\rcorrelationId\x123\n" +
+	"\x06events\x18\x02 \x03(\v2\x1b.provlog.v1.ProvenanceEventR\x06events\x12'\n" +
+	"\x04wait\x18\x03 \x01(\x0e2\x13.provlog.v1.WaitForR\x04wait\"\xc0\x01\n" +
+	"\x14AppendStreamResponse\x12%\n" +
+	"\x0ecorrelation_id\x18\x01 \x01(\x04R\rcorrelationId\x122\n" +
+	"\aresults\x18\x02 \x03(\v2\x18.provlog.v1.AppendResultR\aresults\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\fR\n" +
+	"checkpoint\x12-\n" +
+	"\x05error\x18\x04 \x01(\v2\x17.provlog.v1.AppendErrorR\x05error\"\xf7\x01\n" +
 	"\fAppendResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12\x1c\n" +
@@ -1141,11 +1289,12 @@ const file_provlog_v1_log_service_proto_rawDesc = "" +
 	"\aWaitFor\x12\x18\n" +
 	"\x14WAIT_FOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WAIT_FOR_SEQUENCED\x10\x01\x12\x16\n" +
-	"\x12WAIT_FOR_PUBLISHED\x10\x022\x84\x04\n" +
+	"\x12WAIT_FOR_PUBLISHED\x10\x022\xdb\x04\n" +
 	"\n" +
 	"LogService\x12?\n" +
 	"\x06Append\x12\x19.provlog.v1.AppendRequest\x1a\x1a.provlog.v1.AppendResponse\x12N\n" +
-	"\vAppendBatch\x12\x1e.provlog.v1.AppendBatchRequest\x1a\x1f.provlog.v1.AppendBatchResponse\x12T\n" +
+	"\vAppendBatch\x12\x1e.provlog.v1.AppendBatchRequest\x1a\x1f.provlog.v1.AppendBatchResponse\x12U\n" +
+	"\fAppendStream\x12\x1f.provlog.v1.AppendStreamRequest\x1a .provlog.v1.AppendStreamResponse(\x010\x01\x12T\n" +
 	"\rGetCheckpoint\x12 .provlog.v1.GetCheckpointRequest\x1a!.provlog.v1.GetCheckpointResponse\x12E\n" +
 	"\bGetEntry\x12\x1b.provlog.v1.GetEntryRequest\x1a\x1c.provlog.v1.GetEntryResponse\x12`\n" +
 	"\x11GetInclusionProof\x12$.provlog.v1.GetInclusionProofRequest\x1a%.provlog.v1.GetInclusionProofResponse\x12f\n" +
@@ -1164,7 +1313,7 @@ func file_provlog_v1_log_service_proto_rawDescGZIP() []byte {
 }
 
 var file_provlog_v1_log_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_provlog_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_provlog_v1_log_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_provlog_v1_log_service_proto_goTypes = []any{
 	(WaitFor)(0),                        // 0: provlog.v1.WaitFor
 	(*AppendRequest)(nil),               // 1: provlog.v1.AppendRequest
@@ -1172,51 +1321,59 @@ var file_provlog_v1_log_service_proto_goTypes = []any{
 	(*Receipt)(nil),                     // 3: provlog.v1.Receipt
 	(*AppendBatchRequest)(nil),          // 4: provlog.v1.AppendBatchRequest
 	(*AppendBatchResponse)(nil),         // 5: provlog.v1.AppendBatchResponse
-	(*AppendResult)(nil),                // 6: provlog.v1.AppendResult
-	(*AppendError)(nil),                 // 7: provlog.v1.AppendError
-	(*GetCheckpointRequest)(nil),        // 8: provlog.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 9: provlog.v1.GetCheckpointResponse
-	(*GetEntryRequest)(nil),             // 10: provlog.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 11: provlog.v1.GetEntryResponse
-	(*GetInclusionProofRequest)(nil),    // 12: provlog.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 13: provlog.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 14: provlog.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 15: provlog.v1.GetConsistencyProofResponse
-	(*ProvenanceEvent)(nil),             // 16: provlog.v1.ProvenanceEvent
-	(*SensitiveOpening)(nil),            // 17: provlog.v1.SensitiveOpening
-	(*LeafEntry)(nil),                   // 18: provlog.v1.LeafEntry
-	(*SensitiveReveal)(nil),             // 19: provlog.v1.SensitiveReveal
+	(*AppendStreamRequest)(nil),         // 6: provlog.v1.AppendStreamRequest
+	(*AppendStreamResponse)(nil),        // 7: provlog.v1.AppendStreamResponse
+	(*AppendResult)(nil),                // 8: provlog.v1.AppendResult
+	(*AppendError)(nil),                 // 9: provlog.v1.AppendError
+	(*GetCheckpointRequest)(nil),        // 10: provlog.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 11: provlog.v1.GetCheckpointResponse
+	(*GetEntryRequest)(nil),             // 12: provlog.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 13: provlog.v1.GetEntryResponse
+	(*GetInclusionProofRequest)(nil),    // 14: provlog.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 15: provlog.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 16: provlog.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 17: provlog.v1.GetConsistencyProofResponse
+	(*ProvenanceEvent)(nil),             // 18: provlog.v1.ProvenanceEvent
+	(*SensitiveOpening)(nil),            // 19: provlog.v1.SensitiveOpening
+	(*LeafEntry)(nil),                   // 20: provlog.v1.LeafEntry
+	(*SensitiveReveal)(nil),             // 21: provlog.v1.SensitiveReveal
 }
 var file_provlog_v1_log_service_proto_depIdxs = []int32{
-	16, // 0: provlog.v1.AppendRequest.event:type_name -> provlog.v1.ProvenanceEvent
+	18, // 0: provlog.v1.AppendRequest.event:type_name -> provlog.v1.ProvenanceEvent
 	0,  // 1: provlog.v1.AppendRequest.wait:type_name -> provlog.v1.WaitFor
 	3,  // 2: provlog.v1.AppendResponse.receipt:type_name -> provlog.v1.Receipt
-	17, // 3: provlog.v1.AppendResponse.openings:type_name -> provlog.v1.SensitiveOpening
-	16, // 4: provlog.v1.AppendBatchRequest.events:type_name -> provlog.v1.ProvenanceEvent
+	19, // 3: provlog.v1.AppendResponse.openings:type_name -> provlog.v1.SensitiveOpening
+	18, // 4: provlog.v1.AppendBatchRequest.events:type_name -> provlog.v1.ProvenanceEvent
 	0,  // 5: provlog.v1.AppendBatchRequest.wait:type_name -> provlog.v1.WaitFor
-	6,  // 6: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResult
-	3,  // 7: provlog.v1.AppendResult.receipt:type_name -> provlog.v1.Receipt
-	7,  // 8: provlog.v1.AppendResult.error:type_name -> provlog.v1.AppendError
-	17, // 9: provlog.v1.AppendResult.openings:type_name -> provlog.v1.SensitiveOpening
-	18, // 10: provlog.v1.GetEntryResponse.entry:type_name -> provlog.v1.LeafEntry
-	19, // 11: provlog.v1.GetEntryResponse.sensitive:type_name -> provlog.v1.SensitiveReveal
-	1,  // 12: provlog.v1.LogService.Append:input_type -> provlog.v1.AppendRequest
-	4,  // 13: provlog.v1.LogService.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	8,  // 14: provlog.v1.LogService.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	10, // 15: provlog.v1.LogService.GetEntry:input_type -> provlog.v1.GetEntryRequest
-	12, // 16: provlog.v1.LogService.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	14, // 17: provlog.v1.LogService.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	2,  // 18: provlog.v1.LogService.Append:output_type -> provlog.v1.AppendResponse
-	5,  // 19: provlog.v1.LogService.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	9,  // 20: provlog.v1.LogService.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	11, // 21: provlog.v1.LogService.GetEntry:output_type -> provlog.v1.GetEntryResponse
-	13, // 22: provlog.v1.LogService.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	15, // 23: provlog.v1.LogService.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	8,  // 6: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResult
+	18, // 7: provlog.v1.AppendStreamRequest.events:type_name -> provlog.v1.ProvenanceEvent
+	0,  // 8: provlog.v1.AppendStreamRequest.wait:type_name -> provlog.v1.WaitFor
+	8,  // 9: provlog.v1.AppendStreamResponse.results:type_name -> provlog.v1.AppendResult
+	9,  // 10: provlog.v1.AppendStreamResponse.error:type_name -> provlog.v1.AppendError
+	3,  // 11: provlog.v1.AppendResult.receipt:type_name -> provlog.v1.Receipt
+	9,  // 12: provlog.v1.AppendResult.error:type_name -> provlog.v1.AppendError
+	19, // 13: provlog.v1.AppendResult.openings:type_name -> provlog.v1.SensitiveOpening
+	20, // 14: provlog.v1.GetEntryResponse.entry:type_name -> provlog.v1.LeafEntry
+	21, // 15: provlog.v1.GetEntryResponse.sensitive:type_name -> provlog.v1.SensitiveReveal
+	1,  // 16: provlog.v1.LogService.Append:input_type -> provlog.v1.AppendRequest
+	4,  // 17: provlog.v1.LogService.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	6,  // 18: provlog.v1.LogService.AppendStream:input_type -> provlog.v1.AppendStreamRequest
+	10, // 19: provlog.v1.LogService.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	12, // 20: provlog.v1.LogService.GetEntry:input_type -> provlog.v1.GetEntryRequest
+	14, // 21: provlog.v1.LogService.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	16, // 22: provlog.v1.LogService.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	2,  // 23: provlog.v1.LogService.Append:output_type -> provlog.v1.AppendResponse
+	5,  // 24: provlog.v1.LogService.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	7,  // 25: provlog.v1.LogService.AppendStream:output_type -> provlog.v1.AppendStreamResponse
+	11, // 26: provlog.v1.LogService.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	13, // 27: provlog.v1.LogService.GetEntry:output_type -> provlog.v1.GetEntryResponse
+	15, // 28: provlog.v1.LogService.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	17, // 29: provlog.v1.LogService.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_provlog_v1_log_service_proto_init() }
@@ -1226,7 +1383,7 @@ func file_provlog_v1_log_service_proto_init() {
 	}
 	file_provlog_v1_event_proto_init()
 	file_provlog_v1_sensitive_proto_init()
-	file_provlog_v1_log_service_proto_msgTypes[11].OneofWrappers = []any{
+	file_provlog_v1_log_service_proto_msgTypes[13].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1236,7 +1393,7 @@ func file_provlog_v1_log_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provlog_v1_log_service_proto_rawDesc), len(file_provlog_v1_log_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

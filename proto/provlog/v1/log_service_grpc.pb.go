@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	LogService_Append_FullMethodName              = "/provlog.v1.LogService/Append"
 	LogService_AppendBatch_FullMethodName         = "/provlog.v1.LogService/AppendBatch"
+	LogService_AppendStream_FullMethodName        = "/provlog.v1.LogService/AppendStream"
 	LogService_GetCheckpoint_FullMethodName       = "/provlog.v1.LogService/GetCheckpoint"
 	LogService_GetEntry_FullMethodName            = "/provlog.v1.LogService/GetEntry"
 	LogService_GetInclusionProof_FullMethodName   = "/provlog.v1.LogService/GetInclusionProof"
@@ -47,6 +48,18 @@ type LogServiceClient interface {
 	// AppendBatch adds many events in one call, each judged on its own: one bad
 	// event does not sink the rest.
 	AppendBatch(ctx context.Context, in *AppendBatchRequest, opts ...grpc.CallOption) (*AppendBatchResponse, error)
+	// AppendStream appends over one long-lived stream: each request carries
+	// one or more events and a correlation id of the client's choosing, and is
+	// judged exactly as AppendBatch judges its events (same authentication,
+	// validation, idempotency and rate limits). Requests are handled
+	// concurrently, up to a bound per stream (beyond it the server stops
+	// reading, and flow control pushes back); each gets one response, in
+	// completion order, carrying its correlation id. A bad request or event
+	// gets an error in its response and the stream goes on. The credentials
+	// are checked again for each request: a token revoked or expired while
+	// the stream is open ends it with Unauthenticated. gRPC only (no REST
+	// mapping).
+	AppendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse], error)
 	// GetCheckpoint returns the latest published checkpoint.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
 	// GetEntry returns one leaf, raw and decoded.
@@ -85,6 +98,19 @@ func (c *logServiceClient) AppendBatch(ctx context.Context, in *AppendBatchReque
 	}
 	return out, nil
 }
+
+func (c *logServiceClient) AppendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LogService_ServiceDesc.Streams[0], LogService_AppendStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AppendStreamRequest, AppendStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogService_AppendStreamClient = grpc.BidiStreamingClient[AppendStreamRequest, AppendStreamResponse]
 
 func (c *logServiceClient) GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -144,6 +170,18 @@ type LogServiceServer interface {
 	// AppendBatch adds many events in one call, each judged on its own: one bad
 	// event does not sink the rest.
 	AppendBatch(context.Context, *AppendBatchRequest) (*AppendBatchResponse, error)
+	// AppendStream appends over one long-lived stream: each request carries
+	// one or more events and a correlation id of the client's choosing, and is
+	// judged exactly as AppendBatch judges its events (same authentication,
+	// validation, idempotency and rate limits). Requests are handled
+	// concurrently, up to a bound per stream (beyond it the server stops
+	// reading, and flow control pushes back); each gets one response, in
+	// completion order, carrying its correlation id. A bad request or event
+	// gets an error in its response and the stream goes on. The credentials
+	// are checked again for each request: a token revoked or expired while
+	// the stream is open ends it with Unauthenticated. gRPC only (no REST
+	// mapping).
+	AppendStream(grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]) error
 	// GetCheckpoint returns the latest published checkpoint.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
 	// GetEntry returns one leaf, raw and decoded.
@@ -168,6 +206,9 @@ func (UnimplementedLogServiceServer) Append(context.Context, *AppendRequest) (*A
 }
 func (UnimplementedLogServiceServer) AppendBatch(context.Context, *AppendBatchRequest) (*AppendBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AppendBatch not implemented")
+}
+func (UnimplementedLogServiceServer) AppendStream(grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method AppendStream not implemented")
 }
 func (UnimplementedLogServiceServer) GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCheckpoint not implemented")
@@ -237,6 +278,13 @@ func _LogService_AppendBatch_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _LogService_AppendStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(LogServiceServer).AppendStream(&grpc.GenericServerStream[AppendStreamRequest, AppendStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogService_AppendStreamServer = grpc.BidiStreamingServer[AppendStreamRequest, AppendStreamResponse]
 
 func _LogService_GetCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetCheckpointRequest)
@@ -342,6 +390,13 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _LogService_GetConsistencyProof_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "AppendStream",
+			Handler:       _LogService_AppendStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "provlog/v1/log_service.proto",
 }

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/provlog/provlog/log/ledger"
+)
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// binDir holds the binaries buildBinaries built; TestMain removes it.
+var binDir string
+
+// buildBinaries builds provlogd and provwitness once for the package's
+// tests.
+var buildBinaries = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "provbench-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	for _, b := range []string{"provlogd", "provwitness"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../"+b).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", b, err, out)
+		}
+	}
+	return dir, nil
+})
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startProc starts bin with args, waits until healthURL answers 200, and
+// stops it with SIGINT (requiring a clean exit) at cleanup.
+func startProc(t *testing.T, bin, healthURL string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("%s did not stop cleanly: %v\n%s", filepath.Base(bin), err, logs)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("%s did not stop within 30s of SIGINT\n%s", filepath.Base(bin), logs)
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(healthURL); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("%s exited before becoming healthy: %v\n%s", filepath.Base(bin), err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy after 30s\n%s", filepath.Base(bin), logs)
+		}
+	}
+}
+
+// TestRunAgainstProvlogd runs provbench against the real binaries: a
+// provlogd with a vault, whose checkpoints need the cosignature of a real
+// provwitness. Every mode and every kind of event is appended and
+// acknowledged; signed events are signed with a key provbench registered;
+// appends waiting for publication come back with witnessed checkpoints.
+func TestRunAgainstProvlogd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts provlogd and provwitness")
+	}
+	bin, err := buildBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const origin = "provbench-e2e.example/log"
+	dataDir := t.TempDir()
+	if _, _, err := ledger.LoadOrCreateKeys(dataDir, origin, origin); err != nil {
+		t.Fatal(err)
+	}
+	logPub, err := os.ReadFile(filepath.Join(dataDir, ledger.VerifierKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wDir, wAddr := t.TempDir(), freeAddr(t)
+	startProc(t, filepath.Join(bin, "provwitness"), "http://"+wAddr+"/healthz",
+		"--data-dir", wDir, "--addr", wAddr, "--name", "w1.provbench-e2e.example/w",
+		"--log", origin+" "+strings.TrimSpace(string(logPub)))
+	wPub, err := os.ReadFile(filepath.Join(wDir, "witness.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "witnesses.policy")
+	if err := os.WriteFile(policy, fmt.Appendf(nil, "witness w1 %s http://%s/\nquorum w1\n", strings.TrimSpace(string(wPub)), wAddr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	startProc(t, filepath.Join(bin, "provlogd"), "http://"+httpAddr+"/healthz",
+		"--data-dir", dataDir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--origin", origin,
+		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms", "--log-level", "warn",
+		"--witness-policy", policy, "--vault-master-key", filepath.Join(t.TempDir(), "master.key"))
+
+	for _, tc := range []struct{ kind, wait string }{
+		{kindPlain, "published"},
+		{kindSigned, "sequenced"},
+		{kindSensitive, "sequenced"},
+		{kindSigned, "published"},
+	} {
+		t.Run(tc.kind+"-"+tc.wait, func(t *testing.T) {
+			cfg := baseConfig(t)
+			cfg.GRPCAddr, cfg.DataDir = grpcAddr, dataDir
+			cfg.Baseline = false
+			cfg.Mode, cfg.Events, cfg.Wait = "all", tc.kind, tc.wait
+			cfg.Concurrency, cfg.BatchSize, cfg.StreamEvents, cfg.Streams = 4, 5, 2, 2
+			cfg.Count, cfg.Warmup = 20, 300*time.Millisecond
+			cfg.JSON = true
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			if err := run(ctx, cfg, &out, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatal(err)
+			}
+			var rep report
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatalf("--json output doesn't parse: %v\n%s", err, out.String())
+			}
+			if len(rep.Results) != 3 || rep.EventKind != tc.kind {
+				t.Fatalf("report %+v: want 3 results for %s events", rep, tc.kind)
+			}
+			for _, r := range rep.Results {
+				if r.Events != cfg.Count || r.Abandoned != 0 || r.Latency.Calls == 0 || r.WarmupEvents == 0 {
+					t.Errorf("%s: %+v: want %d events, none abandoned, and some warm-up", r.Mode, r, cfg.Count)
+				}
+				s := r.CheckpointSignatures
+				switch {
+				case tc.wait == "sequenced" && s != nil:
+					t.Errorf("%s: checkpoint signatures %+v without waiting for publication", r.Mode, s)
+				case tc.wait == "published" && (s == nil || s.Min != 2):
+					t.Errorf("%s: checkpoint signatures %+v, want the log's and the witness's on every one", r.Mode, s)
+				}
+			}
+		})
+	}
+}
