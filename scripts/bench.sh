@@ -36,5 +36,5 @@ for r in $(seq "$rounds"); do
 done
 if [[ ${#ratios[@]} -gt 1 ]]; then
   sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
-  echo "ratios: $(echo $sorted)  median: $(echo "$sorted" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')"
+  echo "ratios: $(tr "\n" " " <<<"$sorted") median: $(echo "$sorted" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')"
 fi
