@@ -23,6 +23,7 @@ import (
 type txn struct {
 	ctx    context.Context
 	store  Store
+	view   view // the store's pass-long read view, if it has one
 	log    *slog.Logger
 	over   map[string]cell
 	sum    sum
@@ -88,7 +89,13 @@ func (t *txn) get(k []byte) ([]byte, bool, error) {
 	if c, ok := t.over[string(k)]; ok {
 		return c.v, c.present, nil
 	}
-	v, err := t.store.Get(t.ctx, k)
+	var v []byte
+	var err error
+	if t.view != nil {
+		v, err = t.view.get(k)
+	} else {
+		v, err = t.store.Get(t.ctx, k)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		t.over[string(k)] = cell{}
@@ -588,6 +595,9 @@ func (t *txn) eventExists(tenant, id string) (bool, error) {
 
 // any reports whether the store holds a key with prefix p.
 func (t *txn) any(p key) (bool, error) {
+	if t.view != nil {
+		return t.view.any(p)
+	}
 	found := false
 	err := t.store.Scan(t.ctx, p, prefixEnd(p), false, func(_, _ []byte) error {
 		found = true

@@ -333,6 +333,14 @@ const maxPassBytes = 64 << 20
 func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts [len(gapCodes)]int64) error {
 	t := newTxn(ctx, ix.store, ix.log, s, counts, min(int(end-from)*ix.keysPerLeaf, 1<<20))
 	t.knownLocs = ix.locs
+	if vs, ok := ix.store.(viewer); ok {
+		v, err := vs.view()
+		if err != nil {
+			return err
+		}
+		defer v.close()
+		t.view = v
+	}
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
 		entries, err := readBundle(ctx, ix.src, bi, size)
 		if err != nil {

@@ -1,6 +1,7 @@
 package lineage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,44 @@ func (s *pebbleStore) Get(ctx context.Context, key []byte) ([]byte, error) {
 	closer.Close()
 	return out, nil
 }
+
+func (s *pebbleStore) view() (view, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("lineage store view: %w", err)
+	}
+	return pebbleView{it}, nil
+}
+
+type pebbleView struct{ it *pebble.Iterator }
+
+func (v pebbleView) get(key []byte) ([]byte, error) {
+	// SeekPrefixGE consults the bloom filters (the default comparer's
+	// prefix is the whole key).
+	if !v.it.SeekPrefixGE(key) || !bytes.Equal(v.it.Key(), key) {
+		if err := v.it.Error(); err != nil {
+			return nil, fmt.Errorf("lineage store get: %w", err)
+		}
+		return nil, ErrNotFound
+	}
+	val, err := v.it.ValueAndErr()
+	if err != nil {
+		return nil, fmt.Errorf("lineage store get: %w", err)
+	}
+	return append([]byte(nil), val...), nil
+}
+
+func (v pebbleView) any(prefix []byte) (bool, error) {
+	if v.it.SeekGE(prefix) && bytes.HasPrefix(v.it.Key(), prefix) {
+		return true, nil
+	}
+	if err := v.it.Error(); err != nil {
+		return false, fmt.Errorf("lineage store scan: %w", err)
+	}
+	return false, nil
+}
+
+func (v pebbleView) close() error { return v.it.Close() }
 
 func (s *pebbleStore) Scan(ctx context.Context, start, end []byte, reverse bool, fn func(key, value []byte) error) (err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})

@@ -48,6 +48,22 @@ type Store interface {
 	Close() error
 }
 
+// viewer is a Store that can give an indexing pass a read view taken once
+// for all its point reads and prefix probes (pebble: one iterator reused,
+// instead of one built and torn down per read). A pass is the only writer
+// while it runs, and commits at its end, so the view stays current.
+type viewer interface {
+	view() (view, error)
+}
+
+type view interface {
+	// get is Store.Get.
+	get(key []byte) ([]byte, error)
+	// any reports whether some key starts with prefix.
+	any(prefix []byte) (bool, error)
+	close() error
+}
+
 // MaxValueSize bounds a value the index stores: an event record is at most
 // about twice the size of its event, which is at most 64 KiB.
 const MaxValueSize = 1 << 20
