@@ -30,6 +30,10 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 		Help: "Completeness gaps found by the lineage index, by kind (missing events).",
 	}, []string{"kind"})
 	reg.MustRegister(gaps)
+	// Zero series from the start, so increase() sees the first gap.
+	for _, k := range lineage.GapKinds {
+		gaps.WithLabelValues(string(k))
+	}
 	gapLog := &gapLogger{log: log, every: 10 * time.Second}
 	if cfg.LineageMaxBusy <= 0 || cfg.LineageMaxBusy > 1 {
 		store.Close()

@@ -258,6 +258,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	lctx, stopLineage := context.WithCancel(context.WithoutCancel(ctx))
 	lineageDone := make(chan struct{})
+	startProgressMetrics(lctx, reg, l, time.Second, log) // issue 8: checkpoint age, integration lag
 	go func() {
 		defer close(lineageDone)
 		if err := ix.index.Run(lctx); err != nil && lctx.Err() == nil {
