@@ -159,6 +159,7 @@ func (d *daemon) stop() {
 	}
 	select {
 	case err := <-d.exited:
+		d.cmd = nil // exited: nothing for kill to wait for
 		if err != nil {
 			t.Fatalf("provlogd did not exit cleanly on SIGINT: %v\n%s", err, d.logs)
 		}
