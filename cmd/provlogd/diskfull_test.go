@@ -173,6 +173,10 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	t.Logf("appends filled the disk in %v (%d MiB free)", time.Since(fillStart).Round(time.Millisecond), freeBytes(t, mnt)>>20)
+	time.Sleep(500 * time.Millisecond)
+	// Then another process takes the reserve too, to the last byte.
+	ballast2 := filepath.Join(mnt, "ballast2")
+	t.Logf("second ballast of %d MiB fills the disk to %d bytes free", fillDisk(t, ballast2, 0)>>20, freeBytes(t, mnt))
 	time.Sleep(time.Second)
 	select {
 	case err := <-d.exited:
@@ -184,8 +188,10 @@ func TestDiskFull(t *testing.T) {
 		t.Logf("/healthz while the disk is full: %d", code)
 	}
 
-	if err := os.Remove(ballast); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{ballast2, ballast} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	phase.Store(2)
 	for deadline := time.Now().Add(30 * time.Second); afterUp.Load() < 100 && time.Now().Before(deadline); {
