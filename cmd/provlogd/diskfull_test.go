@@ -81,18 +81,24 @@ func fillDisk(t *testing.T, path string, left int64) int64 {
 	return n
 }
 
-// TestDiskFull runs provlogd's embedded backend on a small tmpfs (64 MiB,
-// --min-free-mib 8), mostly taken by a ballast file, and lets sustained
-// appends fill the rest; then it deletes the ballast. While the disk is
-// full, appends fail with Unavailable or ResourceExhausted and a message
-// (an event is acknowledged only once durable) and provlogd stays up; once
-// space returns appends resume. Afterwards every acknowledged event is in the log byte
-// for byte at its index, the checkpoints from before and after the episode
-// are both roots of the leaves read back (computed with x/mod's tlog, not
-// our code) and consistent, a restart succeeds and provctl audit passes.
+// TestDiskFull runs provlogd's embedded backend on a small tmpfs (160 MiB,
+// --min-free-mib 48), mostly taken by a ballast file; sustained appends (and
+// what they make tessera and the pebble indexes write) fill the rest; then
+// another process takes the reserve too, to the last byte; then the
+// ballasts are deleted. While the disk is full, appends fail with
+// ResourceExhausted or Unavailable and a message (an event is acknowledged
+// only once durable) and provlogd stays up; once space returns appends
+// resume. Afterwards every acknowledged event is in the log byte for byte
+// at its index, the checkpoints from before and after the episode are both
+// roots of the leaves read back (computed with x/mod's tlog, not our code)
+// and consistent, a restart succeeds and provctl audit passes.
 func TestDiskFull(t *testing.T) {
-	const reserve = 8 << 20
-	mnt := mountTmpfs(t, 64<<20)
+	// The reserve must exceed what pebble preallocates for a new WAL (1.1 x
+	// the memtable: 35 MiB for the lineage index); with less, a WAL
+	// rotation briefly takes the whole disk and tessera's writes fail
+	// (cleanly, Unavailable) before the reserve is reached.
+	const reserve = 48 << 20
+	mnt := mountTmpfs(t, 160<<20)
 	provctlBin := provctlBinary(t)
 	d := startDaemon(t, filepath.Join(mnt, "data"), "--min-free-mib", fmt.Sprint(reserve>>20))
 	// The ballast leaves the appends 6 MiB above the reserve to fill.
@@ -201,7 +207,6 @@ func TestDiskFull(t *testing.T) {
 	wg.Wait()
 	t.Logf("acknowledged %d events (%d after space returned); %d failed while full; failures by code: %v; messages: %v",
 		len(acked), afterUp.Load(), during.Load(), failed, msgs)
-	logFirst(t, d.logs.String(), "level=ERROR", 3)
 	if during.Load() == 0 {
 		t.Errorf("no append failed while the disk was full")
 	}
@@ -267,6 +272,7 @@ func TestDiskFull(t *testing.T) {
 
 	// A clean stop and a restart on the same data, then a full audit.
 	d.stop()
+	logFirst(t, d.logs.String(), "level=ERROR", 3) // read once provlogd has exited
 	d.start()
 	cmd := exec.CommandContext(t.Context(), provctlBin, "audit", "--index-wait", "60s")
 	cmd.Env = append(os.Environ(), "PROVLOG_ADDR="+d.grpcAddr, "PROVLOG_HTTP=http://"+d.httpAddr,
