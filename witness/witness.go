@@ -113,6 +113,10 @@ func New(cfg Config) (*Witness, error) {
 		}
 		ls := &logState{origin: l.Origin, verifiers: note.VerifierList(l.Verifiers...)}
 		w.logs[l.Origin] = ls
+		// Zero series exist from the start, so increase() sees the first fork.
+		for _, k := range []string{KindRootMismatch, KindBadProof} {
+			w.metrics.forks.WithLabelValues(l.Origin, k)
+		}
 		w.byHash[originHash(l.Origin)] = ls
 	}
 	return w, nil

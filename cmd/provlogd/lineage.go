@@ -69,6 +69,10 @@ func lineageOptions(cfg config, reg *prometheus.Registry, log *slog.Logger) (lin
 		Help: "Completeness gaps found by the lineage index, by kind (missing events).",
 	}, []string{"kind"})
 	reg.MustRegister(gaps)
+	// Zero series from the start, so increase() sees the first gap.
+	for _, k := range lineage.GapKinds {
+		gaps.WithLabelValues(string(k))
+	}
 	gapLog := &gapLogger{log: log, every: 10 * time.Second}
 	return lineage.Options{
 		Logger:  log,

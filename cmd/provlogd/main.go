@@ -44,6 +44,7 @@ type config struct {
 	BatchMaxAge        time.Duration
 	PublishTimeout     time.Duration
 	ShutdownTimeout    time.Duration
+	MinFreeMiB         uint64
 	Reindex            bool
 	LineageMaxBusy     float64
 	LogFormat          string
@@ -79,6 +80,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.BatchMaxAge, "batch-max-age", 100*time.Millisecond, "longest an entry waits for its storage batch to fill")
 	fs.DurationVar(&cfg.PublishTimeout, "publish-timeout", 30*time.Second, "longest an append asking to wait for publication waits")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
+	fs.Uint64Var(&cfg.MinFreeMiB, "min-free-mib", 256, "free space (MiB) kept in reserve on --data-dir's file system: below it appends fail with ResourceExhausted until space is freed, so the log and its indexes never meet a full disk; 0: no reserve")
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
 	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while behind the log, in (0,1]; 1 means no cap (it then competes with appends)")
 	fs.StringVar(&cfg.HooksConfig, "hooks-config", "", "webhook sources for POST /v1/hooks/{source} (JSON, mode 0600: tenant, HMAC secret, mapping file per source); none when empty")
@@ -183,6 +185,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		BatchMaxAge:        cfg.BatchMaxAge,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
 		WitnessTimeout:     cfg.WitnessTimeout,
+		MinFreeBytes:       cfg.MinFreeMiB << 20,
 		HTTPClient:         ledger.NewWitnessHTTPClient(reg, cfg.WitnessTimeout),
 		Logger:             log,
 	}
@@ -258,6 +261,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	lctx, stopLineage := context.WithCancel(context.WithoutCancel(ctx))
 	lineageDone := make(chan struct{})
+	startProgressMetrics(lctx, reg, l, time.Second, log) // issue 8: checkpoint age, integration lag
 	go func() {
 		defer close(lineageDone)
 		if err := ix.run(lctx); err != nil && lctx.Err() == nil {

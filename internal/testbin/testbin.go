@@ -150,6 +150,20 @@ func (p *Process) wait(timeout time.Duration) (err error, ended bool) {
 	}
 }
 
+// Exited reports, without waiting, whether the process has ended, and how.
+func (p *Process) Exited() (err error, ended bool) {
+	if p.done {
+		return p.err, true
+	}
+	select {
+	case p.err = <-p.exited:
+		p.done = true
+		return p.err, true
+	default:
+		return nil, false
+	}
+}
+
 // WaitHealthy polls url until it answers 200, failing t with the logs if
 // the process ends first or timeout passes.
 func (p *Process) WaitHealthy(t testing.TB, url string, timeout time.Duration) {

@@ -93,6 +93,9 @@ type Config struct {
 	WitnessTimeout time.Duration
 	// HTTPClient is used for witness requests; http.DefaultClient when nil.
 	HTTPClient *http.Client
+	// MinFreeBytes is the free space kept in reserve on Dir's file system:
+	// below it appends fail with ErrStorageFull (see space.go); 0: no check.
+	MinFreeBytes uint64
 	// FollowInterval is how often the follower indexes newly integrated leaves.
 	FollowInterval time.Duration
 	// Logger receives operational messages; never event contents.
@@ -111,6 +114,7 @@ type Ledger struct {
 	awaiter  *tessera.PublicationAwaiter
 	store    indexStore
 	log      *slog.Logger
+	space    *spaceGuard // nil: no free-space reserve
 
 	seed   maphash.Seed
 	shards [64]shard
@@ -189,6 +193,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		closed:     make(chan struct{}),
+		space:      newSpaceGuard(cfg.Dir, cfg.MinFreeBytes, cfg.Logger),
 	}
 	for i := range l.shards {
 		l.shards[i].inflight = make(map[string]*pending)
@@ -340,6 +345,12 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		}
 		return res
 	default:
+	}
+	if err := l.space.check(); err != nil {
+		for i := range res {
+			res[i].Err = err
+		}
+		return res
 	}
 	// Phase 1: build each leaf, then reserve its key or find it already there.
 	for i, s := range subs {

@@ -67,6 +67,13 @@ func toStatus(ctx context.Context, log *slog.Logger, op string, err error) error
 		return status.Errorf(codes.DeadlineExceeded, "%s: deadline exceeded", op)
 	case errors.Is(err, context.Canceled):
 		return status.Errorf(codes.Canceled, "%s: canceled", op)
+	case errors.Is(err, ledger.ErrStorageFull):
+		// Not logged per call: the ledger logs when the disk fills and empties.
+		st := status.New(codes.ResourceExhausted, "log storage is full: the data directory's disk is below its free-space reserve; nothing was appended; retry once space is freed")
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(5 * time.Second)}); derr == nil {
+			st = d
+		}
+		return st.Err()
 	case errors.Is(err, ledger.ErrUnavailable):
 		log.ErrorContext(ctx, "storage unavailable", "op", op, "err", err)
 		st := status.New(codes.Unavailable, "log storage is unavailable; nothing was appended; retry after the delay given in RetryInfo")
