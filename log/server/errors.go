@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/provlog/provlog/log/event"
@@ -75,15 +76,45 @@ func toStatus(ctx context.Context, log *slog.Logger, op string, err error) error
 		}
 		return st.Err()
 	case errors.Is(err, ledger.ErrUnavailable):
-		log.ErrorContext(ctx, "storage unavailable", "op", op, "err", err)
+		if ok, n := storageErrLog.allow(time.Now()); ok {
+			log.ErrorContext(ctx, "storage unavailable", "op", op, "err", err, "suppressed", n)
+		}
 		st := status.New(codes.Unavailable, "log storage is unavailable; nothing was appended; retry after the delay given in RetryInfo")
 		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); derr == nil {
 			st = d
 		}
 		return st.Err()
 	}
-	log.ErrorContext(ctx, "internal error", "op", op, "err", err)
+	if ok, n := internalErrLog.allow(time.Now()); ok {
+		log.ErrorContext(ctx, "internal error", "op", op, "err", err, "suppressed", n)
+	}
 	return status.Errorf(codes.Internal, "%s failed: internal error", op)
+}
+
+// A storage failure fails every event of every batch in flight at once:
+// one ERROR line a second says so, with how many were left out since the
+// last line, instead of one line per event.
+var storageErrLog, internalErrLog = sampledLog{every: time.Second}, sampledLog{every: time.Second}
+
+type sampledLog struct {
+	every      time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and how many lines it left out since
+// the last one it allowed.
+func (s *sampledLog) allow(now time.Time) (bool, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.last.IsZero() && now.Sub(s.last) < s.every {
+		s.suppressed++
+		return false, 0
+	}
+	n := s.suppressed
+	s.last, s.suppressed = now, 0
+	return true, n
 }
 
 // invalid is an InvalidArgument naming field.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/provlog/provlog/log/ledger"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -42,5 +43,23 @@ func TestStorageErrorStatus(t *testing.T) {
 		if !retry {
 			t.Errorf("%v: no RetryInfo in %v", tc.err, st.Details())
 		}
+	}
+}
+
+// TestSampledLog: a burst of failures logs one line a second, and the next
+// line says how many it left out.
+func TestSampledLog(t *testing.T) {
+	s := sampledLog{every: time.Second}
+	t0 := time.Unix(1000, 0)
+	if ok, n := s.allow(t0); !ok || n != 0 {
+		t.Fatalf("first allow = %v, %d; want true, 0", ok, n)
+	}
+	for i := range 99 {
+		if ok, _ := s.allow(t0.Add(time.Duration(i) * time.Millisecond)); ok {
+			t.Fatalf("allow %d within the second = true", i)
+		}
+	}
+	if ok, n := s.allow(t0.Add(time.Second)); !ok || n != 99 {
+		t.Fatalf("allow after a second = %v, %d; want true, 99", ok, n)
 	}
 }
