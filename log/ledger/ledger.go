@@ -459,6 +459,15 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			settle = append(settle, recs[j])
 		}
 	}
+	// Note the sequenced leaves for the follower at once (release, below,
+	// may wait for the settles of a shared store).
+	l.leafMu.Lock()
+	for j, jb := range jobs {
+		if jb.p != nil && !jb.remote {
+			l.recentIdx[recs[j].Index] = recs[j]
+		}
+	}
+	l.leafMu.Unlock()
 	if c, ok := l.store.(claimer); ok && len(settle) > 0 {
 		if err := c.SettleMany(ctx, settle); err != nil {
 			// The followers record them from the log anyway.
@@ -756,13 +765,23 @@ func (l *Ledger) followLoop(ctx context.Context) {
 	defer close(l.done)
 	t := time.NewTicker(l.cfg.FollowInterval)
 	defer t.Stop()
+	// Each pass goes up to the size integrated one tick before: the
+	// appends of those leaves have had a tick to note them in memory
+	// (ownRecord), so the pass need not read their bundles back. The
+	// in-memory maps answer for the leaves in between meanwhile.
+	var prev uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := l.follow(ctx); err != nil && ctx.Err() == nil {
+		size, err := l.reader.IntegratedSize(ctx)
+		if err == nil {
+			err = l.followTo(ctx, prev)
+			prev = size
+		}
+		if err != nil && ctx.Err() == nil {
 			l.log.Error("indexing the log failed; will retry", "err", err)
 		}
 	}
@@ -770,7 +789,10 @@ func (l *Ledger) followLoop(ctx context.Context) {
 
 // follow records every integrated leaf past the watermark, then evicts what
 // it recorded from the in-memory maps.
-func (l *Ledger) follow(ctx context.Context) error {
+func (l *Ledger) follow(ctx context.Context) error { return l.followTo(ctx, math.MaxUint64) }
+
+// followTo is follow up to tree size limit at most.
+func (l *Ledger) followTo(ctx context.Context, limit uint64) error {
 	l.followMu.Lock()
 	defer l.followMu.Unlock()
 	wm, err := l.store.Watermark()
@@ -781,6 +803,7 @@ func (l *Ledger) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading integrated size: %w", err)
 	}
+	size = min(size, limit)
 	const maxPass = 64 * 256 // leaves per transaction
 	for wm < size {
 		end := min(size, wm+maxPass)
