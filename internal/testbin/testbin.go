@@ -82,15 +82,15 @@ func binDir() (string, error) {
 }
 
 // Main runs the tests and removes the binaries Build made: a package's
-// TestMain is func TestMain(m *testing.M) { testbin.Main(m) }.
+// TestMain is func TestMain(m *testing.M) { testbin.Main(m) }. (A TestMain
+// that returns exits with m.Run's code.)
 func Main(m *testing.M) {
-	code := m.Run()
+	m.Run()
 	mu.Lock()
 	if dir != "" {
 		os.RemoveAll(dir)
 	}
 	mu.Unlock()
-	os.Exit(code)
 }
 
 // FreePort returns a loopback address no one listens on right now.
