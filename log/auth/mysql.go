@@ -21,6 +21,17 @@ type mysqlPersistence struct {
 	db *sql.DB
 }
 
+// dbErr wraps a failure of the database with what failed, and with
+// ErrUnavailable when the server did not answer (no MySQL error number:
+// a refused or broken connection, a timeout), which a retry may cure.
+func dbErr(what string, err error) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+}
+
 // OpenMySQLPersistence opens, creating its table if needed, the auth
 // state in the database dsn (a go-sql-driver/mysql DSN).
 func OpenMySQLPersistence(ctx context.Context, dsn string) (Persistence, error) {
@@ -40,7 +51,7 @@ func OpenMySQLPersistence(ctx context.Context, dsn string) (Persistence, error) 
 			doc LONGBLOB NOT NULL
 		) ENGINE=InnoDB`); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("couldn't create the auth table: %w", err)
+		return nil, dbErr("couldn't create the auth table", err)
 	}
 	return &mysqlPersistence{db: db}, nil
 }
@@ -53,7 +64,7 @@ func (p *mysqlPersistence) Load(ctx context.Context) ([]byte, uint64, error) {
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("couldn't read the auth state: %w", err)
+		return nil, 0, dbErr("couldn't read the auth state", err)
 	}
 	return doc, ver, nil
 }
@@ -65,7 +76,7 @@ func (p *mysqlPersistence) Version(ctx context.Context) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("couldn't read the auth state's version: %w", err)
+		return 0, dbErr("couldn't read the auth state's version", err)
 	}
 	return ver, nil
 }
@@ -79,11 +90,11 @@ func (p *mysqlPersistence) Save(ctx context.Context, doc []byte, prev uint64) (u
 		res, err = p.db.ExecContext(ctx, `UPDATE provlog_auth_state SET doc = ?, version = version + 1 WHERE id = 1 AND version = ?`, doc, prev)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("couldn't write the auth state: %w", err)
+		return 0, dbErr("couldn't write the auth state", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("couldn't write the auth state: %w", err)
+		return 0, dbErr("couldn't write the auth state", err)
 	}
 	if n != 1 {
 		return 0, ErrStateChanged

@@ -16,6 +16,10 @@ import (
 // Store then reloads and applies its change again.
 var ErrStateChanged = errors.New("auth state changed since it was read")
 
+// ErrUnavailable is a Persistence that cannot be reached now (its database
+// does not answer): nothing changed, and a retry may succeed.
+var ErrUnavailable = errors.New("auth state storage unavailable")
+
 // Persistence is where a Store keeps its state: one JSON document with a
 // version number. Implementations must be usable concurrently.
 //

@@ -259,3 +259,48 @@ func same(t *testing.T, a, b *Store) {
 		t.Errorf("keys differ (-a +b):\n%s", diff)
 	}
 }
+
+// TestMySQLPersistenceUnavailable stops the database under a shared Store:
+// changes fail with ErrUnavailable and change nothing, known tokens keep
+// working from the state read last, and once the database is back changes
+// go through again.
+func TestMySQLPersistenceUnavailable(t *testing.T) {
+	m := awstest.StartMariaDB(t)
+	dsn := m.NewDatabase(t)
+	p, err := OpenMySQLPersistence(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := OpenStoreWith(t.Context(), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTenant("acme", TenantPolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := s.CreateToken("bot", []Role{RoleReader}, []string{"acme"}, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	if _, err := s.CreateTenant("other", TenantPolicy{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("CreateTenant with the database down: %v, want ErrUnavailable", err)
+	}
+	if s.HasTenant("other") {
+		t.Fatal("a failed CreateTenant left its tenant behind")
+	}
+	if err := s.Refresh(t.Context()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Refresh with the database down: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Authenticate(t.Context(), secret); err != nil {
+		t.Fatalf("a known token with the database down: %v", err)
+	}
+	if _, err := s.Authenticate(t.Context(), "pl_unknown"); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("an unknown token with the database down: %v", err)
+	}
+	m.Start()
+	if _, err := s.CreateTenant("other", TenantPolicy{}); err != nil {
+		t.Fatalf("CreateTenant with the database back: %v", err)
+	}
+}

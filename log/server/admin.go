@@ -45,6 +45,9 @@ func (s *adminService) adminErr(ctx context.Context, op string, err error) error
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, auth.ErrState):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, auth.ErrUnavailable):
+		s.log.ErrorContext(ctx, "admin state unavailable", "op", op, "err", err)
+		return status.Errorf(codes.Unavailable, "%s: the admin state's database is unavailable; nothing changed; retry", op)
 	}
 	return toStatus(ctx, s.log, op, err)
 }
