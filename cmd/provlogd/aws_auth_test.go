@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +72,50 @@ func TestAWSSharedAuth(t *testing.T) {
 	}
 	if _, err := dA.client().Append(asEngine(), &pb.AppendRequest{Event: next("signed-through-a")}); err != nil {
 		t.Fatalf("Append through A: %v", err)
+	}
+
+	// The same key registered through A and B at once: one wins, the
+	// other is refused (AlreadyExists, or Aborted when both reached the
+	// log), and key changes go on through either afterwards.
+	var codesSeen [2]codes.Code
+	var wg sync.WaitGroup
+	for i, c := range []pb.AdminServiceClient{adminA, adminB} {
+		d := []*daemon{dA, dB}[i]
+		wg.Go(func() {
+			p, _, _ := ed25519.GenerateKey(nil)
+			_, err := c.RegisterKey(d.ctx(), &pb.RegisterKeyRequest{Tenant: tenant, KeyId: "raced", PublicKey: p})
+			codesSeen[i] = status.Code(err)
+		})
+	}
+	wg.Wait()
+	if won := (codesSeen[0] == codes.OK) != (codesSeen[1] == codes.OK); !won {
+		t.Fatalf("RegisterKey of one key through A and B at once: %v; want one OK", codesSeen)
+	}
+	for _, c := range codesSeen {
+		if c != codes.OK && c != codes.AlreadyExists && c != codes.Aborted {
+			t.Fatalf("the losing RegisterKey: %v, want AlreadyExists or Aborted", c)
+		}
+	}
+	t.Logf("racing RegisterKey through A and B: %v", codesSeen)
+	for i, c := range []pb.AdminServiceClient{adminA, adminB} {
+		d := []*daemon{dA, dB}[i]
+		p, _, _ := ed25519.GenerateKey(nil)
+		if _, err := c.RegisterKey(d.ctx(), &pb.RegisterKeyRequest{Tenant: tenant, KeyId: fmt.Sprint("after-race-", i), PublicKey: p}); err != nil {
+			t.Fatalf("RegisterKey through frontend %d after the race: %v", i, err)
+		}
+	}
+	// A lists B's key once it refreshed (every 500ms).
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		ks, err := adminA.ListKeys(dA.ctx(), &pb.ListKeysRequest{Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ks.GetKeys()) == 4 {
+			break
+		}
+		if time.Since(start) > 1500*time.Millisecond {
+			t.Fatalf("ListKeys through A: %d keys after %v; want 4", len(ks.GetKeys()), time.Since(start))
+		}
 	}
 
 	// Revoked through B: A refuses it within its refresh interval.

@@ -197,6 +197,34 @@ func sharedStores(t *testing.T, a *Store, open func() Persistence) {
 	if k, ok := bs.Keys().Get("s0-0", "k1"); !ok || !bytes.Equal(k.Public, pub) {
 		t.Fatalf("b does not know a's key: %+v %v", k, ok)
 	}
+	// A key event pending through a, finished by b (its resolvePending):
+	// a's own ApplyPending then succeeds too, and nothing stays pending.
+	pub2, _, _ := ed25519.GenerateKey(nil)
+	ev2 := authorship.KeyRegisterEvent("s0-0", "k2", pub2, now, now, &pb.Actor{Type: pb.ActorType_ACTOR_TYPE_SERVICE, Id: "admin"})
+	if err := a.AddPending(ev2, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.ApplyPending(ev2, 8); err != nil {
+		t.Fatalf("b.ApplyPending of a's pending event: %v", err)
+	}
+	if err := a.ApplyPending(ev2, 8); err != nil {
+		t.Fatalf("a.ApplyPending of the event b finished: %v", err)
+	}
+	if err := a.ApplyPending(authorship.KeyRegisterEvent("s0-0", "k3", pub2, now, now, nil), 9); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ApplyPending of an event never pending: %v, want ErrNotFound", err)
+	}
+	for _, s := range []*Store{a, bs} {
+		if err := s.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if evs, _, err := s.Pending(); err != nil || len(evs) != 0 {
+			t.Fatalf("still pending: %v, %v", evs, err)
+		}
+	}
+	same(t, a, bs)
 	// Revoked through b: a refuses it once it has refreshed (Watch).
 	if _, err := bs.RevokeToken(tok.ID); err != nil {
 		t.Fatal(err)

@@ -740,8 +740,18 @@ func (s *Store) DropPending(ev *pb.ProvenanceEvent) error {
 
 // ApplyPending applies the pending key event with ev's tenant and id, now
 // at index in the log, to the key history and removes it from Pending, in
-// one persisted step.
+// one persisted step. An event no longer pending that the key history
+// already holds at index was finished by another frontend sharing the
+// store (its resolvePending): that is success too.
 func (s *Store) ApplyPending(ev *pb.ProvenanceEvent, index uint64) error {
+	if s.p.Shared() {
+		s.mu.RLock()
+		done := !s.isPending(ev) && s.keys.Applied(ev, index)
+		s.mu.RUnlock()
+		if done {
+			return nil
+		}
+	}
 	return s.update(func() error {
 		for i, p := range s.st.Pending {
 			var pe pb.ProvenanceEvent
@@ -753,6 +763,21 @@ func (s *Store) ApplyPending(ev *pb.ProvenanceEvent, index uint64) error {
 				return s.keys.ApplyEvent(&pe, index)
 			}
 		}
+		if s.p.Shared() && s.keys.Applied(ev, index) {
+			return nil
+		}
 		return fmt.Errorf("pending key event %q of tenant %q: %w", ev.GetEventId(), ev.GetTenant(), ErrNotFound)
 	})
+}
+
+// isPending reports whether ev's tenant and id are pending. Callers hold
+// mu.
+func (s *Store) isPending(ev *pb.ProvenanceEvent) bool {
+	for _, p := range s.st.Pending {
+		var pe pb.ProvenanceEvent
+		if protojson.Unmarshal(p.Event, &pe) == nil && pe.GetTenant() == ev.GetTenant() && pe.GetEventId() == ev.GetEventId() {
+			return true
+		}
+	}
+	return false
 }
