@@ -253,6 +253,22 @@ func sharedStores(t *testing.T, a *Store, open func() Persistence) {
 	if _, err := bs.Authenticate(ctx, secret2); err != nil {
 		t.Fatalf("b after the miss interval: %v", err)
 	}
+	// So do unknown submitter keys (the signature check calls
+	// RefreshOnMiss), sharing the same limit.
+	ev4 := authorship.KeyRegisterEvent("s0-0", "k4", pub2, now, now, nil)
+	if err := a.UpdateKeys(func(h *authorship.KeyHistory) error { return h.ApplyEvent(ev4, 10) }); err != nil {
+		t.Fatal(err)
+	}
+	if bs.RefreshOnMiss(ctx) {
+		t.Fatal("RefreshOnMiss within the miss interval refreshed")
+	}
+	time.Sleep(missRefreshEvery)
+	if !bs.RefreshOnMiss(ctx) {
+		t.Fatal("RefreshOnMiss after the miss interval did not refresh")
+	}
+	if _, ok := bs.Keys().Get("s0-0", "k4"); !ok {
+		t.Fatal("b does not know a's key k4 after RefreshOnMiss")
+	}
 }
 
 // fill creates n tenants prefix-0.. and a certificate grant for each.

@@ -107,8 +107,9 @@ type PendingKeyEvent struct {
 //
 // With a shared Persistence, a Store learns of changes made by others when
 // Refresh is called (Watch calls it every interval, ~500ms in provlogd) and,
-// at most every missRefreshEvery, when a bearer token is unknown: so a
-// token created through one frontend works at once on the others, while a
+// at most every missRefreshEvery, when a bearer token or a submitter key
+// is unknown (RefreshOnMiss): so a token or key made through one frontend
+// works at once on the others, while a
 // revoked one stops working on every frontend within the Watch interval.
 type Store struct {
 	p   Persistence
@@ -397,14 +398,23 @@ func (s *Store) Authenticate(ctx context.Context, token string) (*Identity, erro
 	}
 	h := sha256.Sum256([]byte(token))
 	id, known, err := s.authenticate(h)
-	if !known && s.p.Shared() && s.missRefreshAllowed() {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if s.Refresh(rctx) == nil {
-			id, _, err = s.authenticate(h)
-		}
+	if !known && s.RefreshOnMiss(ctx) {
+		id, _, err = s.authenticate(h)
 	}
 	return id, err
+}
+
+// RefreshOnMiss refreshes a shared Store after a lookup of something that
+// another frontend may just have made (a token, a submitter key) failed,
+// at most every missRefreshEvery, and reports whether it did: then the
+// caller looks again.
+func (s *Store) RefreshOnMiss(ctx context.Context) bool {
+	if !s.p.Shared() || !s.missRefreshAllowed() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.Refresh(ctx) == nil
 }
 
 // missRefreshAllowed reports whether an unknown token may Refresh now.
