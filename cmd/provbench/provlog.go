@@ -105,8 +105,10 @@ const probeTimeout = 30 * time.Second
 // vault for sensitive values, a token that may not append) ends the run
 // before the first phase, with the frontend's own error. A frontend other
 // than the first may not know a just registered submitter key yet
-// (frontends of one log reread their shared admin state in the database
-// every 500ms): those it refuses, it is asked again, for up to probeTimeout.
+// (frontends of one log share it through the database: one that does not
+// know a key rereads the shared state, at most four times a second, and
+// every 500ms anyway): those it refuses, it is asked again, for up to
+// probeTimeout.
 func (p *provlogTarget) probe(ctx context.Context) error {
 	for i, c := range p.clients {
 		deadline := time.Now().Add(probeTimeout)
