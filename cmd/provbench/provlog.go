@@ -104,9 +104,11 @@ const probeTimeout = 30 * time.Second
 // probe appends one event to each frontend, so that a setup problem (no
 // vault for sensitive values, a token that may not append) ends the run
 // before the first phase, with the frontend's own error. A frontend other
-// than the first may not know a just registered submitter key yet (it
-// learns it from the shared store or the log): those it refuses, it is
-// asked again, for up to probeTimeout.
+// than the first may not know a just registered submitter key yet
+// (frontends of one log share it through the database: one that does not
+// know a key rereads the shared state, at most four times a second, and
+// every 500ms anyway): those it refuses, it is asked again, for up to
+// probeTimeout.
 func (p *provlogTarget) probe(ctx context.Context) error {
 	for i, c := range p.clients {
 		deadline := time.Now().Add(probeTimeout)
@@ -123,7 +125,7 @@ func (p *provlogTarget) probe(ctx context.Context) error {
 			if ctx.Err() != nil || !again || time.Now().After(deadline) {
 				hint := ""
 				if i > 0 && p.gen.kind.name == kindSigned {
-					hint = fmt.Sprintf(" (the submitter key was registered through frontend 1; frontend %d has not learnt it in %v)", i+1, probeTimeout)
+					hint = fmt.Sprintf(" (the submitter key was registered through frontend 1; frontend %d has not learnt it in %v: do both use the same --mysql-dsn database?)", i+1, probeTimeout)
 				}
 				return fmt.Errorf("frontend %d refused a %s test event%s: %w", i+1, p.gen.kind.name, hint, err)
 			}

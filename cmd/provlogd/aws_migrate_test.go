@@ -10,6 +10,7 @@ import (
 
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -42,6 +43,15 @@ func TestMigrateToAWS(t *testing.T) {
 			index = append(index, r.GetIndex())
 		}
 	}
+	// An admin change of the embedded log (auth.json) moves with it.
+	admin := pb.NewAdminServiceClient(d.conn)
+	if _, err := admin.CreateTenant(d.ctx(), &pb.CreateTenantRequest{Name: "mig-tenant"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.CreateToken(d.ctx(), &pb.CreateTokenRequest{Name: "mig-auditor", Roles: []string{"auditor"}, Tenants: []string{"mig-tenant"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := int64(len(events))
 	before := d.waitForSize(n)
 	digest := waitIndexed(t, d, uint64(n))
@@ -56,7 +66,8 @@ func TestMigrateToAWS(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("provlogd migrate: %v\n%s", err, errb.String())
 	}
-	if !strings.Contains(out.String(), "migrated 300 entries") || !strings.Contains(out.String(), "copied the vault: 1 values") {
+	if !strings.Contains(out.String(), "migrated 300 entries") || !strings.Contains(out.String(), "copied the vault: 1 values") ||
+		!strings.Contains(out.String(), "copied auth.json") {
 		t.Fatalf("provlogd migrate said %q", out.String())
 	}
 
@@ -67,6 +78,15 @@ func TestMigrateToAWS(t *testing.T) {
 	}
 	if got := waitIndexed(t, d2, uint64(n)); !bytes.Equal(got, digest) {
 		t.Fatalf("lineage digest after migration %x, before %x", got, digest)
+	}
+	// The token made before the migration works: auth.json is in the
+	// database.
+	tctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok.GetSecret())
+	if _, err := d2.client().GetCheckpoint(tctx, &pb.GetCheckpointRequest{}); err != nil {
+		t.Fatalf("a token of the embedded log after migration: %v", err)
+	}
+	if ts, err := pb.NewAdminServiceClient(d2.conn).ListTenants(d2.ctx(), &pb.ListTenantsRequest{}); err != nil || len(ts.GetTenants()) != 1 {
+		t.Fatalf("tenants after migration: %v, %v", ts, err)
 	}
 	// The vault moved with the log: the value is revealed from the database.
 	reveal(t, d2, d2.ctx(), index[len(index)-1], secret)

@@ -168,11 +168,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if vlt != nil {
 		defer vlt.Close()
 	}
-	tokens, err := auth.OpenStore(filepath.Join(cfg.DataDir, auth.StoreFile), nil)
+	tokens, stopAuth, err := openAuthStore(ctx, cfg, adminToken, log)
 	if err != nil {
 		return err
 	}
-	tokens.AddStatic(adminToken, &auth.Identity{Name: "admin", Roles: []auth.Role{auth.RoleAdmin}, Tenants: []string{auth.AllTenants}})
+	defer stopAuth()
 
 	reg := prometheus.NewRegistry()
 	lcfg := ledger.Config{

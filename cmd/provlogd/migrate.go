@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/provlog/provlog/log/auth"
 	"github.com/provlog/provlog/log/ledger"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
@@ -31,7 +32,8 @@ func migrateMain(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: provlogd migrate --data-dir DIR --mysql-dsn DSN --s3-bucket B [--s3-endpoint URL]\n\n"+
 			"Copies the embedded log to the aws storage, checks the rebuilt tree has the source checkpoint's root,\n"+
-			"and publishes that checkpoint there; copies DATA/vault, if any, into the database as it is (encrypted). Then start provlogd --storage aws --reindex on the same data dir.\n"+
+			"and publishes that checkpoint there; copies DATA/vault, if any, into the database as it is (encrypted),\n"+
+			"and DATA/auth.json, if any (tenants, tokens, grants, keys; not admin.token). Then start provlogd --storage aws --reindex on the same data dir.\n"+
 			"Credentials come from the standard AWS environment.\n\n")
 		fs.PrintDefaults()
 	}
@@ -70,6 +72,12 @@ func migrateMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	} else if n >= 0 {
 		fmt.Fprintf(stdout, "copied the vault: %d values\n", n)
+	}
+	if ok, err := migrateAuth(ctx, *dataDir, *dsn); err != nil {
+		fmt.Fprintln(stderr, "provlogd migrate:", err)
+		return 1
+	} else if ok {
+		fmt.Fprintf(stdout, "copied %s: tenants, tokens, certificate grants and submitter keys\n", auth.StoreFile)
 	}
 	return 0
 }

@@ -8,15 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"log/slog"
 	"regexp"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/provlog/provlog/internal/atomicfile"
 	"github.com/provlog/provlog/log/authorship"
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -99,28 +98,66 @@ type PendingKeyEvent struct {
 }
 
 // Store holds tenants, tokens, certificate grants and submitter keys in one
-// JSON file of the data dir (mode 0600; tokens as SHA-256 hashes only),
-// replaced atomically on every change. It is an Authenticator (bearer
-// tokens) and a CertAuthenticator. It is safe for concurrent use.
+// JSON document (tokens as SHA-256 hashes only), kept by a Persistence:
+// the embedded default is one file of the data dir (mode 0600), replaced
+// atomically on every change; under --storage aws it is one row of the
+// shared database, changed by compare-and-swap, so that every frontend
+// sees the same tenants, tokens, grants and keys. It is an Authenticator
+// (bearer tokens) and a CertAuthenticator. It is safe for concurrent use.
+//
+// With a shared Persistence, a Store learns of changes made by others when
+// Refresh is called (Watch calls it every interval, ~500ms in provlogd) and,
+// at most every missRefreshEvery, when a bearer token or a submitter key
+// is unknown (RefreshOnMiss): so a token or key made through one frontend
+// works at once on the others, while a
+// revoked one stops working on every frontend within the Watch interval.
 type Store struct {
-	path string
-	now  func() time.Time
+	p   Persistence
+	now func() time.Time
 
 	mu     sync.RWMutex
+	ver    uint64 // the Persistence version st was read at or saved as
 	st     storeState
 	keys   *authorship.KeyHistory
 	static Tokens              // tokens given with AddStatic (the bootstrap admin)
 	hashes [][sha256.Size]byte // hashes[i] is st.Tokens[i].Hash, decoded
+
+	missMu   sync.Mutex
+	lastMiss time.Time // of the last Refresh for an unknown token
+
+	conflicts atomic.Int64 // saves lost to another process's, then reapplied
+}
+
+// missRefreshEvery bounds the Refreshes made for unknown tokens, so that a
+// flood of bad tokens costs the database at most a few cheap queries a
+// second.
+const missRefreshEvery = 250 * time.Millisecond
+
+// maxSaveAttempts bounds the reload-and-reapply rounds of one change
+// against other frontends' concurrent changes.
+const maxSaveAttempts = 64
+
+// persistTimeout bounds one read or write of the Persistence.
+const persistTimeout = 30 * time.Second
+
+// decodeHashes decodes the token hashes of st.
+func decodeHashes(st *storeState) ([][sha256.Size]byte, error) {
+	hashes := make([][sha256.Size]byte, len(st.Tokens))
+	for i, t := range st.Tokens {
+		if n, err := hex.Decode(hashes[i][:], []byte(t.Hash)); err != nil || n != sha256.Size || len(t.Hash) != 2*sha256.Size {
+			return nil, fmt.Errorf("token %s: bad sha256 %q", t.ID, t.Hash)
+		}
+	}
+	return hashes, nil
 }
 
 // reindex decodes the token hashes. Callers hold mu (or own s).
 func (s *Store) reindex() error {
-	s.hashes = make([][sha256.Size]byte, len(s.st.Tokens))
-	for i, t := range s.st.Tokens {
-		if n, err := hex.Decode(s.hashes[i][:], []byte(t.Hash)); err != nil || n != sha256.Size || len(t.Hash) != 2*sha256.Size {
-			return fmt.Errorf("token %s: bad sha256 %q", t.ID, t.Hash)
-		}
+	h, err := decodeHashes(&s.st)
+	if err != nil {
+		return err
 	}
+	s.hashes = h
 	return nil
 }
 
@@ -131,81 +168,196 @@ const StoreFile = "auth.json"
 // written on the first change. now is the clock for expiry (time.Now when
 // nil).
 func OpenStore(path string, now func() time.Time) (*Store, error) {
+	return OpenStoreWith(context.Background(), NewFilePersistence(path), now)
+}
+
+// OpenStoreWith loads the store kept by p, or starts an empty one that is
+// saved on the first change. now is the clock for expiry (time.Now when
+// nil). Close closes p.
+func OpenStoreWith(ctx context.Context, p Persistence, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{path: path, now: now, keys: authorship.NewKeyHistory()}
-	s.st = storeState{Version: 1, Tenants: map[string]*Tenant{}, Certs: map[string]*CertGrant{}}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read auth store: %w", err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't stat auth store: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %#o; it holds token hashes and must not be readable by group or others (chmod 600)", path, st.Mode().Perm())
-	}
-	if err := json.Unmarshal(b, &s.st); err != nil {
-		return nil, fmt.Errorf("couldn't parse auth store %s: %w", path, err)
-	}
-	if s.st.Version != 1 {
-		return nil, fmt.Errorf("auth store %s has version %d; this build reads version 1", path, s.st.Version)
-	}
-	if s.st.Tenants == nil {
-		s.st.Tenants = map[string]*Tenant{}
-	}
-	if s.st.Certs == nil {
-		s.st.Certs = map[string]*CertGrant{}
-	}
-	for _, k := range s.st.Keys {
-		if err := s.keys.Load(k); err != nil {
-			return nil, fmt.Errorf("auth store %s: %w", path, err)
-		}
-	}
-	if err := s.reindex(); err != nil {
-		return nil, fmt.Errorf("auth store %s: %w", path, err)
+	s := &Store{p: p, now: now, keys: authorship.NewKeyHistory()}
+	if err := s.load(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// save writes the state to a temporary file, syncs it and renames it over
-// the store. Callers hold mu.
-func (s *Store) save() error {
-	s.st.Keys = s.keys.All()
-	b, err := json.MarshalIndent(&s.st, "", "  ")
+// where names the persistence in errors.
+func (s *Store) where() string {
+	if n, ok := s.p.(fmt.Stringer); ok {
+		return n.String()
+	}
+	return "in the database"
+}
+
+// decodeState parses a state document; nil is the empty state.
+func (s *Store) decodeState(doc []byte) (storeState, *authorship.KeyHistory, [][sha256.Size]byte, error) {
+	st := storeState{Version: 1}
+	keys := authorship.NewKeyHistory()
+	if doc != nil {
+		if err := json.Unmarshal(doc, &st); err != nil {
+			return st, nil, nil, fmt.Errorf("couldn't parse auth store %s: %w", s.where(), err)
+		}
+		if st.Version != 1 {
+			return st, nil, nil, fmt.Errorf("auth store %s has version %d; this build reads version 1", s.where(), st.Version)
+		}
+	}
+	if st.Tenants == nil {
+		st.Tenants = map[string]*Tenant{}
+	}
+	if st.Certs == nil {
+		st.Certs = map[string]*CertGrant{}
+	}
+	for _, k := range st.Keys {
+		if err := keys.Load(k); err != nil {
+			return st, nil, nil, fmt.Errorf("auth store %s: %w", s.where(), err)
+		}
+	}
+	hashes, err := decodeHashes(&st)
 	if err != nil {
-		return fmt.Errorf("couldn't encode auth store: %w", err)
+		return st, nil, nil, fmt.Errorf("auth store %s: %w", s.where(), err)
 	}
-	if err := atomicfile.Write(s.path, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("couldn't save auth store: %w", err)
+	return st, keys, hashes, nil
+}
+
+// load replaces the state with the persisted one. Callers hold mu (or
+// own s).
+func (s *Store) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, persistTimeout)
+	defer cancel()
+	doc, ver, err := s.p.Load(ctx)
+	if err != nil {
+		return err
 	}
+	st, keys, hashes, err := s.decodeState(doc)
+	if err != nil {
+		return err
+	}
+	s.st, s.hashes, s.ver = st, hashes, ver
+	s.keys.Replace(keys)
 	return nil
 }
 
-// update applies f to a copy-on-failure view: if f or saving fails, the
-// in-memory state is restored from the file's last content.
-func (s *Store) update(f func() error) error {
+// Refresh reloads the state if another process sharing the Persistence
+// changed it: one cheap version query when nothing changed.
+func (s *Store) Refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, persistTimeout)
+	defer cancel()
+	v, err := s.p.Version(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	cur := s.ver
+	s.mu.RUnlock()
+	if v == cur {
+		return nil
+	}
+	doc, ver, err := s.p.Load(ctx)
+	if err != nil {
+		return err
+	}
+	st, keys, hashes, err := s.decodeState(doc)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	before, err := json.Marshal(&s.st)
+	if ver <= s.ver {
+		return nil // this Store saved or loaded a newer one meanwhile
+	}
+	s.st, s.hashes, s.ver = st, hashes, ver
+	s.keys.Replace(keys)
+	return nil
+}
+
+// Watch calls Refresh every interval until ctx is done, when the
+// Persistence is shared (it does nothing for the file). Failures are
+// logged when they start and when they end, not at every tick.
+func (s *Store) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if !s.p.Shared() {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.Refresh(ctx)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			log.Warn("couldn't refresh the shared auth state; serving the last one read", "err", err)
+			failing = true
+		case err == nil && failing:
+			log.Info("refreshing the shared auth state works again")
+			failing = false
+		}
+	}
+}
+
+// Close closes the Persistence.
+func (s *Store) Close() error {
+	return s.p.Close()
+}
+
+// encode is the state document. Callers hold mu.
+func (s *Store) encode() ([]byte, error) {
+	s.st.Keys = s.keys.All()
+	b, err := json.MarshalIndent(&s.st, "", "  ")
 	if err != nil {
-		return fmt.Errorf("couldn't snapshot auth store: %w", err)
+		return nil, fmt.Errorf("couldn't encode auth store: %w", err)
 	}
-	keysBefore := s.keys.Clone()
-	if err := f(); err != nil {
+	return append(b, '\n'), nil
+}
+
+// update applies f to the state and saves it. If f or saving fails, the
+// in-memory state is restored as it was. If another process saved first
+// (ErrStateChanged), the state is reloaded and f applied again to it, so
+// no change is lost; f must therefore only change the state (and its own
+// results), and may run more than once.
+func (s *Store) update(f func() error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), persistTimeout)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		before, err := json.Marshal(&s.st)
+		if err != nil {
+			return fmt.Errorf("couldn't snapshot auth store: %w", err)
+		}
+		keysBefore := s.keys.Clone()
+		if err := f(); err != nil {
+			s.restore(before, keysBefore)
+			return err
+		}
+		doc, err := s.encode()
+		if err == nil {
+			var ver uint64
+			ver, err = s.p.Save(ctx, doc, s.ver)
+			if err == nil {
+				s.ver = ver
+				return s.reindex()
+			}
+		}
 		s.restore(before, keysBefore)
-		return err
+		if !errors.Is(err, ErrStateChanged) {
+			return err
+		}
+		s.conflicts.Add(1)
+		if attempt == maxSaveAttempts {
+			return fmt.Errorf("couldn't save auth store after %d attempts against concurrent changes: %w", attempt, err)
+		}
+		if err := s.load(ctx); err != nil {
+			return fmt.Errorf("couldn't reload auth store after a concurrent change: %w", err)
+		}
 	}
-	if err := s.save(); err != nil {
-		s.restore(before, keysBefore)
-		return err
-	}
-	return s.reindex()
 }
 
 func (s *Store) restore(before []byte, keys *authorship.KeyHistory) {
@@ -237,12 +389,48 @@ var (
 )
 
 // Authenticate compares the token's hash with every known hash in constant
-// time, then refuses a revoked or expired token.
-func (s *Store) Authenticate(_ context.Context, token string) (*Identity, error) {
+// time, then refuses a revoked or expired token. An unknown token makes a
+// shared Store Refresh (at most every missRefreshEvery) and look again, so
+// a token just created through another frontend works at once.
+func (s *Store) Authenticate(ctx context.Context, token string) (*Identity, error) {
 	if token == "" || len(token) > MaxTokenLen {
 		return nil, ErrUnauthenticated
 	}
 	h := sha256.Sum256([]byte(token))
+	id, known, err := s.authenticate(h)
+	if !known && s.RefreshOnMiss(ctx) {
+		id, _, err = s.authenticate(h)
+	}
+	return id, err
+}
+
+// RefreshOnMiss refreshes a shared Store after a lookup of something that
+// another frontend may just have made (a token, a submitter key) failed,
+// at most every missRefreshEvery, and reports whether it did: then the
+// caller looks again.
+func (s *Store) RefreshOnMiss(ctx context.Context) bool {
+	if !s.p.Shared() || !s.missRefreshAllowed() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.Refresh(ctx) == nil
+}
+
+// missRefreshAllowed reports whether an unknown token may Refresh now.
+func (s *Store) missRefreshAllowed() bool {
+	s.missMu.Lock()
+	defer s.missMu.Unlock()
+	now := time.Now()
+	if now.Sub(s.lastMiss) < missRefreshEvery {
+		return false
+	}
+	s.lastMiss = now
+	return true
+}
+
+// authenticate looks h up; known is false when no token has that hash.
+func (s *Store) authenticate(h [sha256.Size]byte) (id *Identity, known bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	found := s.static.match(h)
@@ -253,18 +441,18 @@ func (s *Store) Authenticate(_ context.Context, token string) (*Identity, error)
 		}
 	}
 	if found != nil {
-		return found, nil
+		return found, true, nil
 	}
 	if tok == nil {
-		return nil, ErrUnauthenticated
+		return nil, false, ErrUnauthenticated
 	}
 	if !tok.Revoked.IsZero() {
-		return nil, ErrTokenRevoked
+		return nil, true, ErrTokenRevoked
 	}
 	if !tok.Expires.IsZero() && !s.now().Before(tok.Expires) {
-		return nil, ErrTokenExpired
+		return nil, true, ErrTokenExpired
 	}
-	return &Identity{Name: "token:" + tok.Name, Roles: tok.Roles, Tenants: tok.Tenants, Person: tok.Person}, nil
+	return &Identity{Name: "token:" + tok.Name, Roles: tok.Roles, Tenants: tok.Tenants, Person: tok.Person}, true, nil
 }
 
 // AuthenticateCert maps the names of a verified client certificate (see
@@ -562,8 +750,18 @@ func (s *Store) DropPending(ev *pb.ProvenanceEvent) error {
 
 // ApplyPending applies the pending key event with ev's tenant and id, now
 // at index in the log, to the key history and removes it from Pending, in
-// one persisted step.
+// one persisted step. An event no longer pending that the key history
+// already holds at index was finished by another frontend sharing the
+// store (its resolvePending): that is success too.
 func (s *Store) ApplyPending(ev *pb.ProvenanceEvent, index uint64) error {
+	if s.p.Shared() {
+		s.mu.RLock()
+		done := !s.isPending(ev) && s.keys.Applied(ev, index)
+		s.mu.RUnlock()
+		if done {
+			return nil
+		}
+	}
 	return s.update(func() error {
 		for i, p := range s.st.Pending {
 			var pe pb.ProvenanceEvent
@@ -575,6 +773,21 @@ func (s *Store) ApplyPending(ev *pb.ProvenanceEvent, index uint64) error {
 				return s.keys.ApplyEvent(&pe, index)
 			}
 		}
+		if s.p.Shared() && s.keys.Applied(ev, index) {
+			return nil
+		}
 		return fmt.Errorf("pending key event %q of tenant %q: %w", ev.GetEventId(), ev.GetTenant(), ErrNotFound)
 	})
+}
+
+// isPending reports whether ev's tenant and id are pending. Callers hold
+// mu.
+func (s *Store) isPending(ev *pb.ProvenanceEvent) bool {
+	for _, p := range s.st.Pending {
+		var pe pb.ProvenanceEvent
+		if protojson.Unmarshal(p.Event, &pe) == nil && pe.GetTenant() == ev.GetTenant() && pe.GetEventId() == ev.GetEventId() {
+			return true
+		}
+	}
+	return false
 }

@@ -266,6 +266,19 @@ func (h *KeyHistory) Revoke(tenant, id string, at time.Time, index uint64) error
 	return nil
 }
 
+// Applied reports whether the key event ev is in h at leaf index: the key
+// it names records that index. Stores shared by several frontends use it
+// to see that another frontend already applied a key event.
+func (h *KeyHistory) Applied(ev *pb.ProvenanceEvent, index uint64) bool {
+	if !IsKeyOperation(ev.GetOperation()) {
+		return false
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	k, ok := h.keys[keyRef(ev.GetTenant(), ev.GetExtensions()[extKeyID])]
+	return ok && slices.Contains(k.Events, index)
+}
+
 // Verify checks ev's submitter signature with the key of ev's tenant that
 // signature.key_id names, which must be valid at ev's event_time. An event
 // without a signature is refused with ErrSignatureNeeded.

@@ -45,6 +45,9 @@ func (s *adminService) adminErr(ctx context.Context, op string, err error) error
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, auth.ErrState):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, auth.ErrUnavailable):
+		s.log.ErrorContext(ctx, "admin state unavailable", "op", op, "err", err)
+		return status.Errorf(codes.Unavailable, "%s: the admin state's database is unavailable; nothing changed; retry", op)
 	}
 	return toStatus(ctx, s.log, op, err)
 }
@@ -215,8 +218,10 @@ func (s *adminService) commitKeyEvent(ctx context.Context, ev *pb.ProvenanceEven
 	}
 	idx, err := s.appendKeyEvent(ctx, ev, submitter)
 	if err != nil {
-		if ctx.Err() == nil && (errors.Is(err, ledger.ErrPushback) || errors.Is(err, ledger.ErrClosed)) {
-			// Not sequenced: forget it, the caller retries.
+		if ctx.Err() == nil && (errors.Is(err, ledger.ErrPushback) || errors.Is(err, ledger.ErrClosed) || status.Code(err) == codes.Aborted) {
+			// Not sequenced (Aborted: the log holds another event under
+			// its id, as when two frontends sharing the store make the
+			// same key change at once): forget it, the caller retries.
 			if derr := s.store.DropPending(ev); derr != nil {
 				s.log.ErrorContext(ctx, "couldn't drop a pending key event", "event_id", ev.GetEventId(), "err", derr)
 			}
@@ -230,6 +235,11 @@ func (s *adminService) commitKeyEvent(ctx context.Context, ev *pb.ProvenanceEven
 // key event left pending by an interrupted key change. Callers hold keyMu,
 // or run before serving.
 func (s *adminService) resolvePending(ctx context.Context) error {
+	// Frontends sharing the store: see what the others finished or
+	// dropped, not an event another dropped after a conflict.
+	if err := s.store.Refresh(ctx); err != nil {
+		return err
+	}
 	evs, subs, err := s.store.Pending()
 	if err != nil {
 		return err
@@ -254,7 +264,7 @@ func (s *adminService) appendKeyEvent(ctx context.Context, ev *pb.ProvenanceEven
 	if errors.As(r.Err, &ce) {
 		// The log holds a different event under this key event's id: the
 		// store lost a change the log has.
-		return 0, status.Errorf(codes.Aborted, "the log already holds a different key event %q at index %d; the key store (auth.json) is behind the log", ev.GetEventId(), ce.Index)
+		return 0, status.Errorf(codes.Aborted, "the log already holds a different key event %q at index %d: the same key change was made at once through another frontend, or the key store (auth.json) is behind the log", ev.GetEventId(), ce.Index)
 	}
 	if r.Err != nil {
 		return 0, r.Err

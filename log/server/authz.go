@@ -67,6 +67,10 @@ func (a *authorChecks) checkSignature(ev *pb.ProvenanceEvent, field string) erro
 		kh = authorship.NewKeyHistory()
 	}
 	err := kh.Verify(ev)
+	if errors.Is(err, authorship.ErrUnknownKey) && a.store != nil && a.store.RefreshOnMiss(context.Background()) {
+		// A key just registered through another frontend sharing the store.
+		err = kh.Verify(ev)
+	}
 	if errors.Is(err, authorship.ErrKeyNotValid) && a.ledger != nil {
 		// A retry of an event appended while its key was valid (the key
 		// was revoked since): let the log answer it as a duplicate. A
