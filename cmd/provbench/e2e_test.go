@@ -6,103 +6,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testbin"
 	"github.com/provlog/provlog/log/ledger"
 )
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-// binDir holds the binaries buildBinaries built; TestMain removes it.
-var binDir string
-
-// buildBinaries builds provlogd and provwitness once for the package's
-// tests.
-var buildBinaries = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "provbench-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	for _, b := range []string{"provlogd", "provwitness"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../"+b).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %v\n%s", b, err, out)
-		}
-	}
-	return dir, nil
-})
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testbin.FreePort(t) }
 
 // startProc starts bin with args, waits until healthURL answers 200, and
 // stops it with SIGINT (requiring a clean exit) at cleanup.
 func startProc(t *testing.T, bin, healthURL string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("%s did not stop cleanly: %v\n%s", filepath.Base(bin), err, logs)
-			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("%s did not stop within 30s of SIGINT\n%s", filepath.Base(bin), logs)
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(healthURL); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("%s exited before becoming healthy: %v\n%s", filepath.Base(bin), err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not healthy after 30s\n%s", filepath.Base(bin), logs)
-		}
-	}
+	p := testbin.Start(t, bin, nil, args...)
+	t.Cleanup(func() { p.Stop(t, 30*time.Second) })
+	p.WaitHealthy(t, healthURL, 30*time.Second)
 }
 
 // TestRunAgainstProvlogd runs provbench against the real binaries: a
@@ -114,10 +36,7 @@ func TestRunAgainstProvlogd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts provlogd and provwitness")
 	}
-	bin, err := buildBinaries()
-	if err != nil {
-		t.Fatal(err)
-	}
+	provlogd, provwitness := testbin.Build(t, "cmd/provlogd"), testbin.Build(t, "cmd/provwitness")
 	const origin = "provbench-e2e.example/log"
 	dataDir := t.TempDir()
 	if _, _, err := ledger.LoadOrCreateKeys(dataDir, origin, origin); err != nil {
@@ -128,7 +47,7 @@ func TestRunAgainstProvlogd(t *testing.T) {
 		t.Fatal(err)
 	}
 	wDir, wAddr := t.TempDir(), freeAddr(t)
-	startProc(t, filepath.Join(bin, "provwitness"), "http://"+wAddr+"/healthz",
+	startProc(t, provwitness, "http://"+wAddr+"/healthz",
 		"--data-dir", wDir, "--addr", wAddr, "--name", "w1.provbench-e2e.example/w",
 		"--log", origin+" "+strings.TrimSpace(string(logPub)))
 	wPub, err := os.ReadFile(filepath.Join(wDir, "witness.pub"))
@@ -140,7 +59,7 @@ func TestRunAgainstProvlogd(t *testing.T) {
 		t.Fatal(err)
 	}
 	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	startProc(t, filepath.Join(bin, "provlogd"), "http://"+httpAddr+"/healthz",
+	startProc(t, provlogd, "http://"+httpAddr+"/healthz",
 		"--data-dir", dataDir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--origin", origin,
 		"--checkpoint-interval", "200ms", "--batch-max-age", "20ms", "--log-level", "warn",
 		"--witness-policy", policy, "--vault-master-key", filepath.Join(t.TempDir(), "master.key"))

@@ -9,17 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provlog/provlog/internal/testbin"
 	"k8s.io/klog/v2"
 )
 
 func TestMain(m *testing.M) {
 	// Tessera logs through klog; keep test output to the tests.
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	testbin.Main(m)
 }
 
 // baseConfig is the flag defaults, with overrides for a quick run.
