@@ -158,39 +158,45 @@ func (ix *Index) metaU64(ctx context.Context, c byte) (uint64, bool, error) {
 
 // load reads the watermark, the running digest and the gap counters.
 func (ix *Index) load(ctx context.Context) error {
-	wm, _, err := ix.metaU64(ctx, metaWatermark)
+	wm, s, counts, err := ix.readMeta(ctx)
 	if err != nil {
 		return err
-	}
-	var s sum
-	v, err := ix.store.Get(ctx, metaKey(metaSum))
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("reading lineage index digest: %w", err)
-	default:
-		var ok bool
-		if s, ok = sumFromBytes(v); !ok {
-			return fmt.Errorf("lineage index digest: %w", errBadValue)
-		}
-	}
-	var counts [len(gapCodes)]int64
-	for i, code := range gapCodes {
-		v, err := ix.store.Get(ctx, newKey(keyGapCount).b(code))
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return fmt.Errorf("reading gap counters: %w", err)
-		case len(v) != 8:
-			return fmt.Errorf("gap counter %d: %w", code, errBadValue)
-		default:
-			counts[i] = int64(binary.BigEndian.Uint64(v))
-		}
 	}
 	ix.mu.Lock()
 	ix.wm, ix.sum, ix.counts = wm, s, counts
 	ix.mu.Unlock()
 	return nil
+}
+
+// readMeta reads the stored watermark, running digest and gap counters.
+func (ix *Index) readMeta(ctx context.Context) (wm uint64, s sum, counts [len(gapCodes)]int64, err error) {
+	if wm, _, err = ix.metaU64(ctx, metaWatermark); err != nil {
+		return 0, s, counts, err
+	}
+	v, err := ix.store.Get(ctx, metaKey(metaSum))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return 0, s, counts, fmt.Errorf("reading lineage index digest: %w", err)
+	default:
+		var ok bool
+		if s, ok = sumFromBytes(v); !ok {
+			return 0, s, counts, fmt.Errorf("lineage index digest: %w", errBadValue)
+		}
+	}
+	for i, code := range gapCodes {
+		v, err := ix.store.Get(ctx, newKey(keyGapCount).b(code))
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return 0, s, counts, fmt.Errorf("reading gap counters: %w", err)
+		case len(v) != 8:
+			return 0, s, counts, fmt.Errorf("gap counter %d: %w", code, errBadValue)
+		default:
+			counts[i] = int64(binary.BigEndian.Uint64(v))
+		}
+	}
+	return wm, s, counts, nil
 }
 
 // Watermark is the tree size indexed: every leaf below it is in the index.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -173,34 +172,9 @@ func (s *Shared) refresh(ctx context.Context) error {
 	ix.passMu.Lock()
 	defer ix.passMu.Unlock()
 	for range 10 {
-		wm, _, err := ix.metaU64(ctx, metaWatermark)
+		wm, sm, counts, err := ix.readMeta(ctx)
 		if err != nil {
 			return err
-		}
-		var sm sum
-		v, err := ix.store.Get(ctx, metaKey(metaSum))
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return fmt.Errorf("reading lineage index digest: %w", err)
-		default:
-			var ok bool
-			if sm, ok = sumFromBytes(v); !ok {
-				return fmt.Errorf("lineage index digest: %w", errBadValue)
-			}
-		}
-		var counts [len(gapCodes)]int64
-		for i, code := range gapCodes {
-			v, err := ix.store.Get(ctx, newKey(keyGapCount).b(code))
-			switch {
-			case errors.Is(err, ErrNotFound):
-			case err != nil:
-				return fmt.Errorf("reading gap counters: %w", err)
-			case len(v) != 8:
-				return fmt.Errorf("gap counter %d: %w", code, errBadValue)
-			default:
-				counts[i] = int64(binary.BigEndian.Uint64(v))
-			}
 		}
 		again, _, err := ix.metaU64(ctx, metaWatermark)
 		if err != nil {
