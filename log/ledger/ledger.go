@@ -362,7 +362,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 		digest := [32]byte(entry.GetEventDigest())
 		key := dedupeKey(s.Event.GetTenant(), s.Event.GetEventId())
 		sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
-		found, p, wait, err := l.reserveLocal(sh, key, digest)
+		found, p, wait, err := l.reserve(sh, key, digest)
 		switch {
 		case err != nil:
 			res[i].Err = err
@@ -516,42 +516,15 @@ func (l *Ledger) duplicateResult(ev *pb.ProvenanceEvent, r record, digest [32]by
 	return Result{Index: r.Index, LeafHash: r.LeafHash, Duplicate: true}
 }
 
-// reserve looks key up in flight, in the recent map and in the store, in that
-// order (the follower commits to the store before evicting from recent, and
-// release fills recent before clearing inflight, so nothing falls between).
-// It returns the existing record, or a pending append to wait for, or a new
-// reservation p that the caller must release.
+// reserve looks key up in flight and in the recent map. It returns the
+// existing record, or a pending append to wait for, or a new reservation p
+// that the caller must release. The store lookup is Append's, for all of a
+// call's new keys at once while it holds their reservations. (Nothing falls
+// between the two: a key's record reaches the store before it leaves
+// recent, and release fills recent before clearing inflight, so a key
+// missed in recent and reserved here is either in the store or appended by
+// no one else.)
 func (l *Ledger) reserve(sh *shard, key string, digest [32]byte) (found *record, p, wait *pending, err error) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if w, ok := sh.inflight[key]; ok {
-		return nil, nil, w, nil
-	}
-	if r, ok := sh.recent[key]; ok {
-		return &r, nil, nil, nil
-	}
-	// A shared store (claimer) answers the lookup with the claim, for a
-	// whole call at once (Append, phase 1b).
-	if _, ok := l.store.(claimer); !ok {
-		r, ok, err := l.store.Lookup(key)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if ok {
-			return &r, nil, nil, nil
-		}
-	}
-	p = &pending{digest: digest, done: make(chan struct{})}
-	sh.inflight[key] = p
-	return nil, p, nil, nil
-}
-
-// reserveLocal is reserve without the store lookup, which Append makes for
-// all of a call's new keys at once while holding their reservations.
-// (Nothing falls between the two: a key's record reaches the store before
-// it leaves recent, so a key missed in recent and reserved here is either
-// in the store or appended by no one else.)
-func (l *Ledger) reserveLocal(sh *shard, key string, digest [32]byte) (found *record, p, wait *pending, err error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if w, ok := sh.inflight[key]; ok {

@@ -80,13 +80,20 @@ func (s *pebbleStore) Lookup(key string) (record, bool, error) {
 	if err != nil || !ok {
 		return record{}, false, wrapLookup(err)
 	}
+	r, err := decodeRecord(key, v)
+	return r, err == nil, err
+}
+
+// decodeRecord is the record stored under key's "e" key: index(8) | leaf
+// hash(32) | digest(32).
+func decodeRecord(key string, v []byte) (record, error) {
 	if len(v) != 72 {
-		return record{}, false, fmt.Errorf("corrupt index record for %q: %d bytes", key, len(v))
+		return record{}, fmt.Errorf("corrupt index record for %q: %d bytes", key, len(v))
 	}
 	r := record{Key: key, Index: binary.BigEndian.Uint64(v)}
 	copy(r.LeafHash[:], v[8:40])
 	copy(r.Digest[:], v[40:72])
-	return r, true, nil
+	return r, nil
 }
 
 // LookupMany seeks one iterator through the keys in key order: cheaper
@@ -112,14 +119,11 @@ func (s *pebbleStore) LookupMany(keys []string) ([]*record, error) {
 		if !it.SeekPrefixGE(ek) || !bytes.Equal(it.Key(), ek) {
 			continue
 		}
-		v := it.Value()
-		if len(v) != 72 {
-			return nil, fmt.Errorf("corrupt index record for %q: %d bytes", keys[i], len(v))
+		r, err := decodeRecord(keys[i], it.Value())
+		if err != nil {
+			return nil, err
 		}
-		r := &record{Key: keys[i], Index: binary.BigEndian.Uint64(v)}
-		copy(r.LeafHash[:], v[8:40])
-		copy(r.Digest[:], v[40:72])
-		found[i] = r
+		found[i] = &r
 	}
 	if err := it.Error(); err != nil {
 		return nil, wrapLookup(err)
