@@ -171,7 +171,7 @@ func TestDiskFull(t *testing.T) {
 	fillStart := time.Now()
 	for deadline := time.Now().Add(30 * time.Second); during.Load() < 20 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		if err, ended := d.proc.Exited(); ended {
+		if ended, err := d.proc.Exited(); ended {
 			t.Fatalf("provlogd exited while the disk filled: %v\n%s", err, d.logs)
 		}
 	}
@@ -181,7 +181,7 @@ func TestDiskFull(t *testing.T) {
 	ballast2 := filepath.Join(mnt, "ballast2")
 	t.Logf("second ballast of %d MiB fills the disk to %d bytes free", fillDisk(t, ballast2, 0)>>20, freeBytes(t, mnt))
 	time.Sleep(time.Second)
-	if err, ended := d.proc.Exited(); ended {
+	if ended, err := d.proc.Exited(); ended {
 		t.Fatalf("provlogd exited while the disk was full: %v\n%s", err, d.logs)
 	}
 	if code, _ := d.get("/healthz"); code != http.StatusOK {

@@ -132,10 +132,19 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Process {
 	return p
 }
 
-// wait waits up to timeout (forever if 0) for the process to end.
-func (p *Process) wait(timeout time.Duration) (err error, ended bool) {
+// wait waits up to timeout for the process to end: forever if 0, not at
+// all if negative.
+func (p *Process) wait(timeout time.Duration) (ended bool, err error) {
 	if p.done {
-		return p.err, true
+		return true, p.err
+	}
+	if timeout < 0 {
+		select {
+		case p.err = <-p.exited:
+			p.done = true
+		default:
+		}
+		return p.done, p.err
 	}
 	var after <-chan time.Time
 	if timeout > 0 {
@@ -144,25 +153,14 @@ func (p *Process) wait(timeout time.Duration) (err error, ended bool) {
 	select {
 	case p.err = <-p.exited:
 		p.done = true
-		return p.err, true
+		return true, p.err
 	case <-after:
-		return nil, false
+		return false, nil
 	}
 }
 
 // Exited reports, without waiting, whether the process has ended, and how.
-func (p *Process) Exited() (err error, ended bool) {
-	if p.done {
-		return p.err, true
-	}
-	select {
-	case p.err = <-p.exited:
-		p.done = true
-		return p.err, true
-	default:
-		return nil, false
-	}
-}
+func (p *Process) Exited() (ended bool, err error) { return p.wait(-1) }
 
 // WaitHealthy polls url until it answers 200, failing t with the logs if
 // the process ends first or timeout passes.
@@ -176,7 +174,7 @@ func (p *Process) WaitHealthy(t testing.TB, url string, timeout time.Duration) {
 				return
 			}
 		}
-		if err, ended := p.wait(time.Millisecond); ended {
+		if ended, err := p.wait(time.Millisecond); ended {
 			t.Fatalf("%s exited before %s answered: %v\n%s", p.Cmd.Path, url, err, p.Logs)
 		}
 		if time.Now().After(deadline) {
@@ -195,7 +193,7 @@ func (p *Process) Stop(t testing.TB, timeout time.Duration) {
 			t.Fatalf("SIGINT to %s: %v", p.Cmd.Path, err)
 		}
 	}
-	err, ended := p.wait(timeout)
+	ended, err := p.wait(timeout)
 	switch {
 	case !ended:
 		t.Fatalf("%s did not stop within %v of SIGINT\n%s", p.Cmd.Path, timeout, p.Logs)
@@ -209,7 +207,7 @@ func (p *Process) Stop(t testing.TB, timeout time.Duration) {
 func (p *Process) Interrupt(timeout time.Duration) {
 	if !p.done {
 		p.Cmd.Process.Signal(syscall.SIGINT)
-		if _, ended := p.wait(timeout); ended {
+		if ended, _ := p.wait(timeout); ended {
 			return
 		}
 	}
