@@ -28,13 +28,19 @@ if [[ $# -eq 0 ]]; then
   if [[ ${WITNESSES:-0} -gt 0 ]]; then set -- "$@" --wait published; fi
 fi
 rounds=${ROUNDS:-3}
-ratios=()
+ratios=() sustained=()
 for r in $(seq "$rounds"); do
   echo "--- round $r of $rounds (load $(cut -d' ' -f1-3 /proc/loadavg))"
   "$work/provbench" --data-dir "$work/data" --grpc-addr "$grpc_addr" --log-level warn "$@" | tee "$work/round.txt"
-  while read -r ratio; do ratios+=("$ratio"); done < <(awk '/^provlog\/tessera/ {print $NF}' "$work/round.txt")
+  while read -r ratio; do ratios+=("$ratio"); done < <(awk '/^provlog\/tessera [a-z]+:/ {print $NF}' "$work/round.txt")
+  while read -r ratio; do sustained+=("$ratio"); done < <(awk '/^provlog\/tessera [a-z]+ sustained:/ {print $NF}' "$work/round.txt")
 done
+median() {
+  sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
+}
 if [[ ${#ratios[@]} -gt 1 ]]; then
-  sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
-  echo "ratios: $(tr "\n" " " <<<"$sorted") median: $(echo "$sorted" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')"
+  echo "ratios: $(printf '%s\n' "${ratios[@]}" | sort -n | tr "\n" " ") median: $(printf '%s\n' "${ratios[@]}" | median)"
+fi
+if [[ ${#sustained[@]} -gt 1 ]]; then
+  echo "sustained ratios (lineage index caught up): $(printf '%s\n' "${sustained[@]}" | sort -n | tr "\n" " ") median: $(printf '%s\n' "${sustained[@]}" | median)"
 fi

@@ -95,6 +95,9 @@ func TestRunAgainstProvlogd(t *testing.T) {
 				if r.Events != cfg.Count || r.Abandoned != 0 || r.Latency.Calls == 0 || r.WarmupEvents == 0 {
 					t.Errorf("%s: %+v: want %d events, none abandoned, and some warm-up", r.Mode, r, cfg.Count)
 				}
+				if c := r.IndexCatchUpSeconds; c == nil || *c < 0 || r.SustainedEventsPerSecond <= 0 || r.SustainedEventsPerSecond > r.EventsPerSecond {
+					t.Errorf("%s: index catch-up %v, sustained %v events/s of %v: want the wait for the lineage index measured", r.Mode, c, r.SustainedEventsPerSecond, r.EventsPerSecond)
+				}
 				s := r.CheckpointSignatures
 				switch {
 				case tc.wait == "sequenced" && s != nil:

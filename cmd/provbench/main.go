@@ -48,6 +48,7 @@ type Config struct {
 	EventSize    int
 	Baseline     bool
 	OnlyBaseline bool
+	IndexWait    time.Duration // 0: do not wait for the lineage index
 	BaselineDir  string
 	Tessera      tesseraSettings
 	JSON         bool
@@ -91,6 +92,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.Wait, "wait", "sequenced", "when an append returns: sequenced (durably stored) or published (covered by a published checkpoint: witnessed, when provlogd has a -witness-policy)")
 	fs.IntVar(&cfg.EventSize, "event-size", 1024, fmt.Sprintf("approximate leaf size in `bytes` (%d to %d)", minEventSize, maxEventSize))
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also run the bare tessera baseline")
+	fs.DurationVar(&cfg.IndexWait, "index-wait", 10*time.Minute, "after each provlog phase, wait up to this long for provlogd's lineage index to cover every event appended, report how long it took and the sustained rate, and only then start the next phase; 0 means do not wait")
 	fs.BoolVar(&cfg.OnlyBaseline, "only-baseline", false, "run only the baseline; needs no server")
 	fs.StringVar(&cfg.BaselineDir, "baseline-dir", "", "`dir` under which each baseline phase makes (and then removes) a fresh log (default the parent of -data-dir, so the same filesystem)")
 	fs.DurationVar(&cfg.Tessera.checkpointInterval, "baseline-checkpoint-interval", time.Second, "baseline checkpoint interval; match provlogd's -checkpoint-interval")
@@ -396,6 +398,17 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 			r := newResult("provlog", mode, unit, st)
 			if mode == "stream" {
 				r.Streams = opened
+			}
+			if cfg.IndexWait > 0 {
+				took, err := target.waitIndexed(ctx, cfg.IndexWait)
+				switch {
+				case errors.Is(err, errIndexUnavailable):
+					log.Warn("not waiting for the lineage index", "err", err)
+				case err != nil:
+					return fmt.Errorf("provlog %s phase, waiting for the lineage index (-index-wait): %w", mode, err)
+				default:
+					r.indexCaughtUp(took)
+				}
 			}
 			log.Info("phase done", "target", "provlog", "mode", mode, "events", r.Events, "events_per_second", int(r.EventsPerSecond), "retries", r.Retries)
 			rep.Results = append(rep.Results, r)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/provlog/provlog/client"
@@ -86,6 +87,60 @@ type provlogTarget struct {
 	wait    provlogv1.WaitFor
 	// streams, in stream mode: worker w sends on streams[w mod len].
 	streams []*client.AppendStreamer
+	// end is one past the highest index any append was given: the log
+	// size the lineage index must reach to cover every event appended.
+	end atomic.Uint64
+}
+
+// noteIndex records that the event at idx is in the log.
+func (p *provlogTarget) noteIndex(idx uint64) {
+	for {
+		cur := p.end.Load()
+		if idx < cur || p.end.CompareAndSwap(cur, idx+1) {
+			return
+		}
+	}
+}
+
+// indexPoll is how often waitIndexed asks for the index's watermark.
+const indexPoll = 100 * time.Millisecond
+
+// errIndexUnavailable means the frontend does not say how far its lineage
+// index is (no lineage service, or a token that may not ask).
+var errIndexUnavailable = errors.New("the lineage index watermark is not available")
+
+// waitIndexed waits until the lineage index covers every event appended so
+// far (its watermark reaches p.end), for at most limit, and returns how
+// long that took.
+func (p *provlogTarget) waitIndexed(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	want := p.end.Load()
+	lc := provlogv1.NewLineageServiceClient(p.conns[0])
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		resp, err := lc.GetIndexDigest(cctx, &provlogv1.GetIndexDigestRequest{})
+		cancel()
+		switch c := status.Code(err); {
+		case err == nil:
+		case c == codes.Unimplemented || c == codes.PermissionDenied || c == codes.Unauthenticated:
+			return 0, fmt.Errorf("%w: %w", errIndexUnavailable, err)
+		case ctx.Err() != nil:
+			return 0, ctx.Err()
+		case !retryable(c):
+			return 0, fmt.Errorf("couldn't read the lineage index watermark: %w", err)
+		}
+		if err == nil && resp.GetWatermark() >= want {
+			return time.Since(start), nil
+		}
+		if time.Since(start) >= limit {
+			return 0, fmt.Errorf("the lineage index reached %d of %d leaves in %v", resp.GetWatermark(), want, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(indexPoll):
+		}
+	}
 }
 
 func (p *provlogTarget) client(w int) provlogv1.LogServiceClient {
@@ -180,6 +235,7 @@ func (p *provlogTarget) appendOne(ctx context.Context, c provlogv1.LogServiceCli
 		cancel()
 		if err == nil {
 			st.events++
+			p.noteIndex(resp.GetIndex())
 			if resp.GetDuplicate() {
 				st.duplicates++
 			}
@@ -263,6 +319,7 @@ func (p *provlogTarget) resend(ctx context.Context, pending []*provlogv1.Provena
 					return fmt.Errorf("event %q rejected: %v: %s (field %q)", pending[i].GetEventId(), c, e.GetMessage(), e.GetField())
 				}
 				st.events++
+				p.noteIndex(r.GetIndex())
 				if r.GetDuplicate() {
 					st.duplicates++
 				}

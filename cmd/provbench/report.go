@@ -75,6 +75,23 @@ type result struct {
 	// checkpoints published appends returned (provlog, -wait published
 	// only): 1 is the log's own, each more a witness cosignature.
 	CheckpointSignatures *sigJSON `json:"checkpoint_signatures,omitempty"`
+	// IndexCatchUpSeconds (provlog, with -index-wait) is how long after
+	// the phase the lineage index took to cover every event appended.
+	IndexCatchUpSeconds *float64 `json:"index_catch_up_seconds,omitempty"`
+	// SustainedEventsPerSecond is Events over Seconds plus
+	// IndexCatchUpSeconds: the rate the log keeps up with its index
+	// included, as under load that lasts.
+	SustainedEventsPerSecond float64 `json:"sustained_events_per_second,omitempty"`
+}
+
+// indexCaughtUp records that the lineage index covered the phase's events
+// d after it ended.
+func (r *result) indexCaughtUp(d time.Duration) {
+	s := round3(d.Seconds())
+	r.IndexCatchUpSeconds = &s
+	if t := r.Seconds + s; t > 0 {
+		r.SustainedEventsPerSecond = round3(float64(r.Events) / t)
+	}
 }
 
 type sigJSON struct {
@@ -95,6 +112,9 @@ type ratio struct {
 	Mode string `json:"mode"`
 	// ProvlogOverTessera is provlog's events/s divided by the baseline's.
 	ProvlogOverTessera float64 `json:"provlog_over_tessera"`
+	// SustainedOverTessera is provlog's sustained events/s (its index
+	// caught up) divided by the baseline's; absent without -index-wait.
+	SustainedOverTessera float64 `json:"sustained_over_tessera,omitempty"`
 }
 
 // ms is d in milliseconds, to the microsecond.
@@ -160,7 +180,11 @@ func (r *report) compare() {
 		}
 		for _, b := range r.Results {
 			if b.Target == "tessera" && b.Mode == a.Mode && b.EventsPerSecond > 0 {
-				r.Ratios = append(r.Ratios, ratio{Mode: a.Mode, ProvlogOverTessera: round3(a.EventsPerSecond / b.EventsPerSecond)})
+				r.Ratios = append(r.Ratios, ratio{
+					Mode:                 a.Mode,
+					ProvlogOverTessera:   round3(a.EventsPerSecond / b.EventsPerSecond),
+					SustainedOverTessera: round3(a.SustainedEventsPerSecond / b.EventsPerSecond),
+				})
 				seen[a.Mode] = true
 				break
 			}
@@ -202,6 +226,9 @@ func (r *report) writeTable(w io.Writer) error {
 		if s := x.CheckpointSignatures; s != nil {
 			fmt.Fprintf(w, "note: %s %s checkpoints carried %d to %d signatures (the log's and %d to %d cosignatures)\n", x.Target, x.Mode, s.Min, s.Max, s.Min-1, s.Max-1)
 		}
+		if c := x.IndexCatchUpSeconds; c != nil {
+			fmt.Fprintf(w, "note: %s %s: the lineage index covered every event %.1fs after the phase: %.0f events/s sustained\n", x.Target, x.Mode, *c, x.SustainedEventsPerSecond)
+		}
 		if x.Abandoned > 0 {
 			fmt.Fprintf(w, "note: %s %s gave up on %d events still meeting pushback when the phase ended\n", x.Target, x.Mode, x.Abandoned)
 		}
@@ -210,6 +237,9 @@ func (r *report) writeTable(w io.Writer) error {
 		fmt.Fprintln(w)
 		for _, x := range r.Ratios {
 			fmt.Fprintf(w, "provlog/tessera %s: %.2f\n", x.Mode, x.ProvlogOverTessera)
+			if x.SustainedOverTessera > 0 {
+				fmt.Fprintf(w, "provlog/tessera %s sustained: %.2f\n", x.Mode, x.SustainedOverTessera)
+			}
 		}
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/provlog/provlog/internal/testbin"
 	"k8s.io/klog/v2"
 )
@@ -114,27 +116,36 @@ func TestRunRejectsBadConfig(t *testing.T) {
 }
 
 func TestReportRatios(t *testing.T) {
+	batch := result{Target: "provlog", Mode: "batch", Events: 90000, Seconds: 10, EventsPerSecond: 9000}
+	batch.indexCaughtUp(5 * time.Second) // 90000 events in 15 s: 6000/s sustained
 	rep := &report{Results: []result{
 		{Target: "provlog", Mode: "unary", EventsPerSecond: 800},
 		{Target: "tessera", Mode: "unary", EventsPerSecond: 1000},
-		{Target: "provlog", Mode: "batch", EventsPerSecond: 9000},
+		batch,
 		{Target: "tessera", Mode: "batch", EventsPerSecond: 10000},
 	}}
 	rep.compare()
-	want := []ratio{{"unary", 0.8}, {"batch", 0.9}}
-	if len(rep.Ratios) != len(want) {
-		t.Fatalf("ratios = %+v, want %+v", rep.Ratios, want)
+	want := []ratio{
+		{Mode: "unary", ProvlogOverTessera: 0.8},
+		{Mode: "batch", ProvlogOverTessera: 0.9, SustainedOverTessera: 0.6},
 	}
-	for i, r := range rep.Ratios {
-		if r.Mode != want[i].Mode || r.ProvlogOverTessera < want[i].ProvlogOverTessera-1e-9 || r.ProvlogOverTessera > want[i].ProvlogOverTessera+1e-9 {
-			t.Errorf("ratio %d = %+v, want %+v", i, r, want[i])
-		}
+	if diff := cmp.Diff(want, rep.Ratios, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("ratios (-want +got):\n%s", diff)
 	}
 	var out bytes.Buffer
 	if err := rep.writeTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "provlog/tessera batch: 0.90") {
-		t.Errorf("table lacks the batch ratio:\n%s", out.String())
+	for _, line := range []string{
+		"provlog/tessera batch: 0.90\n",
+		"provlog/tessera batch sustained: 0.60\n",
+		"note: provlog batch: the lineage index covered every event 5.0s after the phase: 6000 events/s sustained\n",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("table lacks %q:\n%s", line, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "unary sustained") {
+		t.Errorf("table has a sustained ratio for a phase without -index-wait:\n%s", out.String())
 	}
 }
