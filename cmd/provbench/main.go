@@ -25,7 +25,6 @@ import (
 
 	"github.com/provlog/provlog/log/ledger"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
-	"github.com/transparency-dev/tessera"
 	"k8s.io/klog/v2"
 )
 
@@ -96,7 +95,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.OnlyBaseline, "only-baseline", false, "run only the baseline; needs no server")
 	fs.StringVar(&cfg.BaselineDir, "baseline-dir", "", "`dir` under which each baseline phase makes (and then removes) a fresh log (default the parent of -data-dir, so the same filesystem)")
 	fs.DurationVar(&cfg.Tessera.checkpointInterval, "baseline-checkpoint-interval", time.Second, "baseline checkpoint interval; match provlogd's -checkpoint-interval")
-	fs.UintVar(&cfg.Tessera.batchMaxSize, "baseline-batch-max-size", tessera.DefaultBatchMaxSize, "baseline sequencing batch size; match provlogd's -batch-max-size")
+	fs.UintVar(&cfg.Tessera.batchMaxSize, "baseline-batch-max-size", 0, "baseline sequencing batch size; match provlogd's -batch-max-size (0: provlogd's default for -baseline-storage)")
 	fs.DurationVar(&cfg.Tessera.batchMaxAge, "baseline-batch-max-age", 100*time.Millisecond, "baseline sequencing batch age; match provlogd's -batch-max-age")
 	fs.StringVar(&cfg.Tessera.storage, "baseline-storage", "posix", "baseline storage: posix (a directory, see -baseline-dir) or aws (tessera's AWS driver; match provlogd's --storage)")
 	fs.StringVar(&cfg.Tessera.awsCfg.DSN, "baseline-mysql-dsn", "", "with -baseline-storage aws: MySQL `DSN` of a server where each phase creates (then drops) a database")
@@ -197,8 +196,8 @@ func (c *Config) check() error {
 	if c.OnlyBaseline {
 		c.Baseline = true
 	}
-	if c.Baseline && c.Tessera.batchMaxSize < 1 {
-		return errors.New("bad -baseline-batch-max-size: want >= 1")
+	if c.Tessera.batchMaxSize == 0 {
+		c.Tessera.batchMaxSize = ledger.DefaultBatchMaxSize(c.Tessera.storage == "aws")
 	}
 	switch c.Tessera.storage {
 	case "posix":

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/provlog/provlog/internal/testbin"
+	"github.com/provlog/provlog/log/ledger"
 	"k8s.io/klog/v2"
 )
 
@@ -147,5 +148,34 @@ func TestReportRatios(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "unary sustained") {
 		t.Errorf("table has a sustained ratio for a phase without -index-wait:\n%s", out.String())
+	}
+}
+
+// TestBaselineBatchDefault: without -baseline-batch-max-size the baseline
+// sequences in batches of provlogd's default for the same storage, so that
+// the two sides of a default run are set alike.
+func TestBaselineBatchDefault(t *testing.T) {
+	for _, tc := range []struct {
+		storage string
+		set     uint
+		want    uint
+	}{
+		{"posix", 0, ledger.DefaultBatchMaxSize(false)},
+		{"aws", 0, ledger.DefaultBatchMaxSize(true)},
+		{"posix", 300, 300},
+	} {
+		cfg := baseConfig(t)
+		cfg.Tessera.storage, cfg.Tessera.batchMaxSize = tc.storage, tc.set
+		cfg.Tessera.awsCfg.DSN, cfg.Tessera.awsCfg.Bucket = "user@tcp(127.0.0.1:3306)/", "b"
+		cfg.Tessera.checkpointInterval = ledger.AWSMinCheckpointInterval
+		if err := cfg.check(); err != nil {
+			t.Fatalf("%s: %v", tc.storage, err)
+		}
+		if got := cfg.Tessera.batchMaxSize; got != tc.want {
+			t.Errorf("%s, -baseline-batch-max-size %d: batch size %d, want %d", tc.storage, tc.set, got, tc.want)
+		}
+	}
+	if ledger.DefaultBatchMaxSize(false) == ledger.DefaultBatchMaxSize(true) {
+		t.Errorf("posix and aws defaults are both %d: the table above proves nothing", ledger.DefaultBatchMaxSize(false))
 	}
 }

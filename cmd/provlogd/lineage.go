@@ -20,6 +20,10 @@ type lineageIndex struct {
 	catchUp func(context.Context) error // the final pass at shutdown
 }
 
+// appendQuiet is how long after the last append the lineage indexer stops
+// yielding to appends (--lineage-max-busy).
+const appendQuiet = time.Second
+
 // openLineage opens the lineage index in DATA/lineage (--storage posix) or
 // in the shared table of the --mysql-dsn database (--storage aws),
 // rebuilding it from the log first when --reindex is set, and exports its
@@ -29,6 +33,9 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 	if err != nil {
 		return nil, err
 	}
+	// The cap holds only while this frontend takes appends: with none
+	// arriving, the index catches up at full speed.
+	opts.Contended = func() bool { return l.AppendedWithin(appendQuiet) }
 	if cfg.Storage == "aws" {
 		return openSharedLineage(ctx, cfg, l, reg, opts)
 	}

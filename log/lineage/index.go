@@ -35,6 +35,10 @@ type Options struct {
 	// catches up when appends slow down. 0 or 1 means no cap. CatchUp and
 	// Rebuild are never paced.
 	MaxBusy float64
+	// Contended, when set, reports whether appends are competing with the
+	// indexer for the machine: Run then paces itself (MaxBusy) only while
+	// it returns true, and catches up at full speed once appends stop.
+	Contended func() bool
 	// Logger receives operational messages, never event contents beyond
 	// tenant and run ids; slog.Default() when nil.
 	Logger *slog.Logger
@@ -294,14 +298,24 @@ func (ix *Index) catchUp(ctx context.Context, paced bool) error {
 			return err
 		}
 		// Pause outside passMu, so CatchUp and Rebuild never wait on it.
-		if f := ix.opts.MaxBusy; paced && f > 0 && f < 1 {
+		if d := ix.pause(took); paced && d > 0 {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(time.Duration(float64(took) * (1 - f) / f)):
+			case <-time.After(d):
 			}
 		}
 	}
+}
+
+// pause is how long Run rests after a pass that took took: enough to hold
+// it to MaxBusy of the wall time, unless nothing competes (Contended).
+func (ix *Index) pause(took time.Duration) time.Duration {
+	f := ix.opts.MaxBusy
+	if f <= 0 || f >= 1 || (ix.opts.Contended != nil && !ix.opts.Contended()) {
+		return 0
+	}
+	return time.Duration(float64(took) * (1 - f) / f)
 }
 
 // onePass indexes at most PassSize leaves towards size; done says the
