@@ -116,6 +116,7 @@ type Ledger struct {
 	store    indexStore
 	log      *slog.Logger
 	space    *spaceGuard // nil: no free-space reserve
+	proofs   proofTrees
 	// lastAppend is when Append was last called, in cfg.Now's Unix
 	// nanoseconds (AppendedWithin).
 	lastAppend atomic.Int64
@@ -911,17 +912,16 @@ func (l *Ledger) Receipt(ctx context.Context, index uint64) (cpRaw []byte, proof
 }
 
 // InclusionProofs returns inclusion proofs of indexes in the tree of size,
-// in order, from one proof builder: tiles shared between the proofs are read
-// once. The caller checks size against a checkpoint it holds.
+// in order. Tiles and their inner nodes are read and hashed once for every
+// caller proving to the same size (proofTrees). The caller checks size
+// against a checkpoint it holds.
 func (l *Ledger) InclusionProofs(ctx context.Context, size uint64, indexes []uint64) ([][][]byte, error) {
-	builder, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
-	if err != nil {
-		return nil, fmt.Errorf("building proofs at size %d: %w", size, err)
-	}
+	tree := l.proofs.get(size, l.reader.ReadTile)
 	out := make([][][]byte, len(indexes))
 	for i, idx := range indexes {
-		if out[i], err = builder.InclusionProof(ctx, idx); err != nil {
-			return nil, fmt.Errorf("inclusion proof for %d at size %d: %w", idx, size, err)
+		var err error
+		if out[i], err = tree.inclusion(ctx, idx); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -1,13 +1,17 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/provlog/provlog/log/event"
+	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/errgroup"
 )
 
 // refTree computes RFC 6962 tree hashes with x/mod's tlog, independently
@@ -233,5 +237,62 @@ func TestCheckpointEmptyLog(t *testing.T) {
 	}
 	if _, err := l.Entry(t.Context(), 0); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNoCheckpoint) {
 		t.Errorf("Entry(0) on an empty log: %v, want ErrNotFound or ErrNoCheckpoint", err)
+	}
+}
+
+// TestInclusionProofsShared: proofs built from the tree-node cache, by
+// several callers at once for the same sizes, are tessera's client's proofs
+// exactly and verify with x/mod's tlog against a reference tree.
+func TestInclusionProofsShared(t *testing.T) {
+	l := openLedger(t, t.TempDir(), nil)
+	const total = 1000
+	ref := &refTree{}
+	var leafHashes []tlog.Hash
+	for _, r := range appendAll(t, l, eventsFor("acme", ids("s", total))...) {
+		ref.add(t, r.Leaf)
+		leafHashes = append(leafHashes, tlog.RecordHash(r.Leaf))
+	}
+	awaitSize(t, l, total)
+	all := make([]uint64, total)
+	for i := range all {
+		all[i] = uint64(i)
+	}
+	// Sizes the log passed through (batches of 256), so that their partial
+	// tiles exist; 1000 ends in one.
+	for _, size := range []uint64{total, 768, 512, 256} {
+		builder, err := client.NewProofBuilder(t.Context(), size, l.reader.ReadTile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := ref.root(t, size)
+		// Four callers at once, sharing one tree of this size.
+		got := make([][][][]byte, 4)
+		var g errgroup.Group
+		for k := range got {
+			g.Go(func() (err error) {
+				got[k], err = l.InclusionProofs(t.Context(), size, all[:size])
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for k := range got {
+			for i, p := range got[k] {
+				want, err := builder.InclusionProof(t.Context(), uint64(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.EqualFunc(p, want, bytes.Equal) {
+					t.Fatalf("caller %d, size %d, leaf %d: proof differs from tessera client's", k, size, i)
+				}
+				if err := tlog.CheckRecord(toHashes(t, p), int64(size), root, int64(i), leafHashes[i]); err != nil {
+					t.Fatalf("caller %d, size %d, leaf %d: %v", k, size, i, err)
+				}
+			}
+		}
+	}
+	if _, err := l.InclusionProofs(t.Context(), 10, []uint64{10}); err == nil {
+		t.Error("InclusionProofs of leaf 10 in a tree of 10: no error")
 	}
 }
