@@ -22,7 +22,7 @@ var testTime = time.Date(2026, 11, 26, 2, 0, 41, 907_000_000, time.UTC)
 
 // testConfig is a Config for dir with short intervals, keys made (or
 // reused) in dir.
-func testConfig(t *testing.T, dir string) Config {
+func testConfig(t testing.TB, dir string) Config {
 	t.Helper()
 	signer, vkey, err := LoadOrCreateKeys(dir, "", testOrigin)
 	if err != nil {
@@ -46,7 +46,7 @@ func testConfig(t *testing.T, dir string) Config {
 
 // openLedger opens a Ledger in dir; it is closed at cleanup unless the test
 // closed it first.
-func openLedger(t *testing.T, dir string, mod func(*Config)) *Ledger {
+func openLedger(t testing.TB, dir string, mod func(*Config)) *Ledger {
 	t.Helper()
 	cfg := testConfig(t, dir)
 	if mod != nil {
@@ -66,7 +66,7 @@ func openLedger(t *testing.T, dir string, mod func(*Config)) *Ledger {
 	return l
 }
 
-func closeLedger(t *testing.T, l *Ledger) {
+func closeLedger(t testing.TB, l *Ledger) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,7 +108,7 @@ func subsOf(evs ...*pb.ProvenanceEvent) []Submission {
 }
 
 // appendAll appends evs in one call and fails the test on any error.
-func appendAll(t *testing.T, l *Ledger, evs ...*pb.ProvenanceEvent) []Result {
+func appendAll(t testing.TB, l *Ledger, evs ...*pb.ProvenanceEvent) []Result {
 	t.Helper()
 	res := l.Append(t.Context(), subsOf(evs...))
 	for i, r := range res {
@@ -119,7 +119,7 @@ func appendAll(t *testing.T, l *Ledger, evs ...*pb.ProvenanceEvent) []Result {
 	return res
 }
 
-func integratedSize(t *testing.T, l *Ledger) uint64 {
+func integratedSize(t testing.TB, l *Ledger) uint64 {
 	t.Helper()
 	n, err := l.Reader().IntegratedSize(t.Context())
 	if err != nil {
@@ -129,7 +129,7 @@ func integratedSize(t *testing.T, l *Ledger) uint64 {
 }
 
 // awaitSize waits until a published checkpoint covers size leaves.
-func awaitSize(t *testing.T, l *Ledger, size uint64) {
+func awaitSize(t testing.TB, l *Ledger, size uint64) {
 	t.Helper()
 	if size == 0 {
 		return

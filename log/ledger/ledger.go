@@ -754,13 +754,9 @@ func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) (proof [
 	if from > to {
 		return nil, 0, nil, fmt.Errorf("%w: from_size %d > to_size %d", ErrTreeSize, from, to)
 	}
-	builder, err := client.NewProofBuilder(ctx, to, l.reader.ReadTile)
+	p, err := l.proofs.get(to, l.reader.ReadTile).consistency(ctx, from)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("building proof at size %d: %w", to, err)
-	}
-	p, err := builder.ConsistencyProof(ctx, from, to)
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("consistency proof %d -> %d: %w", from, to, err)
+		return nil, 0, nil, err
 	}
 	return p, to, raw, nil
 }

@@ -108,10 +108,34 @@ func (t *treeNodes) inclusion(ctx context.Context, index uint64) ([][]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, t.size, err)
 	}
+	p, err := t.fetch(ctx, nodes)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, t.size, err)
+	}
+	return p, nil
+}
+
+// consistency returns the proof that the tree of size from is a prefix of
+// this tree.
+func (t *treeNodes) consistency(ctx context.Context, from uint64) ([][]byte, error) {
+	nodes, err := proof.Consistency(from, t.size)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof %d -> %d: %w", from, t.size, err)
+	}
+	p, err := t.fetch(ctx, nodes)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof %d -> %d: %w", from, t.size, err)
+	}
+	return p, nil
+}
+
+// fetch returns the hashes of a proof's nodes, rehashed into the proof.
+func (t *treeNodes) fetch(ctx context.Context, nodes proof.Nodes) ([][]byte, error) {
 	hashes := make([][]byte, len(nodes.IDs))
 	for i, id := range nodes.IDs {
+		var err error
 		if hashes[i], err = t.node(ctx, id); err != nil {
-			return nil, fmt.Errorf("inclusion proof for %d at size %d: %w", index, t.size, err)
+			return nil, err
 		}
 	}
 	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)

@@ -292,6 +292,37 @@ func TestInclusionProofsShared(t *testing.T) {
 			}
 		}
 	}
+	// Consistency proofs between those sizes (and from 0 and 1), against
+	// tessera's client and x/mod's tlog.
+	sizes := []uint64{0, 1, 2, 255, 256, 257, 511, 512, 700, 768, 999, total}
+	for _, to := range []uint64{256, 512, 768, total} {
+		builder, err := client.NewProofBuilder(t.Context(), to, l.reader.ReadTile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, from := range sizes {
+			if from > to {
+				continue
+			}
+			got, gotSize, _, err := l.ConsistencyProof(t.Context(), from, to)
+			if err != nil {
+				t.Fatalf("ConsistencyProof(%d, %d): %v", from, to, err)
+			}
+			want, err := builder.ConsistencyProof(t.Context(), from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gotSize != to || !slices.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("ConsistencyProof(%d, %d) differs from tessera client's", from, to)
+			}
+			if from == 0 {
+				continue // tlog has no proof from the empty tree
+			}
+			if err := tlog.CheckTree(toHashes(t, got), int64(to), ref.root(t, to), int64(from), ref.root(t, from)); err != nil {
+				t.Errorf("ConsistencyProof(%d, %d): %v", from, to, err)
+			}
+		}
+	}
 	if _, err := l.InclusionProofs(t.Context(), 10, []uint64{10}); err == nil {
 		t.Error("InclusionProofs of leaf 10 in a tree of 10: no error")
 	}
