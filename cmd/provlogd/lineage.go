@@ -62,6 +62,7 @@ func openLineage(ctx context.Context, cfg config, l *ledger.Ledger, reg *prometh
 		log.Info("lineage index rebuilt", "tree_size", size, "digest", fmt.Sprintf("%x", d))
 	}
 	registerWatermark(reg, ix)
+	registerPebbleMemory(reg, "lineage", func() (int64, int64, bool) { return lineage.PebbleMemory(store) })
 	return &lineageIndex{index: ix, close: store.Close, run: ix.Run, catchUp: ix.CatchUp}, nil
 }
 

@@ -234,6 +234,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		httpLis.Close()
 		return fmt.Errorf("couldn't open the log: %w", err)
 	}
+	registerPebbleMemory(reg, "idempotency", l.IndexMemory)
 	ix, err := openLineage(ctx, cfg, l, reg, log)
 	if err != nil {
 		l.Close(context.WithoutCancel(ctx))

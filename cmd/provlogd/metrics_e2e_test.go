@@ -100,6 +100,14 @@ func TestAlertMetricsExported(t *testing.T) {
 	if age := logd["provlog_checkpoint_age_seconds"][""]; age < 0 || age > 30 {
 		t.Errorf("provlog_checkpoint_age_seconds = %v, want a few seconds", age)
 	}
+	// The embedded stores' memory outside the Go heap: memtables are
+	// allocated when a store opens, so both are above zero.
+	for _, store := range []string{"idempotency", "lineage"} {
+		labels := `{kind="memtables",store="` + store + `"}`
+		if v, ok := logd["provlog_pebble_memory_bytes"][labels]; !ok || v <= 0 {
+			t.Errorf("provlog_pebble_memory_bytes%s = %v (exported: %v), want > 0", labels, v, ok)
+		}
+	}
 	d.stop()
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -30,6 +31,7 @@ import (
 type pebbleStore struct {
 	db    *pebble.DB
 	cache interface{ Unref() }
+	life  storeLife
 }
 
 const (
@@ -207,7 +209,22 @@ func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
 // "no upper bound" in a pebble range deletion.
 var maxKey = []byte{0xFF}
 
+// memory reports the bytes pebble holds outside the Go heap, in its block
+// cache and its memtables; ok is false once the store is closed.
+func (s *pebbleStore) memory() (cache, memtables int64, ok bool) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.life.closed {
+		return 0, 0, false
+	}
+	m := s.db.Metrics()
+	return m.BlockCache.Size, int64(m.MemTable.Size), true
+}
+
 func (s *pebbleStore) Close() error {
+	s.life.Lock()
+	s.life.closed = true
+	s.life.Unlock()
 	// Without a WAL, unflushed batches would be re-derived at the next
 	// start; flushing them now spares that.
 	err := s.db.Flush()
@@ -235,4 +252,20 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	l.log.Error(fmt.Sprintf(format, args...), "component", "lineage-pebble")
 	panic(fmt.Sprintf(format, args...))
+}
+
+// storeLife guards a store's metrics against its closing.
+type storeLife struct {
+	sync.RWMutex
+	closed bool
+}
+
+// PebbleMemory reports the bytes an embedded store (OpenPebbleStore) holds
+// outside the Go heap, in its block cache and memtables; ok is false for
+// other stores and once closed.
+func PebbleMemory(s Store) (cache, memtables int64, ok bool) {
+	if p, isPebble := s.(*pebbleStore); isPebble {
+		return p.memory()
+	}
+	return 0, 0, false
 }
