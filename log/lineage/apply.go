@@ -239,8 +239,30 @@ func (t *txn) closeGap(k key, code byte) error {
 // applyLeaf indexes the leaf at idx. It fails only when the store does; a
 // leaf that does not decode is recorded as such and skipped.
 func (t *txn) applyLeaf(idx uint64, leaf []byte) error {
+	return t.applyDecoded(idx, decodeLeaf(idx, leaf))
+}
+
+// decoded is a leaf made ready for indexing: its record and the record's
+// stored form, or why the leaf does not decode. Making it needs nothing of
+// the index, so it can run ahead of indexing on another goroutine.
+type decoded struct {
+	rec *record
+	enc []byte // rec.encode()
+	err error
+}
+
+func decodeLeaf(idx uint64, leaf []byte) decoded {
 	le, err := event.DecodeLeaf(leaf)
 	if err != nil {
+		return decoded{err: err}
+	}
+	r := recordOf(le, idx)
+	return decoded{rec: r, enc: r.encode()}
+}
+
+// applyDecoded indexes the leaf at idx, decoded by decodeLeaf.
+func (t *txn) applyDecoded(idx uint64, d decoded) error {
+	if err := d.err; err != nil {
 		t.log.Error("lineage: leaf does not decode; skipping it", "index", idx, "err", err)
 		if err := t.put(newKey(keyUndecoded).u64(idx), nil); err != nil {
 			return err
@@ -251,12 +273,13 @@ func (t *txn) applyLeaf(idx uint64, leaf []byte) error {
 		t.opened = append(t.opened, Gap{Kind: GapUndecodableLeaf, Leaves: []uint64{idx}, Detail: gapDetail(Gap{Kind: GapUndecodableLeaf})})
 		return nil
 	}
-	return t.applyRecord(recordOf(le, idx))
+	return t.applyRecord(d.rec, d.enc)
 }
 
-func (t *txn) applyRecord(r *record) error {
+// applyRecord indexes r, whose stored form (r.encode()) is stored.
+func (t *txn) applyRecord(r *record, stored []byte) error {
 	idx, tenant := r.Leaf, r.Tenant
-	if err := t.put(newKey(keyEvent).u64(idx), r.encode()); err != nil {
+	if err := t.put(newKey(keyEvent).u64(idx), stored); err != nil {
 		return err
 	}
 	op := []byte{byte(r.Op)}

@@ -361,16 +361,33 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 		defer v.close()
 		t.view = v
 	}
-	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
-		entries, err := readBundle(ctx, ix.src, bi, size)
-		if err != nil {
-			return err
+	// Bundles are read and their leaves decoded a few bundles ahead, on
+	// another goroutine: on a machine with a core to spare (catching up
+	// after a burst of appends) that takes decoding off the indexing path.
+	dctx, stop := context.WithCancel(ctx)
+	bundles := decodeBundles(dctx, ix.src, from, end, size)
+	defer func() {
+		stop()
+		for range bundles { // let the decoder end before the pass does
 		}
-		first := bi * layout.EntryBundleWidth
-		for idx := max(from, first); idx < min(end, first+layout.EntryBundleWidth); idx++ {
-			if err := t.applyLeaf(idx, entries[idx-first]); err != nil {
+	}()
+	next := from // the first leaf not yet indexed
+	for db := range bundles {
+		if db.err != nil {
+			return db.err
+		}
+		for i, d := range db.leaves {
+			idx := db.first + uint64(i)
+			if idx >= end {
+				break
+			}
+			if idx != next {
+				return fmt.Errorf("lineage: decoded leaf %d, expected %d", idx, next)
+			}
+			if err := t.applyDecoded(idx, d); err != nil {
 				return fmt.Errorf("indexing leaf %d: %w", idx, err)
 			}
+			next = idx + 1
 			if (idx+1)%layout.EntryBundleWidth == 0 {
 				t.at = append(t.at, sizedSum{idx + 1, t.sum})
 			}
@@ -378,6 +395,15 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 				end = idx + 1 // the pass is big enough: commit it here
 			}
 		}
+		if db.first+uint64(len(db.leaves)) >= end {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if next != end {
+		return fmt.Errorf("lineage: pass [%d, %d) stopped at leaf %d", from, end, next)
 	}
 	if end%layout.EntryBundleWidth != 0 {
 		t.at = append(t.at, sizedSum{end, t.sum})
@@ -468,6 +494,49 @@ func (s *boundedSet) add(k string) {
 func (s *boundedSet) clear() { clear(s.m) }
 
 // readBundle returns the entries of entry bundle bi of a log of size size.
+// decodedBundle is the leaves [first, first+len(leaves)) of the pass in
+// one entry bundle, decoded, or the error that ended reading.
+type decodedBundle struct {
+	first  uint64
+	leaves []decoded
+	err    error
+}
+
+// decodeAhead is how many decoded bundles may wait for the indexer.
+const decodeAhead = 4
+
+// decodeBundles reads and decodes the leaves [from, end) of the log of
+// size, bundle by bundle, on a goroutine of its own; the channel closes
+// after the last bundle, after an error, or when ctx ends.
+func decodeBundles(ctx context.Context, src Source, from, end, size uint64) <-chan decodedBundle {
+	out := make(chan decodedBundle, decodeAhead)
+	go func() {
+		defer close(out)
+		for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
+			first := bi * layout.EntryBundleWidth
+			db := decodedBundle{first: max(from, first)}
+			entries, err := readBundle(ctx, src, bi, size)
+			if err != nil {
+				db.err = err
+			} else {
+				db.leaves = make([]decoded, 0, min(end, first+layout.EntryBundleWidth)-db.first)
+				for idx := db.first; idx < min(end, first+layout.EntryBundleWidth); idx++ {
+					db.leaves = append(db.leaves, decodeLeaf(idx, entries[idx-first]))
+				}
+			}
+			select {
+			case out <- db:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
 func readBundle(ctx context.Context, src Source, bi, size uint64) ([][]byte, error) {
 	p := layout.PartialTileSize(0, bi, size)
 	raw, err := src.ReadEntryBundle(ctx, bi, p)
