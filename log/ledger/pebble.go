@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/provlog/provlog/internal/pebblekit"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -27,7 +27,7 @@ import (
 type pebbleStore struct {
 	db    *pebble.DB
 	cache *pebble.Cache
-	life  storeLife
+	life  pebblekit.Life
 }
 
 // Memory bound of the index store. Pebble charges memtables to the block
@@ -43,7 +43,7 @@ func openPebbleStore(dir string, log *slog.Logger) (*pebbleStore, error) {
 	cache := pebble.NewCache(indexCacheSize)
 	opts := &pebble.Options{
 		Cache:                       cache,
-		Logger:                      pebbleLogger{log},
+		Logger:                      pebblekit.Logger{Log: log, Store: "idempotency"},
 		MemTableSize:                indexMemTableSize,
 		MemTableStopWritesThreshold: 2,
 		// No WAL: the index is derived from the log and Open re-derives
@@ -217,22 +217,8 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	return nil
 }
 
-// memory reports the bytes pebble holds outside the Go heap, in its block
-// cache and its memtables; ok is false once the store is closed.
-func (s *pebbleStore) memory() (cache, memtables int64, ok bool) {
-	s.life.RLock()
-	defer s.life.RUnlock()
-	if s.life.closed {
-		return 0, 0, false
-	}
-	m := s.db.Metrics()
-	return m.BlockCache.Size, int64(m.MemTable.Size), true
-}
-
 func (s *pebbleStore) Close() error {
-	s.life.Lock()
-	s.life.closed = true
-	s.life.Unlock()
+	s.life.Close()
 	// Without a WAL, unflushed commits would be re-derived at the next
 	// start; flushing them now spares that.
 	err := s.db.Flush()
@@ -246,32 +232,12 @@ func (s *pebbleStore) Close() error {
 	return nil
 }
 
-// pebbleLogger sends pebble's messages to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf(format, args...))
-}
-
-// storeLife guards a store's metrics against its closing.
-type storeLife struct {
-	sync.RWMutex
-	closed bool
-}
-
 // IndexMemory reports the bytes the embedded idempotency index (pebble)
 // holds outside the Go heap, in its block cache and memtables; ok is false
 // under aws, where the index is in the database, and once closed.
 func (l *Ledger) IndexMemory() (cache, memtables int64, ok bool) {
 	if s, isPebble := l.store.(*pebbleStore); isPebble {
-		return s.memory()
+		return s.life.Memory(s.db)
 	}
 	return 0, 0, false
 }

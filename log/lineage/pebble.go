@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/provlog/provlog/internal/pebblekit"
 	"log/slog"
-	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -31,7 +31,7 @@ import (
 type pebbleStore struct {
 	db    *pebble.DB
 	cache interface{ Unref() }
-	life  storeLife
+	life  pebblekit.Life
 }
 
 const (
@@ -49,7 +49,7 @@ func OpenPebbleStore(dir string, log *slog.Logger) (Store, error) {
 	cache := pebble.NewCache(pebbleCacheSize)
 	opts := &pebble.Options{
 		Cache:                       cache,
-		Logger:                      pebbleLogger{log},
+		Logger:                      pebblekit.Logger{Log: log, Store: "lineage"},
 		MemTableSize:                pebbleMemTableSize,
 		MemTableStopWritesThreshold: pebbleMemTables,
 		// No WAL (Store contract, Durability): the index is derived from
@@ -209,22 +209,8 @@ func (s *pebbleStore) Commit(ctx context.Context, b *Batch) error {
 // "no upper bound" in a pebble range deletion.
 var maxKey = []byte{0xFF}
 
-// memory reports the bytes pebble holds outside the Go heap, in its block
-// cache and its memtables; ok is false once the store is closed.
-func (s *pebbleStore) memory() (cache, memtables int64, ok bool) {
-	s.life.RLock()
-	defer s.life.RUnlock()
-	if s.life.closed {
-		return 0, 0, false
-	}
-	m := s.db.Metrics()
-	return m.BlockCache.Size, int64(m.MemTable.Size), true
-}
-
 func (s *pebbleStore) Close() error {
-	s.life.Lock()
-	s.life.closed = true
-	s.life.Unlock()
+	s.life.Close()
 	// Without a WAL, unflushed batches would be re-derived at the next
 	// start; flushing them now spares that.
 	err := s.db.Flush()
@@ -238,34 +224,12 @@ func (s *pebbleStore) Close() error {
 	return nil
 }
 
-// pebbleLogger sends pebble's messages to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "component", "lineage-pebble")
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "lineage-pebble")
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "lineage-pebble")
-	panic(fmt.Sprintf(format, args...))
-}
-
-// storeLife guards a store's metrics against its closing.
-type storeLife struct {
-	sync.RWMutex
-	closed bool
-}
-
 // PebbleMemory reports the bytes an embedded store (OpenPebbleStore) holds
 // outside the Go heap, in its block cache and memtables; ok is false for
 // other stores and once closed.
 func PebbleMemory(s Store) (cache, memtables int64, ok bool) {
 	if p, isPebble := s.(*pebbleStore); isPebble {
-		return p.memory()
+		return p.life.Memory(p.db)
 	}
 	return 0, 0, false
 }

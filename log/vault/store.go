@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/provlog/provlog/internal/pebblekit"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -114,7 +115,7 @@ func OpenPebbleStore(dir string, log *slog.Logger) (Store, error) {
 	}
 	cache := pebble.NewCache(vaultCacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	opts := &pebble.Options{Logger: pebbleLogger{log}, Cache: cache}
+	opts := &pebble.Options{Logger: pebblekit.Logger{Log: log, Store: "vault"}, Cache: cache}
 	for i := range opts.Levels {
 		// Seal looks up every new event's marker: absent, almost always.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)

@@ -743,18 +743,3 @@ func decodeRecord(b []byte) (class, keyID string, ct []byte, err error) {
 	}
 	return class, string(b[1 : 1+m]), b[1+m:], nil
 }
-
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug("vault store", "msg", fmt.Sprintf(format, args...))
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("vault store", "msg", fmt.Sprintf(format, args...))
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error("vault store fatal", "msg", fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...))
-}
