@@ -235,6 +235,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("couldn't open the log: %w", err)
 	}
 	registerPebbleMemory(reg, "idempotency", l.IndexMemory)
+	if vlt != nil {
+		registerPebbleMemory(reg, "vault", vlt.StoreMemory)
+	}
 	ix, err := openLineage(ctx, cfg, l, reg, log)
 	if err != nil {
 		l.Close(context.WithoutCancel(ctx))

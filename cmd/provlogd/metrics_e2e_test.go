@@ -41,7 +41,7 @@ func TestAlertMetricsExported(t *testing.T) {
 	if err := os.WriteFile(policy, fmt.Appendf(nil, "witness w1 %s http://%s/\nquorum w1\n", w.vkey, w.addr), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, dataDir, "--witness-policy", policy)
+	d := startDaemon(t, dataDir, "--witness-policy", policy, "--vault-master-key", filepath.Join(t.TempDir(), "master.key"))
 
 	_, _, samples := loadSamples(t)
 	for i, ev := range samples[:5] {
@@ -102,7 +102,7 @@ func TestAlertMetricsExported(t *testing.T) {
 	}
 	// The embedded stores' memory outside the Go heap: memtables are
 	// allocated when a store opens, so both are above zero.
-	for _, store := range []string{"idempotency", "lineage"} {
+	for _, store := range []string{"idempotency", "lineage", "vault"} {
 		labels := `{kind="memtables",store="` + store + `"}`
 		if v, ok := logd["provlog_pebble_memory_bytes"][labels]; !ok || v <= 0 {
 			t.Errorf("provlog_pebble_memory_bytes%s = %v (exported: %v), want > 0", labels, v, ok)

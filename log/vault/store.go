@@ -95,8 +95,9 @@ type Op struct {
 // Dir/db, the keyring in Dir/keyring.json, replaced atomically. One
 // process owns the directory, so the keyring version is counted in memory.
 type pebbleStore struct {
-	dir string
-	db  *pebble.DB
+	dir  string
+	db   *pebble.DB
+	life pebblekit.Life
 
 	mu  sync.Mutex
 	ver uint64
@@ -237,10 +238,21 @@ func (s *pebbleStore) Reclaim(ctx context.Context, lo, hi []byte) error {
 }
 
 func (s *pebbleStore) Close() error {
+	s.life.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("couldn't close vault store: %w", err)
 	}
 	return nil
+}
+
+// StoreMemory reports the bytes the embedded store (OpenPebbleStore)
+// holds outside the Go heap, in its block cache and memtables; ok is false
+// for other stores and once closed.
+func (v *Vault) StoreMemory() (cache, memtables int64, ok bool) {
+	if s, isPebble := v.st.(*pebbleStore); isPebble {
+		return s.life.Memory(s.db)
+	}
+	return 0, 0, false
 }
 
 // encodeKeyring is the keyring document: indented JSON.
