@@ -491,15 +491,15 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			settle = append(settle, recs[j])
 		}
 	}
-	// Note the sequenced leaves for the follower at once (release, below,
-	// may wait for the settles of a shared store).
-	l.leafMu.Lock()
+	// Note the sequenced leaves for the follower at once, under one lock
+	// (the settles of a shared store, below, may take a while).
+	noted := make([]record, 0, len(jobs))
 	for j, jb := range jobs {
 		if jb.p != nil && !jb.remote {
-			l.recentIdx[recs[j].Index] = recs[j]
+			noted = append(noted, recs[j])
 		}
 	}
-	l.leafMu.Unlock()
+	l.note(noted...)
 	if c, ok := l.store.(claimer); ok && len(settle) > 0 {
 		if err := c.SettleMany(ctx, settle); err != nil {
 			// The followers record them from the log anyway.
@@ -511,7 +511,7 @@ func (l *Ledger) Append(ctx context.Context, subs []Submission) []Result {
 			continue
 		}
 		jb.p.claimed = false // settled above
-		l.release(jb.sh, jb.key, jb.p, recs[j], nil)
+		l.releaseNoted(jb.sh, jb.key, jb.p, recs[j], nil)
 		res[jb.i] = Result{Index: recs[j].Index, LeafHash: jb.hash, Leaf: jb.leaf}
 	}
 	// Phase 4: submissions that raced with another append of the same key.
@@ -595,6 +595,25 @@ func dropJobs[T any](jobs []T, drop map[int]bool) []T {
 }
 
 func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err error) {
+	if err == nil {
+		l.note(rec)
+	}
+	l.releaseNoted(sh, key, p, rec, err)
+}
+
+// note makes appended records known by leaf hash and by index until the
+// follower has recorded them in the store.
+func (l *Ledger) note(recs ...record) {
+	l.leafMu.Lock()
+	defer l.leafMu.Unlock()
+	for _, rec := range recs {
+		l.recentLeaf[rec.LeafHash] = rec.Index
+		l.recentIdx[rec.Index] = rec
+	}
+}
+
+// releaseNoted is release for a record already noted (or an error).
+func (l *Ledger) releaseNoted(sh *shard, key string, p *pending, rec record, err error) {
 	if c, ok := l.store.(claimer); ok && p.claimed {
 		var cerr error
 		if err == nil {
@@ -607,12 +626,6 @@ func (l *Ledger) release(sh *shard, key string, p *pending, rec record, err erro
 			// claim goes stale and is checked and dropped after the lease.
 			l.log.Warn("updating the shared idempotency claim failed", "err", cerr)
 		}
-	}
-	if err == nil {
-		l.leafMu.Lock()
-		l.recentLeaf[rec.LeafHash] = rec.Index
-		l.recentIdx[rec.Index] = rec
-		l.leafMu.Unlock()
 	}
 	sh.mu.Lock()
 	if err == nil {
