@@ -73,13 +73,15 @@ func (p *leafPool) meanSize() int { return p.bytes / len(p.leaves) }
 // tesseraLog is a bare tessera log in a fresh directory (posix), or a
 // fresh database and bucket prefix (aws).
 type tesseraLog struct {
-	dir      string
-	dropDB   func() error // aws: drops the phase's database
-	add      tessera.AddFn
-	awaiter  *tessera.PublicationAwaiter // nil unless waiting for publication
-	shutdown func(context.Context) error
-	cancel   context.CancelFunc
-	pool     *leafPool
+	dir     string
+	dropDB  func() error // aws: drops the phase's database
+	add     tessera.AddFn
+	awaiter *tessera.PublicationAwaiter // nil unless waiting for publication
+	// readCheckpoint reads the published checkpoint.
+	readCheckpoint func(ctx context.Context) ([]byte, error)
+	shutdown       func(context.Context) error
+	cancel         context.CancelFunc
+	pool           *leafPool
 }
 
 // openTesseraLog creates a new log in a fresh directory under parent,
@@ -130,7 +132,7 @@ func openTesseraLog(ctx context.Context, parent string, set tesseraSettings, pub
 	if err != nil {
 		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
 	}
-	l := &tesseraLog{dir: dir, dropDB: dropDB, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool}
+	l := &tesseraLog{dir: dir, dropDB: dropDB, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool, readCheckpoint: reader.ReadCheckpoint}
 	if published {
 		l.awaiter = tessera.NewPublicationAwaiter(bctx, reader.ReadCheckpoint, awaitPoll)
 	}
@@ -169,14 +171,16 @@ func (l *tesseraLog) call(ctx context.Context, _, n int, st *workerStats, stopAt
 	for _, f := range futures {
 		var b backoff
 		for {
+			var idx tessera.Index
 			var err error
 			if l.awaiter != nil {
-				_, _, err = l.awaiter.Await(ctx, f)
+				idx, _, err = l.awaiter.Await(ctx, f)
 			} else {
-				_, err = f()
+				idx, err = f()
 			}
 			if err == nil {
 				st.events++
+				st.sequenced(idx.Index)
 				break
 			}
 			if ctx.Err() != nil {

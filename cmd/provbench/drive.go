@@ -21,7 +21,14 @@ type workerStats struct {
 	retries    uint64     // calls (or adds) sent again after pushback
 	abandoned  uint64     // events given up on because the phase ended while retrying
 	sigs       sigRange   // signatures on the checkpoints of published appends
+	// end is set by a call: one past the highest log index its events
+	// were given (0: none acknowledged). drive keeps it in marks.
+	end   uint64
+	marks []callMark
 }
+
+// sequenced notes that one of the current call's events is at index.
+func (st *workerStats) sequenced(index uint64) { st.end = max(st.end, index+1) }
 
 // sigRange is the fewest and most signature lines seen on the checkpoints
 // that published appends returned: 1 is the log's own, more are witness
@@ -100,10 +107,14 @@ func drive(ctx context.Context, concurrency, unit int, warmup, dur time.Duration
 					}
 					n = int(min(end, count) - begin)
 				}
+				st.end = 0
 				if err := call(gctx, w, n, st, stopAt); err != nil {
 					return err
 				}
 				st.lat.record(time.Since(t0))
+				if st.end > 0 {
+					st.marks = append(st.marks, callMark{start: t0, end: st.end})
+				}
 			}
 			return nil
 		})
@@ -119,6 +130,7 @@ func drive(ctx context.Context, concurrency, unit int, warmup, dur time.Duration
 		out.retries += s.retries
 		out.abandoned += s.abandoned
 		out.sigs.merge(s.sigs)
+		out.marks = append(out.marks, s.marks...)
 		out.warmupEvents += warm[i].events
 	}
 	if err == nil {

@@ -98,6 +98,9 @@ func TestRunAgainstProvlogd(t *testing.T) {
 				if c := r.IndexCatchUpSeconds; c == nil || *c < 0 || r.SustainedEventsPerSecond <= 0 || r.SustainedEventsPerSecond > r.EventsPerSecond {
 					t.Errorf("%s: index catch-up %v, sustained %v events/s of %v: want the wait for the lineage index measured", r.Mode, c, r.SustainedEventsPerSecond, r.EventsPerSecond)
 				}
+				if c := r.ToCheckpoint; c == nil || c.Calls != r.Latency.Calls || c.Max <= 0 {
+					t.Errorf("%s: time to checkpoint %+v: want one per call (%d)", r.Mode, c, r.Latency.Calls)
+				}
 				s := r.CheckpointSignatures
 				switch {
 				case tc.wait == "sequenced" && s != nil:

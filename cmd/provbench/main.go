@@ -30,29 +30,30 @@ import (
 
 // Config is everything a run needs; the flag help is its reference.
 type Config struct {
-	GRPCAddr     string // one address, or several separated by commas
-	Token        string
-	TokenFile    string
-	DataDir      string
-	Mode         string
-	Events       string // plain, signed or sensitive
-	Streams      int    // AppendStream streams per frontend
-	StreamEvents int    // events per AppendStream request
-	Warmup       time.Duration
-	Concurrency  int
-	BatchSize    int
-	Duration     time.Duration
-	Count        uint64
-	Wait         string
-	EventSize    int
-	Baseline     bool
-	OnlyBaseline bool
-	IndexWait    time.Duration // 0: do not wait for the lineage index
-	BaselineDir  string
-	Tessera      tesseraSettings
-	JSON         bool
-	LogFormat    string
-	LogLevel     string
+	GRPCAddr       string // one address, or several separated by commas
+	Token          string
+	TokenFile      string
+	DataDir        string
+	Mode           string
+	Events         string // plain, signed or sensitive
+	Streams        int    // AppendStream streams per frontend
+	StreamEvents   int    // events per AppendStream request
+	Warmup         time.Duration
+	Concurrency    int
+	BatchSize      int
+	Duration       time.Duration
+	Count          uint64
+	Wait           string
+	EventSize      int
+	Baseline       bool
+	OnlyBaseline   bool
+	IndexWait      time.Duration // 0: do not wait for the lineage index
+	CheckpointPoll time.Duration // 0: do not watch the published checkpoint
+	BaselineDir    string
+	Tessera        tesseraSettings
+	JSON           bool
+	LogFormat      string
+	LogLevel       string
 }
 
 const usageHeader = `Usage: provbench [flags]
@@ -92,6 +93,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.EventSize, "event-size", 1024, fmt.Sprintf("approximate leaf size in `bytes` (%d to %d)", minEventSize, maxEventSize))
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also run the bare tessera baseline")
 	fs.DurationVar(&cfg.IndexWait, "index-wait", 10*time.Minute, "after each provlog phase, wait up to this long for provlogd's lineage index to cover every event appended, report how long it took and the sustained rate, and only then start the next phase; 0 means do not wait")
+	fs.DurationVar(&cfg.CheckpointPoll, "checkpoint-poll", 10*time.Millisecond, "during each phase, read the target's published checkpoint this often and report, per call, the time from its start to the first checkpoint covering its events (to_checkpoint_ms; with provlogd's -witness-policy, a witnessed checkpoint), measured without the appends waiting for it; 0 means do not poll")
 	fs.BoolVar(&cfg.OnlyBaseline, "only-baseline", false, "run only the baseline; needs no server")
 	fs.StringVar(&cfg.BaselineDir, "baseline-dir", "", "`dir` under which each baseline phase makes (and then removes) a fresh log (default the parent of -data-dir, so the same filesystem)")
 	fs.DurationVar(&cfg.Tessera.checkpointInterval, "baseline-checkpoint-interval", time.Second, "baseline checkpoint interval; match provlogd's -checkpoint-interval")
@@ -186,6 +188,9 @@ func (c *Config) check() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10_000 {
 		return fmt.Errorf("bad -batch-size %d: want 1 to 10000", c.BatchSize)
+	}
+	if c.CheckpointPoll < 0 || (c.CheckpointPoll > 0 && c.CheckpointPoll < time.Millisecond) {
+		return fmt.Errorf("bad -checkpoint-poll %v: want 0 or at least 1ms", c.CheckpointPoll)
 	}
 	if c.Duration <= 0 {
 		return fmt.Errorf("bad -duration %v: want > 0", c.Duration)
@@ -389,9 +394,11 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 				target.openStreams(ctx, cfg.Streams)
 			}
 			log.Info("phase starting", "target", "provlog", "mode", mode, "events", cfg.Events, "frontends", cfg.GRPCAddr)
+			watch := cfg.watch(ctx, target.checkpointSize)
 			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Warmup, cfg.Duration, cfg.Count, call)
 			opened := target.closeStreams()
 			if err != nil {
+				watch.stop()
 				return fmt.Errorf("provlog %s phase: %w", mode, err)
 			}
 			r := newResult("provlog", mode, unit, st)
@@ -409,6 +416,12 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 					r.indexCaughtUp(took)
 				}
 			}
+			switch r.ToCheckpoint, err = toCheckpoint(ctx, watch, st.marks); {
+			case errors.Is(err, errCheckpointUnavailable):
+				log.Warn("not reporting the time to a checkpoint", "err", err)
+			case err != nil:
+				return fmt.Errorf("provlog %s phase: %w", mode, err)
+			}
 			log.Info("phase done", "target", "provlog", "mode", mode, "events", r.Events, "events_per_second", int(r.EventsPerSecond), "retries", r.Retries)
 			rep.Results = append(rep.Results, r)
 		}
@@ -418,12 +431,19 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 				return err
 			}
 			log.Info("phase starting", "target", "tessera", "mode", mode, "dir", l.dir)
+			watch := cfg.watch(ctx, l.checkpointSize)
 			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Warmup, cfg.Duration, cfg.Count, l.call)
+			var cpLat *latency
+			if err == nil {
+				cpLat, err = toCheckpoint(ctx, watch, st.marks)
+			}
+			watch.stop()
 			l.close(ctx, log)
 			if err != nil {
 				return fmt.Errorf("baseline %s phase: %w", mode, err)
 			}
 			r := newResult("tessera", mode, unit, st)
+			r.ToCheckpoint = cpLat
 			log.Info("phase done", "target", "tessera", "mode", mode, "events", r.Events, "events_per_second", int(r.EventsPerSecond), "retries", r.Retries)
 			rep.Results = append(rep.Results, r)
 		}

@@ -236,6 +236,7 @@ func (p *provlogTarget) appendOne(ctx context.Context, c provlogv1.LogServiceCli
 		if err == nil {
 			st.events++
 			p.noteIndex(resp.GetIndex())
+			st.sequenced(resp.GetIndex())
 			if resp.GetDuplicate() {
 				st.duplicates++
 			}
@@ -320,6 +321,7 @@ func (p *provlogTarget) resend(ctx context.Context, pending []*provlogv1.Provena
 				}
 				st.events++
 				p.noteIndex(r.GetIndex())
+				st.sequenced(r.GetIndex())
 				if r.GetDuplicate() {
 					st.duplicates++
 				}

@@ -32,6 +32,9 @@ type fakeLog struct {
 	token     string
 	pushEvery int
 	reject    bool // reject every event with InvalidArgument but the first (provbench's probe)
+	// noCheckpoint makes GetCheckpoint Unimplemented; otherwise it
+	// answers with a size covering every index.
+	noCheckpoint bool
 	// checkpoint is returned to appends waiting for publication.
 	checkpoint []byte
 
@@ -109,6 +112,13 @@ func (f *fakeLog) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchReq
 	return resp, nil
 }
 
+func (f *fakeLog) GetCheckpoint(context.Context, *provlogv1.GetCheckpointRequest) (*provlogv1.GetCheckpointResponse, error) {
+	if f.noCheckpoint {
+		return nil, status.Error(codes.Unimplemented, "no checkpoints here")
+	}
+	return &provlogv1.GetCheckpointResponse{Size: 1 << 40}, nil
+}
+
 // AppendStream answers each request as AppendBatch would, a failed call
 // becoming the response's error.
 func (f *fakeLog) AppendStream(stream grpc.BidiStreamingServer[provlogv1.AppendStreamRequest, provlogv1.AppendStreamResponse]) error {
@@ -159,7 +169,8 @@ func startFakeLog(t *testing.T, f *fakeLog) string {
 func TestRunAgainstLog(t *testing.T) {
 	for _, wait := range []string{"sequenced", "published"} {
 		t.Run(wait, func(t *testing.T) {
-			f := &fakeLog{token: "s3cret", pushEvery: 7}
+			// Only the sequenced run can see checkpoints.
+			f := &fakeLog{token: "s3cret", pushEvery: 7, noCheckpoint: wait == "published"}
 			cfg := baseConfig(t)
 			cfg.GRPCAddr = startFakeLog(t, f)
 			cfg.Token = f.token
@@ -183,6 +194,12 @@ func TestRunAgainstLog(t *testing.T) {
 			for _, r := range rep.Results {
 				if r.Target != "provlog" || r.Events != cfg.Count || r.Retries == 0 || r.Duplicates != 0 || r.Abandoned != 0 {
 					t.Errorf("%s: %+v: want %d events, some retries, no duplicates", r.Mode, r, cfg.Count)
+				}
+				switch c := r.ToCheckpoint; {
+				case f.noCheckpoint && c != nil:
+					t.Errorf("%s: time to checkpoint %+v from a log without GetCheckpoint", r.Mode, c)
+				case !f.noCheckpoint && (c == nil || c.Calls == 0 || c.Calls != r.Latency.Calls):
+					t.Errorf("%s: time to checkpoint %+v, want one per call (%d)", r.Mode, c, r.Latency.Calls)
 				}
 			}
 			if len(rep.Ratios) != 0 {

@@ -44,6 +44,8 @@ func goldenReport() *report {
 		{Target: "tessera", Mode: "stream", EventsPerCall: 1, Events: 10000, Seconds: 10.001, EventsPerSecond: 999.9, Latency: lat, WarmupEvents: 2000},
 	}
 	r.Results[0].indexCaughtUp(2500 * time.Millisecond)
+	cp := latency{Calls: 1000, Mean: 115.5, P50: 105.25, P90: 170, P99: 230.125, Max: 300}
+	r.Results[0].ToCheckpoint = &cp
 	r.compare()
 	return r
 }
@@ -142,5 +144,15 @@ func TestREADMEDocumentsJSON(t *testing.T) {
 	}
 	if len(stale) > 0 {
 		t.Errorf("README.md's JSON table lists fields the output does not have: %v", stale)
+	}
+}
+
+// TestSustainedNeverAboveRate: Seconds is rounded to the millisecond, so
+// with no catch-up Events/Seconds can exceed the phase's exact rate.
+func TestSustainedNeverAboveRate(t *testing.T) {
+	r := result{Events: 13658, Seconds: 999.8, EventsPerSecond: 13.66}
+	r.indexCaughtUp(0)
+	if r.SustainedEventsPerSecond > r.EventsPerSecond {
+		t.Errorf("sustained %v events/s above the phase's %v", r.SustainedEventsPerSecond, r.EventsPerSecond)
 	}
 }

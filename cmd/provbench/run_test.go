@@ -67,6 +67,13 @@ func TestRunOnlyBaseline(t *testing.T) {
 				if r.Target != "tessera" || r.Events != cfg.Count || r.EventsPerSecond <= 0 || r.Latency.Calls == 0 {
 					t.Errorf("result %+v: want tessera, %d events, a rate and latencies", r, cfg.Count)
 				}
+				// Every call is covered by a checkpoint published at most
+				// a few intervals after it; a call that waited for
+				// publication returned after the watch (polling every
+				// 10ms) saw its checkpoint.
+				if c := r.ToCheckpoint; c == nil || c.Calls != r.Latency.Calls || c.Max > 2000 || tc.wait == "published" && c.P50 > r.Latency.P50+15 {
+					t.Errorf("%s: time to checkpoint %+v, want one per call (%d), within 2s (call latency %+v)", r.Mode, c, r.Latency.Calls, r.Latency)
+				}
 			}
 			if rep.LeafBytes < cfg.EventSize-8 || rep.LeafBytes > cfg.EventSize+200 || (tc.kind == kindPlain && rep.LeafBytes > cfg.EventSize+8) {
 				t.Errorf("leaf_bytes = %d, want about %d", rep.LeafBytes, cfg.EventSize)
@@ -101,6 +108,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "-concurrency"},
 		{"batch size", func(c *Config) { c.BatchSize = 0 }, "-batch-size"},
 		{"duration", func(c *Config) { c.Duration = 0 }, "-duration"},
+		{"checkpoint poll", func(c *Config) { c.CheckpointPoll = time.Microsecond }, "-checkpoint-poll"},
 		{"event size", func(c *Config) { c.EventSize = 10 }, "-event-size"},
 		{"remote address", func(c *Config) { c.GRPCAddr = "192.0.2.1:8090" }, "loopback"},
 		{"no token", func(c *Config) { c.DataDir = t.TempDir() }, "no bearer token"},
