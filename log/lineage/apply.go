@@ -948,6 +948,7 @@ func (t *txn) prefetch(ds []decoded) error {
 	// Prefix probes: events ids named as subjects, and producers of
 	// inputs from known locations, unless the pass has them by then.
 	var prefixes [][]byte
+	clear(seen)
 	probe := func(p key) {
 		if _, ok := t.probed[string(p)]; !ok && !seen[string(p)] {
 			seen[string(p)] = true
