@@ -21,9 +21,13 @@ import (
 // Reads go through it, so every leaf sees the writes of the leaves before
 // it. Its memory is bounded by the pass size.
 type txn struct {
-	ctx    context.Context
-	store  Store
-	view   view // the store's pass-long read view, if it has one
+	ctx   context.Context
+	store Store
+	view  view        // the store's pass-long read view, if it has one
+	br    batchReader // without a view: the store's batched reads, for prefetch
+	// probed holds the store's answers to prefix probes prefetched in this
+	// pass (any); the store does not change during a pass.
+	probed map[string]bool
 	log    *slog.Logger
 	over   map[string]cell
 	sum    sum
@@ -276,7 +280,8 @@ func (t *txn) applyDecoded(idx uint64, d decoded) error {
 	return t.applyRecord(d.rec, d.enc)
 }
 
-// applyRecord indexes r, whose stored form (r.encode()) is stored.
+// applyRecord indexes r, whose stored form (r.encode()) is stored. What it
+// reads from the store, prefetch guesses: keep the two in step.
 func (t *txn) applyRecord(r *record, stored []byte) error {
 	idx, tenant := r.Leaf, r.Tenant
 	if err := t.put(newKey(keyEvent).u64(idx), stored); err != nil {
@@ -618,6 +623,9 @@ func (t *txn) eventExists(tenant, id string) (bool, error) {
 
 // any reports whether the store holds a key with prefix p.
 func (t *txn) any(p key) (bool, error) {
+	if ok, known := t.probed[string(p)]; known {
+		return ok, nil
+	}
 	if t.view != nil {
 		return t.view.any(p)
 	}
@@ -637,14 +645,8 @@ func (t *txn) hasProducer(tenant string, rf ref) (bool, error) {
 			return true, nil
 		}
 	}
-	base := newKey(keyOutput).str(tenant).str(rf.URI)
-	var prefixes []key
-	switch {
-	case rf.Version != "" && rf.RecordKey != "":
-		prefixes = []key{base.str(rf.Version).str(rf.RecordKey), base.str(rf.Version).str(""), base.str("").str(rf.RecordKey), base.str("").str("")}
-	case rf.Version != "":
-		prefixes = []key{base.str(rf.Version), base.str("")}
-	case rf.RecordKey != "":
+	prefixes, base := producerPrefixes(tenant, rf)
+	if prefixes == nil {
 		// Any version: scan them all for the record key or none.
 		found := false
 		err := t.store.Scan(t.ctx, base, prefixEnd(base), false, func(k, _ []byte) error {
@@ -657,8 +659,6 @@ func (t *txn) hasProducer(tenant string, rf ref) (bool, error) {
 			return nil
 		})
 		return found, err
-	default:
-		prefixes = []key{base}
 	}
 	for _, p := range prefixes {
 		if ok, err := t.any(p); err != nil || ok {
@@ -666,6 +666,23 @@ func (t *txn) hasProducer(tenant string, rf ref) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// producerPrefixes are the output-key prefixes under which a producer of
+// rf would be stored: one is enough. They are nil when rf names a record
+// key but no version; hasProducer then scans base, every output of the URI.
+func producerPrefixes(tenant string, rf ref) (prefixes []key, base key) {
+	base = newKey(keyOutput).str(tenant).str(rf.URI)
+	switch {
+	case rf.Version != "" && rf.RecordKey != "":
+		return []key{base.str(rf.Version).str(rf.RecordKey), base.str(rf.Version).str(""), base.str("").str(rf.RecordKey), base.str("").str("")}, base
+	case rf.Version != "":
+		return []key{base.str(rf.Version), base.str("")}, base
+	case rf.RecordKey != "":
+		return nil, base
+	default:
+		return []key{base}, base
+	}
 }
 
 // locationKnown reports whether something at loc was produced.
@@ -837,4 +854,152 @@ func (t *txn) openUnproduced(tenant, run string, leaf uint64, rf ref) error {
 		return err
 	}
 	return t.set(wk, enc(slices.Clone(v)).str(rf.Version).str(rf.RecordKey).uv(leaf).str(run))
+}
+
+// prefetch reads ahead, with the store's batched reads (batchReader), what
+// applying ds will read from the store, as far as the records tell: one
+// round trip for keys, one for the prefix probes that need the keys'
+// answers (whether an input's location is known). Values and absences go
+// into t.over and probe answers into t.probed, as get and any would keep
+// them; keys the pass already holds are not read again. The store does
+// not change during a pass, so what is prefetched is what a read would
+// give later: a wrong guess costs a read then, never a wrong answer. Reads
+// that depend on values read (waiting lists, candidates) are left to get.
+func (t *txn) prefetch(ds []decoded) error {
+	if t.br == nil {
+		return nil
+	}
+	var keys [][]byte
+	seen := map[string]bool{}
+	want := func(k key) {
+		if _, ok := t.over[string(k)]; !ok && !seen[string(k)] {
+			seen[string(k)] = true
+			keys = append(keys, k)
+		}
+	}
+	for _, code := range gapCodes { // count; held for the pass once read
+		want(newKey(keyGapCount).b(code))
+	}
+	for _, d := range ds {
+		r := d.rec
+		if r == nil {
+			continue
+		}
+		tenant, run := r.Tenant, r.RunID
+		if t.counts[gapCodeSubject-1] > 0 { // resolveSubject
+			want(newKey(keyWait).b(waitSubject).str(tenant).str(r.EventID))
+		}
+		if run != "" { // updateRun
+			want(newKey(keyRunMeta).str(tenant).str(run))
+			want(gapKey(tenant, run, gapCodeNoStart))
+			if t.counts[gapCodeParent-1] > 0 {
+				want(newKey(keyWait).b(waitRun).str(tenant).str(run))
+			}
+			if r.Op == provlogv1.Operation_OPERATION_RUN_FAIL || r.Op == provlogv1.Operation_OPERATION_RUN_COMPLETE {
+				want(gapKey(tenant, run, gapCodeFailed))
+			}
+			if r.ParentRunID != "" && r.ParentRunID != run { // checkParent
+				want(newKey(keyRunMeta).str(tenant).str(r.ParentRunID))
+			}
+			if r.WorkflowID != "" {
+				want(newKey(keyWfRun).str(tenant).str(r.WorkflowID).str(run))
+			}
+		}
+		for _, sub := range dedupeStrings(r.Subjects) { // ensure, waitSubject
+			want(newKey(keyActedOn).str(tenant).str(sub))
+			want(gapKey(tenant, run, gapCodeSubject).u64(r.Leaf).str(sub))
+			want(newKey(keyWait).b(waitSubject).str(tenant).str(sub))
+		}
+		for _, as := range [2][]assetRef{r.Inputs, r.Outputs} {
+			for _, a := range as {
+				if a.Version == "" {
+					want(newKey(keyUnversion).str(tenant).str(a.URI))
+				}
+			}
+		}
+		for _, rf := range distinctRefs(r.Inputs) { // checkProduced, openUnproduced
+			if lk := newKey(keyLocation).str(tenant).str(location(rf.URI)); !t.knownLocs.has(string(lk)) {
+				want(lk)
+			}
+			want(gapKey(tenant, run, gapCodeUnproduced).u64(r.Leaf).str(rf.URI).str(rf.Version).str(rf.RecordKey))
+			want(newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI))
+		}
+		for _, rf := range distinctRefs(r.Outputs) { // produced
+			if lk := newKey(keyLocation).str(tenant).str(location(rf.URI)); !t.knownLocs.has(string(lk)) {
+				want(lk)
+			}
+			want(newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI))
+		}
+	}
+	got := make(map[string][]byte, len(keys))
+	if len(keys) > 0 {
+		if err := t.br.getMany(t.ctx, keys, func(k, v []byte) { got[string(k)] = slices.Clone(v) }); err != nil {
+			return err
+		}
+	}
+	for _, k := range keys {
+		v, ok := got[string(k)]
+		if ok && v == nil {
+			v = []byte{}
+		}
+		t.over[string(k)] = cell{v: v, present: ok}
+	}
+
+	// Prefix probes: events ids named as subjects, and producers of
+	// inputs from known locations, unless the pass has them by then.
+	var prefixes [][]byte
+	clear(seen)
+	probe := func(p key) {
+		if _, ok := t.probed[string(p)]; !ok && !seen[string(p)] {
+			seen[string(p)] = true
+			prefixes = append(prefixes, p)
+		}
+	}
+	ids := map[string]bool{}
+	outs := map[string][]ref{}
+	locs := map[string]bool{}
+	for _, d := range ds {
+		r := d.rec
+		if r == nil {
+			continue
+		}
+		tenant := r.Tenant
+		ids[tenant+"\x00"+r.EventID] = true
+		for _, sub := range dedupeStrings(r.Subjects) { // eventExists
+			if _, ok := t.ids[tenant+"\x00"+sub]; !ok && !ids[tenant+"\x00"+sub] {
+				probe(newKey(keyEventID).str(tenant).str(sub))
+			}
+		}
+		for _, rf := range distinctRefs(r.Inputs) { // hasProducer
+			lk := string(newKey(keyLocation).str(tenant).str(location(rf.URI)))
+			if !t.knownLocs.has(lk) && !t.over[lk].present && !locs[lk] {
+				continue // a candidate
+			}
+			if slices.ContainsFunc(t.outs[tenant+"\x00"+rf.URI], rf.matches) || slices.ContainsFunc(outs[tenant+"\x00"+rf.URI], rf.matches) {
+				continue
+			}
+			ps, _ := producerPrefixes(tenant, rf)
+			for _, p := range ps {
+				probe(p)
+			}
+		}
+		for _, rf := range distinctRefs(r.Outputs) {
+			outs[tenant+"\x00"+rf.URI] = append(outs[tenant+"\x00"+rf.URI], rf)
+			locs[string(newKey(keyLocation).str(tenant).str(location(rf.URI)))] = true
+		}
+	}
+	if len(prefixes) == 0 {
+		return nil
+	}
+	found, err := t.br.anyMany(t.ctx, prefixes)
+	if err != nil {
+		return err
+	}
+	if t.probed == nil {
+		t.probed = make(map[string]bool, len(prefixes))
+	}
+	for i, p := range prefixes {
+		t.probed[string(p)] = found[i]
+	}
+	return nil
 }

@@ -45,6 +45,14 @@
 // the index's own (one pass of writes, a bounded set of known locations, and
 // per query the answer, at most MaxNodes).
 //
+// Indexing reads as well as writes: whether a run, a workflow run, a
+// location or a producer is known yet. Pebble answers those from memory
+// through one iterator a pass; the MySQL store would pay a round trip for
+// each, several per event. So before each entry bundle a pass reads ahead
+// what the bundle's records will read, in two batched queries (keys, then
+// the prefix probes that depend on them), and a read it did not foresee
+// falls back to a query of its own.
+//
 // # Keys
 //
 // A key is a keyspace byte and components: strings escaped so that they

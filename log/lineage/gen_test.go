@@ -219,7 +219,12 @@ func (s *synthSource) ReadEntryBundle(ctx context.Context, index uint64, p uint8
 	return synthBundle(s.g, first, n)
 }
 
-func synthBundle(g synth, first, n uint64) ([]byte, error) {
+// leafGen makes leaf i of a generated log.
+type leafGen interface {
+	leaf(i uint64) ([]byte, error)
+}
+
+func synthBundle(g leafGen, first, n uint64) ([]byte, error) {
 	var out []byte
 	for i := first; i < first+n; i++ {
 		l, err := g.leaf(i)
@@ -230,4 +235,65 @@ func synthBundle(g synth, first, n uint64) ([]byte, error) {
 		out = append(out, l...)
 	}
 	return out, nil
+}
+
+// benchLike generates the plain events of cmd/provbench (gen.go, build),
+// without padding or sensitive values: one tenant, runs of 100 events, each
+// naming the previous run as its parent, in a cycle of read, transform,
+// external call, transform, write, transform, read, transform. Event n's
+// transform reads the part event n-1 wrote, and event n-1 is never a
+// transform: every transform's input is unproduced, the gap-heavy shape the
+// shared index has to keep up with.
+type benchLike struct{}
+
+func (benchLike) event(n uint64) *provlogv1.ProvenanceEvent {
+	seq := fmt.Sprint(n)
+	run := n / 100
+	wf := &provlogv1.Workflow{
+		Platform: "provbench", WorkflowId: "bench-pipeline", WorkflowVersion: "1",
+		RunId: fmt.Sprintf("b-r%d", run), StepId: fmt.Sprintf("step-%d", n%100),
+	}
+	if run > 0 {
+		wf.ParentRunId = fmt.Sprintf("b-r%d", run-1)
+	}
+	part := func(i uint64) *provlogv1.Asset {
+		return asset(fmt.Sprintf("s3://bench-staging/b/part-%d.parquet", i), fmt.Sprintf("v%d", i), "pii", "email", "first_name", "last_name", "full_name")
+	}
+	e := &provlogv1.ProvenanceEvent{
+		SchemaVersion: 1,
+		EventId:       "bench:b:" + seq,
+		Tenant:        "bench",
+		EventTime:     timestamppb.New(synthBase.Add(time.Duration(n) * time.Millisecond)),
+		Actor:         &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "svc-provbench@bench.example", OnBehalfOf: "workflow:bench-pipeline"},
+		Workflow:      wf,
+		Environment:   map[string]string{"host": "bench", "region": "local"},
+		Extensions:    map[string]string{"bench.seq": seq},
+	}
+	switch n % 8 {
+	case 0, 6:
+		e.Operation = provlogv1.Operation_OPERATION_READ
+		in := asset("crm://bench-crm/contacts", "snapshot-"+seq, "pii", "contact_id", "first_name", "last_name", "email", "company_domain")
+		in.RecordKey = "C-" + seq
+		e.Inputs = []*provlogv1.Asset{in}
+	case 1, 3, 5, 7:
+		in, out := part(n-1), part(n)
+		e.Operation = provlogv1.Operation_OPERATION_TRANSFORM
+		e.Inputs = []*provlogv1.Asset{in}
+		e.Outputs = []*provlogv1.Asset{out}
+		e.FieldLineage = []*provlogv1.FieldLineage{{OutputUri: out.Uri, OutputField: "email", Sources: []*provlogv1.FieldRef{{Uri: in.Uri, Field: "email"}}, Transformation: "lowercase"}}
+	case 2:
+		e.Operation = provlogv1.Operation_OPERATION_EXTERNAL_CALL
+		e.Inputs = []*provlogv1.Asset{part(n - 1)}
+		e.Outputs = []*provlogv1.Asset{asset("https://api.enrich.example/v2/companies", "2026-11-01", "public", "domain", "legal_name", "industry")}
+	case 4:
+		e.Operation = provlogv1.Operation_OPERATION_WRITE
+		e.Inputs = []*provlogv1.Asset{part(n - 1)}
+		e.Outputs = []*provlogv1.Asset{asset("postgres://warehouse/bench.customers", "txid:"+seq, "pii", "customer_key", "email", "full_name")}
+	}
+	return e
+}
+
+func (g benchLike) leaf(i uint64) ([]byte, error) {
+	_, leaf, err := event.NewLeaf(g.event(i), synthBase.Add(time.Duration(i)*time.Millisecond+time.Second), "admin")
+	return leaf, err
 }

@@ -360,6 +360,8 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 		}
 		defer v.close()
 		t.view = v
+	} else if br, ok := ix.store.(batchReader); ok {
+		t.br = br
 	}
 	// Bundles are read and their leaves decoded a few bundles ahead, on
 	// another goroutine: on a machine with a core to spare (catching up
@@ -375,6 +377,9 @@ func (ix *Index) pass(ctx context.Context, from, end, size uint64, s sum, counts
 	for db := range bundles {
 		if db.err != nil {
 			return db.err
+		}
+		if err := t.prefetch(db.leaves[:min(uint64(len(db.leaves)), end-db.first)]); err != nil {
+			return fmt.Errorf("prefetching for leaves from %d: %w", db.first, err)
 		}
 		for i, d := range db.leaves {
 			idx := db.first + uint64(i)
@@ -482,7 +487,14 @@ type boundedSet struct {
 
 func newBoundedSet(max int) *boundedSet { return &boundedSet{m: map[string]struct{}{}, max: max} }
 
-func (s *boundedSet) has(k string) bool { _, ok := s.m[k]; return ok }
+// has reports whether k is in the set; a nil set holds nothing.
+func (s *boundedSet) has(k string) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.m[k]
+	return ok
+}
 
 func (s *boundedSet) add(k string) {
 	if len(s.m) >= s.max {

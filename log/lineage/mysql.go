@@ -64,6 +64,87 @@ func (s *mysqlStore) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return v, nil
 }
 
+// manyChunk bounds the keys or prefixes of one query of getMany and
+// anyMany: two placeholders a prefix, far below the protocol's 65535, and
+// keys of at most 3072 bytes stay well under max_allowed_packet.
+const manyChunk = 500
+
+// getMany reads keys with one SELECT … WHERE k IN (…) per manyChunk keys.
+func (s *mysqlStore) getMany(ctx context.Context, keys [][]byte, found func(key, value []byte)) error {
+	for len(keys) > 0 {
+		n := min(len(keys), manyChunk)
+		args := make([]any, n)
+		for i, k := range keys[:n] {
+			args[i] = k
+		}
+		keys = keys[n:]
+		q := `SELECT k, v FROM ` + s.table + ` WHERE k IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
+		if err := s.rows(ctx, q, args, func(rows *sql.Rows) error {
+			var k, v []byte
+			if err := rows.Scan(&k, &v); err != nil {
+				return err
+			}
+			found(k, v)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("lineage store get of %d keys: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// anyMany probes prefixes with one query per manyChunk of them: a UNION
+// ALL of one LIMIT 1 range read per prefix, each answering its position.
+func (s *mysqlStore) anyMany(ctx context.Context, prefixes [][]byte) ([]bool, error) {
+	out := make([]bool, len(prefixes))
+	for base := 0; base < len(prefixes); base += manyChunk {
+		chunk := prefixes[base:min(len(prefixes), base+manyChunk)]
+		var q strings.Builder
+		args := make([]any, 0, 2*len(chunk))
+		for i, p := range chunk {
+			if i > 0 {
+				q.WriteString(" UNION ALL ")
+			}
+			fmt.Fprintf(&q, "(SELECT %d FROM %s WHERE k >= ?", i, s.table)
+			args = append(args, p)
+			if end := prefixEnd(p); end != nil {
+				q.WriteString(" AND k < ?")
+				args = append(args, end)
+			}
+			q.WriteString(" LIMIT 1)")
+		}
+		if err := s.rows(ctx, q.String(), args, func(rows *sql.Rows) error {
+			var i int
+			if err := rows.Scan(&i); err != nil {
+				return err
+			}
+			if i < 0 || i >= len(chunk) {
+				return fmt.Errorf("prefix probe answered %d of %d", i, len(chunk))
+			}
+			out[base+i] = true
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("lineage store probe of %d prefixes: %w", len(chunk), err)
+		}
+	}
+	return out, nil
+}
+
+// rows runs q and calls fn for each row.
+func (s *mysqlStore) rows(ctx context.Context, q string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // scanPage is how many rows one query of a Scan reads.
 const scanPage = 256
 

@@ -442,39 +442,7 @@ func TestCrashChild(t *testing.T) {
 // digests are equal at every size, so the state is a function of the log
 // alone.
 func TestPassBoundariesDoNotMatter(t *testing.T) {
-	feeds := map[string]*feed{
-		"missing transform": sampleFeed(t, 13),
-		"missing run A":     sampleFeed(t, 1, 2, 3, 4, 5, 6, 7, 8, 9, 18),
-	}
-	byNum := map[int]sample{}
-	for _, s := range samples(t) {
-		byNum[s.n] = s
-	}
-	rev := &feed{}
-	for n := 24; n >= 1; n-- {
-		if n != 13 {
-			rev.add(t, byNum[n])
-		}
-	}
-	feeds["reversed"] = rev
-	// Inputs read from a location before its first producer, in an order
-	// that is not their key order.
-	late := &feed{}
-	mk := func(n int, op provlogv1.Operation, in, out []*provlogv1.Asset) {
-		late.add(t, sample{n: n, e: &provlogv1.ProvenanceEvent{
-			SchemaVersion: 1, EventId: fmt.Sprintf("e%d", n), Tenant: "acme", Operation: op,
-			EventTime: timestamppb.New(testReceived),
-			Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "svc"},
-			Workflow:  &provlogv1.Workflow{Platform: "custom", RunId: "run-1"},
-			Inputs:    in, Outputs: out,
-		}})
-	}
-	read := provlogv1.Operation_OPERATION_READ
-	mk(1, read, []*provlogv1.Asset{{Uri: "db://x/t1", Version: "v2"}}, nil)
-	mk(2, read, []*provlogv1.Asset{{Uri: "db://x/t1", Version: "v1"}}, nil)
-	mk(3, read, []*provlogv1.Asset{{Uri: "db://x/t0", Version: "v9"}}, nil)
-	mk(4, provlogv1.Operation_OPERATION_WRITE, nil, []*provlogv1.Asset{{Uri: "db://x/other", Version: "v"}})
-	feeds["candidates judged late"] = late
+	feeds := gapFeeds(t)
 	for name, f := range feeds {
 		t.Run(name, func(t *testing.T) {
 			var want [][32]byte
@@ -518,4 +486,45 @@ func TestPassBoundariesDoNotMatter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gapFeeds are small logs full of gaps that open and close: steps missing,
+// runs and approvals before what they name, inputs read from a location
+// before its first producer.
+func gapFeeds(t *testing.T) map[string]*feed {
+	t.Helper()
+	feeds := map[string]*feed{
+		"missing transform": sampleFeed(t, 13),
+		"missing run A":     sampleFeed(t, 1, 2, 3, 4, 5, 6, 7, 8, 9, 18),
+	}
+	byNum := map[int]sample{}
+	for _, s := range samples(t) {
+		byNum[s.n] = s
+	}
+	rev := &feed{}
+	for n := 24; n >= 1; n-- {
+		if n != 13 {
+			rev.add(t, byNum[n])
+		}
+	}
+	feeds["reversed"] = rev
+	// Inputs read from a location before its first producer, in an order
+	// that is not their key order.
+	late := &feed{}
+	mk := func(n int, op provlogv1.Operation, in, out []*provlogv1.Asset) {
+		late.add(t, sample{n: n, e: &provlogv1.ProvenanceEvent{
+			SchemaVersion: 1, EventId: fmt.Sprintf("e%d", n), Tenant: "acme", Operation: op,
+			EventTime: timestamppb.New(testReceived),
+			Actor:     &provlogv1.Actor{Type: provlogv1.ActorType_ACTOR_TYPE_SERVICE, Id: "svc"},
+			Workflow:  &provlogv1.Workflow{Platform: "custom", RunId: "run-1"},
+			Inputs:    in, Outputs: out,
+		}})
+	}
+	read := provlogv1.Operation_OPERATION_READ
+	mk(1, read, []*provlogv1.Asset{{Uri: "db://x/t1", Version: "v2"}}, nil)
+	mk(2, read, []*provlogv1.Asset{{Uri: "db://x/t1", Version: "v1"}}, nil)
+	mk(3, read, []*provlogv1.Asset{{Uri: "db://x/t0", Version: "v9"}}, nil)
+	mk(4, provlogv1.Operation_OPERATION_WRITE, nil, []*provlogv1.Asset{{Uri: "db://x/other", Version: "v"}})
+	feeds["candidates judged late"] = late
+	return feeds
 }

@@ -64,6 +64,20 @@ type view interface {
 	close() error
 }
 
+// batchReader is a Store that pays a round trip per read (MySQL), and can
+// read many keys, or probe many prefixes, in one. An indexing pass with
+// no view fetches with it, before each entry bundle, what the bundle's
+// leaves will read (txn.prefetch). Both read the store as it is, like Get
+// and Scan.
+type batchReader interface {
+	// getMany calls found with every key of keys that is stored, and its
+	// value, in no particular order; absent keys are not reported. found
+	// must not retain key or value.
+	getMany(ctx context.Context, keys [][]byte, found func(key, value []byte)) error
+	// anyMany reports, for each prefix, whether some key starts with it.
+	anyMany(ctx context.Context, prefixes [][]byte) ([]bool, error)
+}
+
 // MaxValueSize bounds a value the index stores: an event record is at most
 // about twice the size of its event, which is at most 64 KiB.
 const MaxValueSize = 1 << 20
