@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,18 +253,8 @@ func leavesOf(lp *pb.LeafProofs) ([]BundleLeaf, error) {
 		}
 		out = append(out, bl)
 	}
-	slices.SortFunc(out, func(a, b BundleLeaf) int { return cmpU64(a.Index, b.Index) })
+	slices.SortFunc(out, func(a, b BundleLeaf) int { return cmp.Compare(a.Index, b.Index) })
 	return out, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func newBundle(p *Policy, subject BundleSubject, lp *pb.LeafProofs, now time.Time) (*Bundle, error) {

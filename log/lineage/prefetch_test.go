@@ -1,6 +1,7 @@
 package lineage
 
 import (
+	stdcmp "cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func shuffled(t *testing.T, g leafGen, n uint64) *memSource {
 	}
 	for w := uint64(0); w < n; w += 64 {
 		win := order[w:min(n, w+64)]
-		slices.SortFunc(win, func(a, b uint64) int { return cmpU64(mix(a), mix(b)) })
+		slices.SortFunc(win, func(a, b uint64) int { return stdcmp.Compare(mix(a), mix(b)) })
 	}
 	src := &memSource{}
 	for _, i := range order {
@@ -114,16 +115,6 @@ func shuffled(t *testing.T, g leafGen, n uint64) *memSource {
 		src.add(l)
 	}
 	return src
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func genSource(t *testing.T, g leafGen, n uint64) *memSource {
