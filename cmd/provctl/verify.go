@@ -208,11 +208,19 @@ func whileIndexLags(e *env, c *client.Client, wait time.Duration, call func() er
 	for deadline := time.Now().Add(wait); status.Code(err) == codes.NotFound && time.Now().Before(deadline); {
 		cp, _, cerr := c.Checkpoint(e.ctx)
 		d, derr := c.LineageService().GetIndexDigest(c.Context(e.ctx), &pb.GetIndexDigestRequest{})
-		if cerr != nil || derr != nil || d.GetWatermark() >= cp.Size {
+		if cerr != nil || derr != nil {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		// The index may have caught up since the call: its answer then
+		// was stale, so ask once more before taking NotFound for real.
+		caughtUp := d.GetWatermark() >= cp.Size
+		if !caughtUp {
+			time.Sleep(200 * time.Millisecond)
+		}
 		err = call()
+		if caughtUp {
+			break
+		}
 	}
 	return err
 }
