@@ -44,13 +44,17 @@ const (
 	shapeTransform
 	shapeExternalCall
 	shapeWrite
+	shapeTransformRead
 	numShapes
 )
 
 // shapeCycle is the order events are generated in, by sequence number.
+// Every input is what an earlier event of the cycle wrote or read, as in
+// a real pipeline (build says which), so the lineage index links every
+// event and reports no gap.
 var shapeCycle = [...]shape{
-	shapeRead, shapeTransform, shapeExternalCall, shapeTransform,
-	shapeWrite, shapeTransform, shapeRead, shapeTransform,
+	shapeRead, shapeTransformRead, shapeExternalCall, shapeTransform,
+	shapeWrite, shapeTransform, shapeRead, shapeTransformRead,
 }
 
 // maxDigits is the most decimal digits a uint64 has.
@@ -190,6 +194,8 @@ func (s shape) String() string {
 		return "read"
 	case shapeTransform:
 		return "transform"
+	case shapeTransformRead:
+		return "transform of a read"
 	case shapeExternalCall:
 		return "external call"
 	case shapeWrite:
@@ -208,8 +214,11 @@ func digestOf(parts ...string) string {
 }
 
 // build makes event number n of shape s with pad bytes of padding. The
-// events of one generator form a chain like testdata/events: event n's
-// transform reads the part written by event n-1 and writes part n.
+// events of one generator form chains like testdata/events, following
+// shapeCycle: a read (event n-1) of CRM contacts is transformed (event n,
+// shapeTransformRead) into staging part n; the external call and the write
+// after a transform read the part it wrote (n-1); a transform after one of
+// them reads the part the transform before it wrote (n-2).
 func (g *generator) build(n uint64, s shape, pad int) *provlogv1.ProvenanceEvent {
 	seq := strconv.FormatUint(n, 10)
 	run := n / eventsPerRun
@@ -256,19 +265,27 @@ func (g *generator) build(n uint64, s shape, pad int) *provlogv1.ProvenanceEvent
 			"bench.seq": seq,
 		},
 	}
+	// The CRM contacts event i read.
+	contacts := func(i uint64) *provlogv1.Asset {
+		s := strconv.FormatUint(i, 10)
+		return &provlogv1.Asset{
+			Uri:            "crm://bench-crm/contacts",
+			Version:        "snapshot-" + s,
+			Digest:         digestOf(g.runID, "contacts", s),
+			Fields:         []string{"contact_id", "first_name", "last_name", "email", "company_domain"},
+			Classification: "pii",
+			RecordKey:      "C-" + s,
+		}
+	}
 	switch s {
 	case shapeRead:
 		e.Operation = provlogv1.Operation_OPERATION_READ
-		e.Inputs = []*provlogv1.Asset{{
-			Uri:            "crm://bench-crm/contacts",
-			Version:        "snapshot-" + seq,
-			Digest:         digestOf(g.runID, "contacts", seq),
-			Fields:         []string{"contact_id", "first_name", "last_name", "email", "company_domain"},
-			Classification: "pii",
-			RecordKey:      "C-" + seq,
-		}}
-	case shapeTransform:
-		in, out := part(n-1), part(n)
+		e.Inputs = []*provlogv1.Asset{contacts(n)}
+	case shapeTransform, shapeTransformRead:
+		in, out := part(max(n, 2)-2), part(n)
+		if s == shapeTransformRead {
+			in = contacts(n - 1)
+		}
 		e.Operation = provlogv1.Operation_OPERATION_TRANSFORM
 		e.Inputs = []*provlogv1.Asset{in}
 		e.Outputs = []*provlogv1.Asset{out}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/provlog/provlog/log/event"
+	"github.com/provlog/provlog/log/lineage"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
@@ -74,23 +79,77 @@ func TestGeneratedEventIDsAreUnique(t *testing.T) {
 }
 
 func TestGeneratedLineageChains(t *testing.T) {
-	// A transform reads the part the previous event wrote, as in
-	// testdata/events, so the lineage index has chains to walk.
+	// Every input is what an earlier event wrote or read, as in
+	// testdata/events: the lineage index has chains to walk, and no gap
+	// to report (an unproduced input in every other event would make the
+	// benchmark an anomaly detector's worst case, not a pipeline's log).
 	g, err := newGenerator(1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := g.build(7, shapeTransform, 0)
-	b := g.build(8, shapeTransform, 0)
-	if got, want := b.GetInputs()[0].GetUri(), a.GetOutputs()[0].GetUri(); got != want {
-		t.Errorf("event 8 reads %q, want event 7's output %q", got, want)
-	}
-	if got, want := b.GetInputs()[0].GetDigest(), a.GetOutputs()[0].GetDigest(); got != want {
-		t.Errorf("event 8 input digest %q, want event 7's output digest %q", got, want)
+	evs := g.nextN(2000)
+	byID := map[string]*provlogv1.ProvenanceEvent{}
+	var leaves [][]byte
+	written := map[string]bool{} // uri@version of outputs and of what reads read
+	for _, e := range evs {
+		byID[e.GetEventId()] = e
+		for _, in := range e.GetInputs() {
+			if e.GetOperation() != provlogv1.Operation_OPERATION_READ && !written[in.GetUri()+"@"+in.GetVersion()] && !strings.HasPrefix(in.GetVersion(), "snapshot-0") {
+				t.Errorf("%s (%v) reads %s@%s, which no earlier event wrote or read", e.GetEventId(), e.GetOperation(), in.GetUri(), in.GetVersion())
+			}
+		}
+		for _, a := range append(e.GetOutputs(), e.GetInputs()...) {
+			written[a.GetUri()+"@"+a.GetVersion()] = true
+		}
+		_, leaf, err := event.NewLeaf(e, time.Now(), benchSubmitter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, leaf)
 	}
 	if got := g.build(250, shapeRead, 0).GetWorkflow().GetParentRunId(); got != g.runID+"-r1" {
 		t.Errorf("parent run of event 250 = %q, want %q", got, g.runID+"-r1")
 	}
+
+	// And the real index says so: no gap but one run_without_start per
+	// run (the generator emits no RUN_START).
+	quiet := slog.New(slog.DiscardHandler)
+	store, err := lineage.OpenPebbleStore(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ix, err := lineage.Open(t.Context(), store, leafSource(leaves), lineage.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Watermark() != uint64(len(leaves)) {
+		t.Fatalf("indexed %d of %d leaves", ix.Watermark(), len(leaves))
+	}
+	runs := int64(len(leaves)/eventsPerRun + 1) // events 1..2000: runs 0..20
+	for kind, n := range ix.GapCounts() {
+		if want := map[lineage.GapKind]int64{lineage.GapRunWithoutStart: runs}[kind]; n != want {
+			t.Errorf("%d gaps of kind %v in %d generated events, want %d", n, kind, len(leaves), want)
+		}
+	}
+}
+
+// leafSource serves leaves as a log's entry bundles, for lineage.Open.
+type leafSource [][]byte
+
+func (s leafSource) IntegratedSize(context.Context) (uint64, error) { return uint64(len(s)), nil }
+
+func (s leafSource) ReadEntryBundle(_ context.Context, index uint64, p uint8) ([]byte, error) {
+	n := uint64(256)
+	if p != 0 {
+		n = uint64(p)
+	}
+	var b []byte
+	for _, l := range s[index*256 : index*256+n] {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(l)))
+		b = append(b, l...)
+	}
+	return b, nil
 }
 
 func TestNewGeneratorRejectsSizes(t *testing.T) {

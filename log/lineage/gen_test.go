@@ -237,13 +237,14 @@ func synthBundle(g leafGen, first, n uint64) ([]byte, error) {
 	return out, nil
 }
 
-// benchLike generates the plain events of cmd/provbench (gen.go, build),
-// without padding or sensitive values: one tenant, runs of 100 events, each
-// naming the previous run as its parent, in a cycle of read, transform,
-// external call, transform, write, transform, read, transform. Event n's
-// transform reads the part event n-1 wrote, and event n-1 is never a
-// transform: every transform's input is unproduced, the gap-heavy shape the
-// shared index has to keep up with.
+// benchLike generates the plain events cmd/provbench generated until
+// 2026-11-27 (gen.go, build), without padding or sensitive values: one
+// tenant, runs of 100 events, each naming the previous run as its parent,
+// in a cycle of read, transform, external call, transform, write,
+// transform, read, transform. Event n's transform reads the part event n-1
+// wrote, and event n-1 is never a transform: every transform's input is
+// unproduced. provbench's chains now link up; this gap-heavy shape stays
+// here as the index's worst case.
 type benchLike struct{}
 
 func (benchLike) event(n uint64) *provlogv1.ProvenanceEvent {
