@@ -411,6 +411,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 				case errors.Is(err, errIndexUnavailable):
 					log.Warn("not waiting for the lineage index", "err", err)
 				case err != nil:
+					watch.stop()
 					return fmt.Errorf("provlog %s phase, waiting for the lineage index (-index-wait): %w", mode, err)
 				default:
 					r.indexCaughtUp(took)
