@@ -365,6 +365,25 @@ func indexStoreConformance(t *testing.T, open func() indexStore) {
 			t.Errorf("Lookup(%q) (-want +got):\n%s", want.Key, diff)
 		}
 	}
+	// Within one commit too, in either order, and whether or not the
+	// record says it is new.
+	c8 := record{Key: dedupeKey("acme", "c"), Index: 18, LeafHash: [32]byte{18}, Digest: [32]byte{0xc}}
+	c4 := record{Key: c8.Key, Index: 14, LeafHash: [32]byte{14}, Digest: [32]byte{0xc}}
+	d2 := record{Key: dedupeKey("acme", "d"), Index: 12, LeafHash: [32]byte{12}, Digest: [32]byte{0xd}, New: true}
+	d7 := record{Key: d2.Key, Index: 17, LeafHash: [32]byte{17}, Digest: [32]byte{0xd}, New: true}
+	if err := s.Commit([]record{c8, d2, c4, d7}, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []record{c4, d2} {
+		got, ok, err := s.Lookup(want.Key)
+		want.New = false
+		if err != nil || !ok || got != want {
+			t.Errorf("Lookup(%q) after one commit of both = %+v, %v, %v; want %+v", want.Key, got, ok, err, want)
+		}
+		if idx, ok, err := s.LookupLeaf(want.LeafHash); err != nil || !ok || idx != want.Index {
+			t.Errorf("LookupLeaf of index %d = %d, %v, %v", want.Index, idx, ok, err)
+		}
+	}
 	if _, ok, err := s.Lookup(dedupeKey("other", "a")); ok || err != nil {
 		t.Errorf("Lookup of an unknown key = %v, %v", ok, err)
 	}

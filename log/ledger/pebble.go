@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/provlog/provlog/internal/pebblekit"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 
@@ -172,12 +171,27 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	// this batch. Lookups of absent keys are cheap: bloom filters.
 	seen := make(map[string]uint64, len(recs))
 	type kv struct{ k, v []byte }
-	ops := make(map[string]kv, 2*len(recs))
+	// Two writes a record, keys and values carved from one buffer.
+	ops := make([]kv, 0, 2*len(recs))
+	size := 0
+	for _, r := range recs {
+		size += 1 + len(r.Key) + 72 + 1 + 32 + 8
+	}
+	buf := make([]byte, 0, size)
+	carve := func(n int) []byte {
+		if len(buf)+n > cap(buf) { // cannot happen: size counts every record's bytes
+			buf = make([]byte, 0, max(n, size/4))
+		}
+		buf = buf[:len(buf)+n]
+		return buf[len(buf)-n : len(buf) : len(buf)]
+	}
 	for _, r := range recs {
 		if prev, ok := seen[r.Key]; ok && prev <= r.Index {
 			continue
 		}
-		ek := eventKey(r.Key)
+		ek := carve(1 + len(r.Key))
+		ek[0] = 'e'
+		copy(ek[1:], r.Key)
 		if _, inBatch := seen[r.Key]; !inBatch && !r.New {
 			if v, ok, err := s.get(ek); err != nil {
 				return fmt.Errorf("committing index records: %w", err)
@@ -186,18 +200,24 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 			}
 		}
 		seen[r.Key] = r.Index
-		val := make([]byte, 72)
+		val := carve(72)
 		binary.BigEndian.PutUint64(val, r.Index)
 		copy(val[8:40], r.LeafHash[:])
 		copy(val[40:], r.Digest[:])
-		ops[string(ek)] = kv{ek, val}
-		lk := leafKey(r.LeafHash)
-		ops[string(lk)] = kv{lk, binary.BigEndian.AppendUint64(nil, r.Index)}
+		lk := carve(1 + 32)
+		lk[0] = 'l'
+		copy(lk[1:], r.LeafHash[:])
+		ops = append(ops, kv{ek, val}, kv{lk, binary.BigEndian.AppendUint64(carve(8)[:0], r.Index)})
 	}
 	// In key order: pebble's memtable insert then walks on from the last
-	// key instead of searching the skiplist from the top for each one.
-	sorted := slices.SortedFunc(maps.Values(ops), func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	for _, o := range sorted {
+	// key instead of searching the skiplist from the top for each one. A
+	// key written twice (a record with a lower index after one with a
+	// higher, same key) keeps its last write: the sort is stable.
+	slices.SortStableFunc(ops, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	for i, o := range ops {
+		if i+1 < len(ops) && bytes.Equal(o.k, ops[i+1].k) {
+			continue
+		}
 		if err := b.Set(o.k, o.v, nil); err != nil {
 			return fmt.Errorf("committing index records: %w", err)
 		}
