@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/provlog/provlog/internal/pebblekit"
 	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/provlog/provlog/internal/pebblekit"
 )
 
 // pebbleStore is the embedded indexStore. Pebble (an LSM tree) is chosen
@@ -171,28 +171,14 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 	// this batch. Lookups of absent keys are cheap: bloom filters.
 	seen := make(map[string]uint64, len(recs))
 	type kv struct{ k, v []byte }
-	// Two writes a record, keys and values carved from one buffer.
 	ops := make([]kv, 0, 2*len(recs))
-	size := 0
 	for _, r := range recs {
-		size += 1 + len(r.Key) + 72 + 1 + 32 + 8
-	}
-	buf := make([]byte, 0, size)
-	carve := func(n int) []byte {
-		if len(buf)+n > cap(buf) { // cannot happen: size counts every record's bytes
-			buf = make([]byte, 0, max(n, size/4))
-		}
-		buf = buf[:len(buf)+n]
-		return buf[len(buf)-n : len(buf) : len(buf)]
-	}
-	for _, r := range recs {
-		if prev, ok := seen[r.Key]; ok && prev <= r.Index {
+		prev, inBatch := seen[r.Key]
+		if inBatch && prev <= r.Index {
 			continue
 		}
-		ek := carve(1 + len(r.Key))
-		ek[0] = 'e'
-		copy(ek[1:], r.Key)
-		if _, inBatch := seen[r.Key]; !inBatch && !r.New {
+		ek := eventKey(r.Key)
+		if !inBatch && !r.New {
 			if v, ok, err := s.get(ek); err != nil {
 				return fmt.Errorf("committing index records: %w", err)
 			} else if ok && len(v) == 72 && binary.BigEndian.Uint64(v) <= r.Index {
@@ -200,14 +186,11 @@ func (s *pebbleStore) Commit(recs []record, watermark uint64) error {
 			}
 		}
 		seen[r.Key] = r.Index
-		val := carve(72)
+		val := make([]byte, 72)
 		binary.BigEndian.PutUint64(val, r.Index)
 		copy(val[8:40], r.LeafHash[:])
 		copy(val[40:], r.Digest[:])
-		lk := carve(1 + 32)
-		lk[0] = 'l'
-		copy(lk[1:], r.LeafHash[:])
-		ops = append(ops, kv{ek, val}, kv{lk, binary.BigEndian.AppendUint64(carve(8)[:0], r.Index)})
+		ops = append(ops, kv{ek, val}, kv{leafKey(r.LeafHash), binary.BigEndian.AppendUint64(nil, r.Index)})
 	}
 	// In key order: pebble's memtable insert then walks on from the last
 	// key instead of searching the skiplist from the top for each one. A

@@ -240,12 +240,6 @@ func (t *txn) closeGap(k key, code byte) error {
 	return t.del(k)
 }
 
-// applyLeaf indexes the leaf at idx. It fails only when the store does; a
-// leaf that does not decode is recorded as such and skipped.
-func (t *txn) applyLeaf(idx uint64, leaf []byte) error {
-	return t.applyDecoded(idx, decodeLeaf(idx, leaf))
-}
-
 // decoded is a leaf made ready for indexing: its record and the record's
 // stored form, or why the leaf does not decode. Making it needs nothing of
 // the index, so it can run ahead of indexing on another goroutine.
@@ -264,7 +258,9 @@ func decodeLeaf(idx uint64, leaf []byte) decoded {
 	return decoded{rec: r, enc: r.encode()}
 }
 
-// applyDecoded indexes the leaf at idx, decoded by decodeLeaf.
+// applyDecoded indexes the leaf at idx, decoded by decodeLeaf. It fails
+// only when the store does; a leaf that does not decode is recorded as such
+// and skipped.
 func (t *txn) applyDecoded(idx uint64, d decoded) error {
 	if err := d.err; err != nil {
 		t.log.Error("lineage: leaf does not decode; skipping it", "index", idx, "err", err)

@@ -505,7 +505,6 @@ func (s *boundedSet) add(k string) {
 
 func (s *boundedSet) clear() { clear(s.m) }
 
-// readBundle returns the entries of entry bundle bi of a log of size size.
 // decodedBundle is the leaves [first, first+len(leaves)) of the pass in
 // one entry bundle, decoded, or the error that ended reading.
 type decodedBundle struct {
@@ -549,6 +548,7 @@ func decodeBundles(ctx context.Context, src Source, from, end, size uint64) <-ch
 	return out
 }
 
+// readBundle returns the entries of entry bundle bi of a log of size size.
 func readBundle(ctx context.Context, src Source, bi, size uint64) ([][]byte, error) {
 	p := layout.PartialTileSize(0, bi, size)
 	raw, err := src.ReadEntryBundle(ctx, bi, p)

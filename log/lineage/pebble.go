@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/provlog/provlog/internal/pebblekit"
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/provlog/provlog/internal/pebblekit"
 )
 
 // pebbleStore is the embedded Store.
