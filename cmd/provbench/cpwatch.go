@@ -42,9 +42,7 @@ type checkpointWatch struct {
 
 	mu      sync.Mutex
 	seen    []cpSeen // sizes strictly increasing
-	lastErr error
-	grown   chan struct{} // closed and replaced when seen grows
-	gaveUp  chan struct{} // closed when a read says it never will succeed
+	lastErr error    // of the latest read; errCheckpointUnavailable ends the polling
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -53,7 +51,7 @@ type checkpointWatch struct {
 // watchCheckpoints starts polling read every interval; stop ends it.
 func watchCheckpoints(ctx context.Context, read func(ctx context.Context) (uint64, error), every time.Duration) *checkpointWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &checkpointWatch{read: read, every: every, grown: make(chan struct{}), gaveUp: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	w := &checkpointWatch{read: read, every: every, cancel: cancel, done: make(chan struct{})}
 	go w.run(ctx)
 	return w
 }
@@ -68,25 +66,16 @@ func (w *checkpointWatch) run(ctx context.Context) {
 		cancel()
 		now := time.Now()
 		w.mu.Lock()
-		switch {
-		case errors.Is(err, errCheckpointUnavailable):
+		if ctx.Err() == nil {
 			w.lastErr = err
-			w.mu.Unlock()
-			close(w.gaveUp)
-			return
-		case err != nil:
-			if ctx.Err() == nil {
-				w.lastErr = err
-			}
-		case len(w.seen) == 0 || size > w.seen[len(w.seen)-1].size:
-			w.lastErr = nil
+		}
+		if err == nil && (len(w.seen) == 0 || size > w.seen[len(w.seen)-1].size) {
 			w.seen = append(w.seen, cpSeen{at: now, size: size})
-			close(w.grown)
-			w.grown = make(chan struct{})
-		default:
-			w.lastErr = nil
 		}
 		w.mu.Unlock()
+		if errors.Is(err, errCheckpointUnavailable) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -104,38 +93,38 @@ func (w *checkpointWatch) stop() {
 	<-w.done
 }
 
+// latest is the largest size seen and the latest read's error.
+func (w *checkpointWatch) latest() (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.seen); n > 0 {
+		return w.seen[n-1].size, w.lastErr
+	}
+	return 0, w.lastErr
+}
+
 // waitFor waits until a checkpoint of at least size has been seen, for at
 // most limit.
 func (w *checkpointWatch) waitFor(ctx context.Context, size uint64, limit time.Duration) error {
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
+	deadline := time.Now().Add(limit)
+	t := time.NewTicker(w.every)
+	defer t.Stop()
 	for {
-		w.mu.Lock()
-		var got uint64
-		if n := len(w.seen); n > 0 {
-			got = w.seen[n-1].size
-		}
-		grown := w.grown
-		w.mu.Unlock()
-		if got >= size {
+		got, lastErr := w.latest()
+		switch {
+		case got >= size:
 			return nil
+		case errors.Is(lastErr, errCheckpointUnavailable):
+			return lastErr
+		case !time.Now().Before(deadline) && lastErr != nil:
+			return fmt.Errorf("no checkpoint of size %d within %v (the latest seen has %d; last read error: %w)", size, limit, got, lastErr)
+		case !time.Now().Before(deadline):
+			return fmt.Errorf("no checkpoint of size %d within %v (the latest seen has %d)", size, limit, got)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-w.gaveUp:
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return w.lastErr
-		case <-timer.C:
-			w.mu.Lock()
-			lastErr := w.lastErr
-			w.mu.Unlock()
-			if lastErr != nil {
-				return fmt.Errorf("no checkpoint of size %d within %v (the latest seen has %d; last read error: %w)", size, limit, got, lastErr)
-			}
-			return fmt.Errorf("no checkpoint of size %d within %v (the latest seen has %d)", size, limit, got)
-		case <-grown:
+		case <-t.C:
 		}
 	}
 }

@@ -395,10 +395,10 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 			}
 			log.Info("phase starting", "target", "provlog", "mode", mode, "events", cfg.Events, "frontends", cfg.GRPCAddr)
 			watch := cfg.watch(ctx, target.checkpointSize)
+			defer watch.stop() // on the way out of a failed phase; toCheckpoint stops it otherwise
 			st, err := drive(ctx, cfg.Concurrency, unit, cfg.Warmup, cfg.Duration, cfg.Count, call)
 			opened := target.closeStreams()
 			if err != nil {
-				watch.stop()
 				return fmt.Errorf("provlog %s phase: %w", mode, err)
 			}
 			r := newResult("provlog", mode, unit, st)
@@ -411,7 +411,6 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 				case errors.Is(err, errIndexUnavailable):
 					log.Warn("not waiting for the lineage index", "err", err)
 				case err != nil:
-					watch.stop()
 					return fmt.Errorf("provlog %s phase, waiting for the lineage index (-index-wait): %w", mode, err)
 				default:
 					r.indexCaughtUp(took)
@@ -438,7 +437,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 			if err == nil {
 				cpLat, err = toCheckpoint(ctx, watch, st.marks)
 			}
-			watch.stop()
+			watch.stop() // before the log it reads goes
 			l.close(ctx, log)
 			if err != nil {
 				return fmt.Errorf("baseline %s phase: %w", mode, err)

@@ -696,6 +696,10 @@ func (t *txn) locationKnown(tenant, loc string) (bool, error) {
 	return ok, err
 }
 
+// locationKey is the key that says something at uri's location was
+// produced.
+func locationKey(tenant, uri string) key { return newKey(keyLocation).str(tenant).str(location(uri)) }
+
 // location is the part of a URI that names the system holding the asset:
 // up to the first "/" after "://" ("postgres://warehouse",
 // "s3://acme-staging"), or the whole URI when it has no "://".
@@ -914,14 +918,14 @@ func (t *txn) prefetch(ds []decoded) error {
 			}
 		}
 		for _, rf := range distinctRefs(r.Inputs) { // checkProduced, openUnproduced
-			if lk := newKey(keyLocation).str(tenant).str(location(rf.URI)); !t.knownLocs.has(string(lk)) {
+			if lk := locationKey(tenant, rf.URI); !t.knownLocs.has(string(lk)) {
 				want(lk)
 			}
 			want(gapKey(tenant, run, gapCodeUnproduced).u64(r.Leaf).str(rf.URI).str(rf.Version).str(rf.RecordKey))
 			want(newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI))
 		}
 		for _, rf := range distinctRefs(r.Outputs) { // produced
-			if lk := newKey(keyLocation).str(tenant).str(location(rf.URI)); !t.knownLocs.has(string(lk)) {
+			if lk := locationKey(tenant, rf.URI); !t.knownLocs.has(string(lk)) {
 				want(lk)
 			}
 			want(newKey(keyWait).b(waitProducer).str(tenant).str(rf.URI))
@@ -929,7 +933,7 @@ func (t *txn) prefetch(ds []decoded) error {
 	}
 	got := make(map[string][]byte, len(keys))
 	if len(keys) > 0 {
-		if err := t.br.getMany(t.ctx, keys, func(k, v []byte) { got[string(k)] = slices.Clone(v) }); err != nil {
+		if err := t.br.getMany(t.ctx, keys, func(k, v []byte) { got[string(k)] = v }); err != nil {
 			return err
 		}
 	}
@@ -967,7 +971,7 @@ func (t *txn) prefetch(ds []decoded) error {
 			}
 		}
 		for _, rf := range distinctRefs(r.Inputs) { // hasProducer
-			lk := string(newKey(keyLocation).str(tenant).str(location(rf.URI)))
+			lk := string(locationKey(tenant, rf.URI))
 			if !t.knownLocs.has(lk) && !t.over[lk].present && !locs[lk] {
 				continue // a candidate
 			}
@@ -981,7 +985,7 @@ func (t *txn) prefetch(ds []decoded) error {
 		}
 		for _, rf := range distinctRefs(r.Outputs) {
 			outs[tenant+"\x00"+rf.URI] = append(outs[tenant+"\x00"+rf.URI], rf)
-			locs[string(newKey(keyLocation).str(tenant).str(location(rf.URI)))] = true
+			locs[string(locationKey(tenant, rf.URI))] = true
 		}
 	}
 	if len(prefixes) == 0 {

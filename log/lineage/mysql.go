@@ -69,7 +69,8 @@ func (s *mysqlStore) Get(ctx context.Context, key []byte) ([]byte, error) {
 // keys of at most 3072 bytes stay well under max_allowed_packet.
 const manyChunk = 500
 
-// getMany reads keys with one SELECT … WHERE k IN (…) per manyChunk keys.
+// getMany reads keys with one SELECT … WHERE k IN (…) per manyChunk keys;
+// found owns what it is given.
 func (s *mysqlStore) getMany(ctx context.Context, keys [][]byte, found func(key, value []byte)) error {
 	for len(keys) > 0 {
 		n := min(len(keys), manyChunk)
@@ -182,26 +183,23 @@ func (s *mysqlStore) Scan(ctx context.Context, start, end []byte, reverse bool, 
 }
 
 func (s *mysqlStore) scanPage(ctx context.Context, q string, args []any, fn func(key, value []byte) error, last *[]byte) (n int, stop bool, err error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return 0, false, fmt.Errorf("lineage store scan: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	var fnErr error // fn's, returned as it is
+	err = s.rows(ctx, q, args, func(rows *sql.Rows) error {
 		var k, v []byte
 		if err := rows.Scan(&k, &v); err != nil {
-			return n, false, fmt.Errorf("lineage store scan: %w", err)
+			return err
 		}
 		n++
 		*last = k
-		if err := fn(k, v); err != nil {
-			if errors.Is(err, ErrStopScan) {
-				return n, true, nil
-			}
-			return n, true, err
-		}
-	}
-	if err := rows.Err(); err != nil {
+		fnErr = fn(k, v)
+		return fnErr
+	})
+	switch {
+	case errors.Is(fnErr, ErrStopScan):
+		return n, true, nil
+	case fnErr != nil:
+		return n, true, fnErr
+	case err != nil:
 		return n, false, fmt.Errorf("lineage store scan: %w", err)
 	}
 	return n, false, nil

@@ -72,7 +72,7 @@ type view interface {
 type batchReader interface {
 	// getMany calls found with every key of keys that is stored, and its
 	// value, in no particular order; absent keys are not reported. found
-	// must not retain key or value.
+	// may keep key and value.
 	getMany(ctx context.Context, keys [][]byte, found func(key, value []byte)) error
 	// anyMany reports, for each prefix, whether some key starts with it.
 	anyMany(ctx context.Context, prefixes [][]byte) ([]bool, error)
