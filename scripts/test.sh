@@ -24,6 +24,7 @@ go mod tidy -diff
 
 echo "== go vet"
 go vet ./...
+go vet -tags pprof ./cmd/provlogd ./cmd/provbench # the profiling builds (scripts/profile.sh)
 
 echo "== generated code matches proto/"
 before=$(find proto -type f -print0 | sort -z | xargs -0 sha256sum)
