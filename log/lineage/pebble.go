@@ -42,7 +42,7 @@ const (
 	// flushed memtable overlaps all of the base level, and each L0
 	// compaction rewrites it. Compacting 16 L0 sublevels at a time rather
 	// than pebble's 4 writes a third fewer bytes (BenchmarkIndex: 698
-	// against 1,045 written-B/event) for 17-25% less CPU while indexing;
+	// against 1,045 written-B/event) for 10-25% less CPU while indexing;
 	// traces read more files (depth 10 over 1M events: p99 3.1 against
 	// 2.5 ms), far inside their 10 ms goal (BENCHMARKS.md).
 	pebbleL0CompactionThreshold = 16
