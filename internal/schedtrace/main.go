@@ -63,8 +63,7 @@ type span struct{ from, to trace.Time }
 type followed struct {
 	id     trace.GoID
 	in     map[trace.GoState]trace.Time // time spent in each state
-	waits  []trace.Time                 // each runnable wait, in order
-	ready  []span                       // the runnable waits, to overlap
+	ready  []span                       // its runnable waits
 	blocks int                          // Running -> Waiting transitions
 }
 
@@ -132,10 +131,9 @@ func analyze(r io.Reader, fn string) (*report, error) {
 			fol[id] = &followed{id: id, in: map[trace.GoState]trace.Time{}}
 		}
 		d := now - g.since
-		if f := fol[id]; f != nil && g.since != 0 {
+		if f := fol[id]; f != nil {
 			f.in[from] += d
 			if from == trace.GoRunnable {
-				f.waits = append(f.waits, d)
 				f.ready = append(f.ready, span{g.since, now})
 			}
 			if from == trace.GoRunning && to == trace.GoWaiting {
@@ -253,8 +251,11 @@ func (r *report) print(w io.Writer, top int) {
 			fmt.Fprintf(w, "  %s %.0f ms", strings.ToLower(s.String()), ms(f.in[s]))
 		}
 		fmt.Fprintf(w, "  (blocked %d times)\n", f.blocks)
-		if n := len(f.waits); n > 0 {
-			ws := slices.Clone(f.waits)
+		if n := len(f.ready); n > 0 {
+			ws := make([]trace.Time, n)
+			for i, r := range f.ready {
+				ws[i] = r.to - r.from
+			}
 			slices.Sort(ws)
 			fmt.Fprintf(w, "  runnable waits: %d, p50 %.3f ms, p90 %.3f, p99 %.3f, max %.3f\n",
 				n, ms(ws[n/2]), ms(ws[n*9/10]), ms(ws[n*99/100]), ms(ws[n-1]))

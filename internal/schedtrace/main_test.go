@@ -13,10 +13,12 @@ import (
 	xtrace "golang.org/x/exp/trace"
 )
 
-// followedWork waits, makes system calls and computes, in turns.
+// followedWork waits, makes system calls, computes and yields the P, in
+// turns: each yield leaves it runnable while the spinner runs.
 func followedWork(dir string) error {
 	for i := range 10 {
 		time.Sleep(2 * time.Millisecond)
+		runtime.Gosched()
 		f, err := os.Create(filepath.Join(dir, "f"))
 		if err != nil {
 			return err
@@ -84,7 +86,7 @@ func TestAnalyze(t *testing.T) {
 	for s, least := range map[xtrace.GoState]time.Duration{
 		xtrace.GoWaiting:  10 * 2 * time.Millisecond, // the sleeps
 		xtrace.GoRunning:  10 * time.Millisecond / 2, // the spins, less what preemption took
-		xtrace.GoRunnable: time.Nanosecond,           // behind the spinner
+		xtrace.GoRunnable: time.Nanosecond,           // after each yield, behind the spinner
 		xtrace.GoSyscall:  time.Nanosecond,           // the writes and syncs
 	} {
 		if got := time.Duration(f.in[s]); got < least {
@@ -98,7 +100,7 @@ func TestAnalyze(t *testing.T) {
 	if sum > rep.span {
 		t.Errorf("states add up to %v, more than the trace's %v", time.Duration(sum), time.Duration(rep.span))
 	}
-	if len(f.waits) == 0 {
+	if len(f.ready) == 0 {
 		t.Error("no runnable waits recorded")
 	}
 	var during xtrace.Time
