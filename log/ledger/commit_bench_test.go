@@ -39,4 +39,19 @@ func BenchmarkIndexCommit(b *testing.B) {
 		spent += time.Since(start)
 	}
 	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N*pass), "ns/event")
+	// What flushes and compactions wrote: the write amplification that
+	// costs provlogd CPU in the background.
+	t := s.db.Metrics().Total()
+	b.ReportMetric(float64(t.TableBytesFlushed+t.TableBytesCompacted)/float64(b.N*pass), "written-B/event")
+	lookups := make([]string, 1024)
+	for i := range lookups {
+		lookups[i] = dedupeKey("bench", fmt.Sprintf("absent:%d", i))
+	}
+	start := time.Now()
+	for range 100 {
+		if _, err := s.LookupMany(lookups); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(100*len(lookups)), "ns/absent-lookup")
 }
