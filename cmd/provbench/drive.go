@@ -66,6 +66,10 @@ type phaseStats struct {
 	// warmupEvents were acknowledged during the warm-up, and are in no
 	// other number.
 	warmupEvents uint64
+	// logEnd is one past the highest index any call of the phase was
+	// given, warm-up included: the log size the lineage index must reach
+	// to cover every event appended.
+	logEnd uint64
 }
 
 // drive runs concurrency workers, each making calls of unit events back to
@@ -132,6 +136,10 @@ func drive(ctx context.Context, concurrency, unit int, warmup, dur time.Duration
 		out.sigs.merge(s.sigs)
 		out.marks = append(out.marks, s.marks...)
 		out.warmupEvents += warm[i].events
+		out.logEnd = max(out.logEnd, warm[i].end) // warm-up calls do not reset end
+	}
+	for _, m := range out.marks {
+		out.logEnd = max(out.logEnd, m.end)
 	}
 	if err == nil {
 		err = ctx.Err()

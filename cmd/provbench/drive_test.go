@@ -143,3 +143,37 @@ func TestCheckLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestDriveLogEnd: logEnd is the size of the log after the phase (one past
+// the highest index any call was given, with a warm-up before), and each
+// measured call's mark ends one past its own highest index.
+func TestDriveLogEnd(t *testing.T) {
+	var next atomic.Uint64 // the fake log's size
+	call := func(_ context.Context, _, n int, st *workerStats, _ time.Time) error {
+		end := next.Add(uint64(n))
+		for i := end - uint64(n); i < end; i++ {
+			st.sequenced(i)
+		}
+		st.events += uint64(n)
+		time.Sleep(time.Millisecond)
+		return nil
+	}
+	st, err := drive(t.Context(), 4, 10, 50*time.Millisecond, time.Minute, 200, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.warmupEvents == 0 {
+		t.Fatal("no warm-up calls")
+	}
+	if got, want := st.logEnd, next.Load(); got != want {
+		t.Errorf("logEnd = %d, want %d (the fake log's size)", got, want)
+	}
+	if len(st.marks) != 20 {
+		t.Fatalf("%d marks, want one per measured call (20)", len(st.marks))
+	}
+	for _, m := range st.marks {
+		if m.end == 0 || m.end%10 != 0 || m.end > next.Load() {
+			t.Errorf("mark ends at %d: want a call's end, a multiple of 10 up to %d", m.end, next.Load())
+		}
+	}
+}

@@ -71,9 +71,7 @@ func TestWaitIndexed(t *testing.T) {
 			}
 			t.Cleanup(func() { conn.Close() })
 			p := &provlogTarget{conns: []*grpc.ClientConn{conn}}
-			p.noteIndex(99) // the log holds leaves 0..99
-
-			took, err := p.waitIndexed(t.Context(), 600*time.Millisecond)
+			took, err := p.waitIndexed(t.Context(), 100, 600*time.Millisecond) // the log holds leaves 0..99
 			switch {
 			case tc.unavailable:
 				if !errors.Is(err, errIndexUnavailable) {

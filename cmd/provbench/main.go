@@ -406,7 +406,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 				r.Streams = opened
 			}
 			if cfg.IndexWait > 0 {
-				took, err := target.waitIndexed(ctx, cfg.IndexWait)
+				took, err := target.waitIndexed(ctx, st.logEnd, cfg.IndexWait)
 				switch {
 				case errors.Is(err, errIndexUnavailable):
 					log.Warn("not waiting for the lineage index", "err", err)

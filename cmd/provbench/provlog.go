@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/provlog/provlog/client"
@@ -87,19 +86,6 @@ type provlogTarget struct {
 	wait    provlogv1.WaitFor
 	// streams, in stream mode: worker w sends on streams[w mod len].
 	streams []*client.AppendStreamer
-	// end is one past the highest index any append was given: the log
-	// size the lineage index must reach to cover every event appended.
-	end atomic.Uint64
-}
-
-// noteIndex records that the event at idx is in the log.
-func (p *provlogTarget) noteIndex(idx uint64) {
-	for {
-		cur := p.end.Load()
-		if idx < cur || p.end.CompareAndSwap(cur, idx+1) {
-			return
-		}
-	}
 }
 
 // indexPoll is how often waitIndexed asks for the index's watermark.
@@ -109,12 +95,11 @@ const indexPoll = 100 * time.Millisecond
 // index is (no lineage service, or a token that may not ask).
 var errIndexUnavailable = errors.New("the lineage index watermark is not available")
 
-// waitIndexed waits until the lineage index covers every event appended so
-// far (its watermark reaches p.end), for at most limit, and returns how
-// long that took.
-func (p *provlogTarget) waitIndexed(ctx context.Context, limit time.Duration) (time.Duration, error) {
+// waitIndexed waits until the lineage index covers the log up to want (its
+// watermark reaches want: a phase's logEnd), for at most limit, and
+// returns how long that took.
+func (p *provlogTarget) waitIndexed(ctx context.Context, want uint64, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
-	want := p.end.Load()
 	lc := provlogv1.NewLineageServiceClient(p.conns[0])
 	for {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
@@ -235,7 +220,6 @@ func (p *provlogTarget) appendOne(ctx context.Context, c provlogv1.LogServiceCli
 		cancel()
 		if err == nil {
 			st.events++
-			p.noteIndex(resp.GetIndex())
 			st.sequenced(resp.GetIndex())
 			if resp.GetDuplicate() {
 				st.duplicates++
@@ -320,7 +304,6 @@ func (p *provlogTarget) resend(ctx context.Context, pending []*provlogv1.Provena
 					return fmt.Errorf("event %q rejected: %v: %s (field %q)", pending[i].GetEventId(), c, e.GetMessage(), e.GetField())
 				}
 				st.events++
-				p.noteIndex(r.GetIndex())
 				st.sequenced(r.GetIndex())
 				if r.GetDuplicate() {
 					st.duplicates++
