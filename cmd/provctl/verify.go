@@ -211,16 +211,14 @@ func whileIndexLags(e *env, c *client.Client, wait time.Duration, call func() er
 		if cerr != nil || derr != nil {
 			break
 		}
-		// The index may have caught up since the call: its answer then
-		// was stale, so ask once more before taking NotFound for real.
-		caughtUp := d.GetWatermark() >= cp.Size
-		if !caughtUp {
-			time.Sleep(200 * time.Millisecond)
+		if d.GetWatermark() >= cp.Size {
+			// The index may have caught up since the call: its answer
+			// then was stale, so ask once more before taking NotFound
+			// for real.
+			return call()
 		}
+		time.Sleep(200 * time.Millisecond)
 		err = call()
-		if caughtUp {
-			break
-		}
 	}
 	return err
 }
