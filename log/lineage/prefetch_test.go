@@ -98,29 +98,33 @@ func (c *countingStore) Commit(ctx context.Context, b *Batch) error {
 // candidates are deleted) all through the log, across passes and bundles.
 func shuffled(t *testing.T, g leafGen, n uint64) *memSource {
 	t.Helper()
-	order := make([]uint64, n)
-	for i := range order {
-		order[i] = uint64(i)
-	}
+	order := inOrder(n)
 	for w := uint64(0); w < n; w += 64 {
 		win := order[w:min(n, w+64)]
 		slices.SortFunc(win, func(a, b uint64) int { return stdcmp.Compare(mix(a), mix(b)) })
 	}
-	src := &memSource{}
-	for _, i := range order {
-		l, err := g.leaf(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src.add(l)
-	}
-	return src
+	return sourceOf(t, g, order)
 }
 
 func genSource(t *testing.T, g leafGen, n uint64) *memSource {
 	t.Helper()
+	return sourceOf(t, g, inOrder(n))
+}
+
+// inOrder is 0, 1, …, n-1.
+func inOrder(n uint64) []uint64 {
+	order := make([]uint64, n)
+	for i := range order {
+		order[i] = uint64(i)
+	}
+	return order
+}
+
+// sourceOf is a log of g's leaves numbered order, in that order.
+func sourceOf(t *testing.T, g leafGen, order []uint64) *memSource {
+	t.Helper()
 	src := &memSource{}
-	for i := range n {
+	for _, i := range order {
 		l, err := g.leaf(i)
 		if err != nil {
 			t.Fatal(err)
