@@ -39,6 +39,10 @@ type tesseraSettings struct {
 	// phase writes under its own prefix of awsCfg's bucket.
 	storage string
 	awsCfg  ledger.AWSConfig
+	// cpuPerEvent is CPU the baseline spends before adding each entry: 0
+	// for bare tessera, more to model a service in tessera's process
+	// (burner).
+	cpuPerEvent time.Duration
 }
 
 // leafPool is a fixed set of real provlog leaves the baseline appends over
@@ -82,6 +86,7 @@ type tesseraLog struct {
 	shutdown       func(context.Context) error
 	cancel         context.CancelFunc
 	pool           *leafPool
+	burn           burner // spent before each add: -baseline-cpu-per-event
 }
 
 // openTesseraLog creates a new log in a fresh directory under parent,
@@ -132,7 +137,8 @@ func openTesseraLog(ctx context.Context, parent string, set tesseraSettings, pub
 	if err != nil {
 		return fail(fmt.Errorf("couldn't start tessera appender: %w", err))
 	}
-	l := &tesseraLog{dir: dir, dropDB: dropDB, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool, readCheckpoint: reader.ReadCheckpoint}
+	l := &tesseraLog{dir: dir, dropDB: dropDB, add: appender.Add, shutdown: shutdown, cancel: cancel, pool: pool, readCheckpoint: reader.ReadCheckpoint,
+		burn: newBurner(set.cpuPerEvent)}
 	if published {
 		l.awaiter = tessera.NewPublicationAwaiter(bctx, reader.ReadCheckpoint, awaitPoll)
 	}
@@ -166,6 +172,7 @@ func (l *tesseraLog) call(ctx context.Context, _, n int, st *workerStats, stopAt
 	defer cancel()
 	futures := make([]tessera.IndexFuture, n)
 	for i := range futures {
+		l.burn.spend()
 		futures[i] = l.add(ctx, tessera.NewEntry(l.pool.take()))
 	}
 	for _, f := range futures {

@@ -99,6 +99,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.Tessera.checkpointInterval, "baseline-checkpoint-interval", time.Second, "baseline checkpoint interval; match provlogd's -checkpoint-interval")
 	fs.UintVar(&cfg.Tessera.batchMaxSize, "baseline-batch-max-size", 0, "baseline sequencing batch size; match provlogd's -batch-max-size (0: provlogd's default for -baseline-storage)")
 	fs.DurationVar(&cfg.Tessera.batchMaxAge, "baseline-batch-max-age", 100*time.Millisecond, "baseline sequencing batch age; match provlogd's -batch-max-age")
+	fs.DurationVar(&cfg.Tessera.cpuPerEvent, "baseline-cpu-per-event", 0, "CPU the baseline spends (hashing, calibrated at the start of each phase) on the appending goroutine before adding each entry: a model of a service doing that much work per event beside tessera; 0 is bare tessera")
 	fs.StringVar(&cfg.Tessera.storage, "baseline-storage", "posix", "baseline storage: posix (a directory, see -baseline-dir) or aws (tessera's AWS driver; match provlogd's --storage)")
 	fs.StringVar(&cfg.Tessera.awsCfg.DSN, "baseline-mysql-dsn", "", "with -baseline-storage aws: MySQL `DSN` of a server where each phase creates (then drops) a database")
 	fs.StringVar(&cfg.Tessera.awsCfg.Endpoint, "baseline-s3-endpoint", "", "with -baseline-storage aws: S3-compatible store `URL` (path-style); empty means AWS S3")
@@ -197,6 +198,9 @@ func (c *Config) check() error {
 	}
 	if c.EventSize < minEventSize || c.EventSize > maxEventSize {
 		return fmt.Errorf("bad -event-size %d: want %d to %d", c.EventSize, minEventSize, maxEventSize)
+	}
+	if c.Tessera.cpuPerEvent < 0 || c.Tessera.cpuPerEvent > 10*time.Millisecond {
+		return fmt.Errorf("bad -baseline-cpu-per-event %v: want 0 to 10ms", c.Tessera.cpuPerEvent)
 	}
 	if c.OnlyBaseline {
 		c.Baseline = true
@@ -379,6 +383,9 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 			CheckpointInterval: cfg.Tessera.checkpointInterval.String(),
 			BatchMaxSize:       cfg.Tessera.batchMaxSize,
 			BatchMaxAge:        cfg.Tessera.batchMaxAge.String(),
+		}
+		if cfg.Tessera.cpuPerEvent > 0 {
+			rep.Settings.CPUPerEvent = cfg.Tessera.cpuPerEvent.String()
 		}
 	}
 

@@ -48,6 +48,8 @@ type settingsJSON struct {
 	CheckpointInterval string `json:"checkpoint_interval"`
 	BatchMaxSize       uint   `json:"batch_max_size"`
 	BatchMaxAge        string `json:"batch_max_age"`
+	// CPUPerEvent is -baseline-cpu-per-event: absent for bare tessera.
+	CPUPerEvent string `json:"cpu_per_event,omitempty"`
 }
 
 // result is one phase: one target driven in one mode.
@@ -219,8 +221,12 @@ func (r *report) writeTable(w io.Writer) error {
 		fmt.Fprintf(w, "each phase: %gs warm-up, not counted\n", r.Warmup)
 	}
 	if r.BaselineDir != "" {
-		fmt.Fprintf(w, "baseline: tessera %s under %s, checkpoint every %s, batches of %d or %s\n",
+		fmt.Fprintf(w, "baseline: tessera %s under %s, checkpoint every %s, batches of %d or %s",
 			r.Settings.Storage, r.BaselineDir, r.Settings.CheckpointInterval, r.Settings.BatchMaxSize, r.Settings.BatchMaxAge)
+		if r.Settings.CPUPerEvent != "" {
+			fmt.Fprintf(w, ", plus %s of CPU per event (-baseline-cpu-per-event: a model, not bare tessera)", r.Settings.CPUPerEvent)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

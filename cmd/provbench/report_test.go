@@ -35,7 +35,7 @@ func goldenReport() *report {
 		Duration:      10,
 		Count:         0,
 		BaselineDir:   "/tmp/pbtest",
-		Settings:      settingsJSON{Storage: "posix", CheckpointInterval: "1s", BatchMaxSize: 256, BatchMaxAge: "100ms"},
+		Settings:      settingsJSON{Storage: "posix", CheckpointInterval: "1s", BatchMaxSize: 256, BatchMaxAge: "100ms", CPUPerEvent: "20µs"},
 	}
 	lat := latency{Calls: 1000, Mean: 120.5, P50: 110.25, P90: 180, P99: 240.125, Max: 310}
 	r.Results = []result{

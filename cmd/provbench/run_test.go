@@ -110,6 +110,8 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"duration", func(c *Config) { c.Duration = 0 }, "-duration"},
 		{"checkpoint poll", func(c *Config) { c.CheckpointPoll = time.Microsecond }, "-checkpoint-poll"},
 		{"event size", func(c *Config) { c.EventSize = 10 }, "-event-size"},
+		{"negative baseline CPU", func(c *Config) { c.Tessera.cpuPerEvent = -time.Microsecond }, "-baseline-cpu-per-event"},
+		{"baseline CPU too large", func(c *Config) { c.Tessera.cpuPerEvent = time.Second }, "-baseline-cpu-per-event"},
 		{"remote address", func(c *Config) { c.GRPCAddr = "192.0.2.1:8090" }, "loopback"},
 		{"no token", func(c *Config) { c.DataDir = t.TempDir() }, "no bearer token"},
 	} {
