@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -46,11 +47,15 @@ func TestRunOnlyBaseline(t *testing.T) {
 	cfg.JSON = true
 	// Publish often, so that waiting for publication stays quick.
 	cfg.Tessera.checkpointInterval = 200 * time.Millisecond
-	for _, tc := range []struct{ wait, kind string }{
-		{"sequenced", kindPlain}, {"published", kindPlain}, {"sequenced", kindSigned}, {"sequenced", kindSensitive},
+	for _, tc := range []struct {
+		wait, kind string
+		cpu        time.Duration // -baseline-cpu-per-event
+	}{
+		{"sequenced", kindPlain, 0}, {"published", kindPlain, 0}, {"sequenced", kindSigned, 0}, {"sequenced", kindSensitive, 0},
+		{"sequenced", kindPlain, 50 * time.Microsecond},
 	} {
-		t.Run(tc.wait+"-"+tc.kind, func(t *testing.T) {
-			cfg.Wait, cfg.Events = tc.wait, tc.kind
+		t.Run(fmt.Sprintf("%s-%s-cpu%v", tc.wait, tc.kind, tc.cpu), func(t *testing.T) {
+			cfg.Wait, cfg.Events, cfg.Tessera.cpuPerEvent = tc.wait, tc.kind, tc.cpu
 			var out bytes.Buffer
 			log := slog.New(slog.NewTextHandler(new(bytes.Buffer), nil))
 			if err := run(t.Context(), cfg, &out, log); err != nil {
@@ -59,6 +64,9 @@ func TestRunOnlyBaseline(t *testing.T) {
 			var rep report
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 				t.Fatalf("--json output doesn't parse: %v\n%s", err, out.String())
+			}
+			if want := map[time.Duration]string{0: "", 50 * time.Microsecond: "50µs"}[tc.cpu]; rep.Settings.CPUPerEvent != want {
+				t.Errorf("baseline_tessera.cpu_per_event = %q, want %q", rep.Settings.CPUPerEvent, want)
 			}
 			if len(rep.Results) != 2 {
 				t.Fatalf("%d results, want 2 (unary and batch baseline)", len(rep.Results))
