@@ -299,11 +299,35 @@ func (ix *Index) catchUp(ctx context.Context, paced bool) error {
 		}
 		// Pause outside passMu, so CatchUp and Rebuild never wait on it.
 		if d := ix.pause(took); paced && d > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(d):
+			if err := ix.rest(ctx, d); err != nil {
+				return err
 			}
+		}
+	}
+}
+
+// restCheck is how often a pause looks again at whether appends still
+// compete (Options.Contended).
+const restCheck = 100 * time.Millisecond
+
+// rest waits out a pause of d, or less: it ends once nothing competes any
+// more, so that a long pause decided under load (at a small MaxBusy, 99
+// times the pass) does not outlast the load and leave the index idle
+// behind an idle log.
+func (ix *Index) rest(ctx context.Context, d time.Duration) error {
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(left, restCheck)):
+		}
+		if ix.opts.Contended != nil && !ix.opts.Contended() {
+			return nil
 		}
 	}
 }
