@@ -85,6 +85,7 @@ func lineageOptions(cfg config, reg *prometheus.Registry, log *slog.Logger) (lin
 	return lineage.Options{
 		Logger:  log,
 		MaxBusy: cfg.LineageMaxBusy,
+		MaxLag:  cfg.LineageMaxLag,
 		OnGap: func(g lineage.Gap) {
 			gaps.WithLabelValues(string(g.Kind)).Inc()
 			gapLog.gap(g)

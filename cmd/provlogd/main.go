@@ -47,6 +47,7 @@ type config struct {
 	MinFreeMiB         uint64
 	Reindex            bool
 	LineageMaxBusy     float64
+	LineageMaxLag      uint64
 	LogFormat          string
 	LogLevel           string
 	Vault              vaultFlags
@@ -82,7 +83,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown waits for requests to finish and entries to publish")
 	fs.Uint64Var(&cfg.MinFreeMiB, "min-free-mib", 256, "free space (MiB) kept in reserve on --data-dir's file system: below it appends fail with ResourceExhausted until space is freed, so the log and its indexes never meet a full disk; 0: no reserve")
 	fs.BoolVar(&cfg.Reindex, "reindex", false, "rebuild the lineage index from the log alone before serving")
-	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while it is behind the log and appends are arriving, in (0,1]; 1 means no cap (it then competes with appends). With no append for a second it indexes at full speed")
+	fs.Float64Var(&cfg.LineageMaxBusy, "lineage-max-busy", 0.5, "share of one core the lineage indexer may use while it is behind the log and appends are arriving, in (0,1]; 1 means no cap (it then competes with appends). With no append for a second, or more than --lineage-max-lag leaves behind, it indexes at full speed")
+	fs.Uint64Var(&cfg.LineageMaxLag, "lineage-max-lag", 1_000_000, "leaves the lineage index may fall behind the log before it stops yielding to appends (--lineage-max-busy) and indexes at full speed; 0 means no bound")
 	fs.StringVar(&cfg.HooksConfig, "hooks-config", "", "webhook sources for POST /v1/hooks/{source} (JSON, mode 0600: tenant, HMAC secret, mapping file per source); none when empty")
 	fs.Float64Var(&cfg.RateIdentity, "rate-identity", 1000, "requests (batch events) per second one non-admin identity may make, bursts of max(2x, 1000); 0: no limit")
 	fs.Float64Var(&cfg.RateTenant, "rate-tenant", 5000, "requests (batch events) per second all non-admin callers of one tenant may make, bursts of max(2x, 1000); 0: no limit")

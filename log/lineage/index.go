@@ -35,6 +35,12 @@ type Options struct {
 	// catches up when appends slow down. 0 or 1 means no cap. CatchUp and
 	// Rebuild are never paced.
 	MaxBusy float64
+	// MaxLag bounds how far behind the log pacing may leave the index: a
+	// pass that ends more than MaxLag leaves behind the log's size is not
+	// followed by a pause, whatever MaxBusy says, so under a load that
+	// never stops the index falls at most about MaxLag behind. 0 means no
+	// bound.
+	MaxLag uint64
 	// Contended, when set, reports whether appends are competing with the
 	// indexer for the machine: Run then paces itself (MaxBusy) only while
 	// it returns true, and catches up at full speed once appends stop.
@@ -297,8 +303,17 @@ func (ix *Index) catchUp(ctx context.Context, paced bool) error {
 		if err != nil || done {
 			return err
 		}
+		if !paced {
+			continue
+		}
+		// The log has grown during the pass: how far behind it the index
+		// is now decides whether it may rest (MaxLag).
+		now, err := ix.src.IntegratedSize(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the log's size: %w", err)
+		}
 		// Pause outside passMu, so CatchUp and Rebuild never wait on it.
-		if d := ix.pause(took); paced && d > 0 {
+		if d := ix.pause(took, now-min(now, ix.Watermark())); d > 0 {
 			if err := ix.rest(ctx, d); err != nil {
 				return err
 			}
@@ -332,11 +347,13 @@ func (ix *Index) rest(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// pause is how long Run rests after a pass that took took: enough to hold
-// it to MaxBusy of the wall time, unless nothing competes (Contended).
-func (ix *Index) pause(took time.Duration) time.Duration {
+// pause is how long Run rests after a pass that took took and left the
+// index behind leaves behind the log: enough to hold it to MaxBusy of the
+// wall time, unless nothing competes (Contended) or it is more than MaxLag
+// behind.
+func (ix *Index) pause(took time.Duration, behind uint64) time.Duration {
 	f := ix.opts.MaxBusy
-	if f <= 0 || f >= 1 || (ix.opts.Contended != nil && !ix.opts.Contended()) {
+	if f <= 0 || f >= 1 || (ix.opts.MaxLag > 0 && behind > ix.opts.MaxLag) || (ix.opts.Contended != nil && !ix.opts.Contended()) {
 		return 0
 	}
 	return time.Duration(float64(took) * (1 - f) / f)

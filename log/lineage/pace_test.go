@@ -16,20 +16,25 @@ func TestPause(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		maxBusy   float64
+		maxLag    uint64
+		behind    uint64
 		contended func() bool
 		want      time.Duration
 	}{
-		{"half, no probe", 0.5, nil, 100 * time.Millisecond},
-		{"half, appends arriving", 0.5, yes, 100 * time.Millisecond},
-		{"quarter, appends arriving", 0.25, yes, 300 * time.Millisecond},
-		{"half, no appends", 0.5, no, 0},
-		{"no cap", 1, yes, 0},
-		{"cap unset", 0, yes, 0},
+		{"half, no probe", 0.5, 0, 1000, nil, 100 * time.Millisecond},
+		{"half, appends arriving", 0.5, 0, 1000, yes, 100 * time.Millisecond},
+		{"quarter, appends arriving", 0.25, 0, 1000, yes, 300 * time.Millisecond},
+		{"half, no appends", 0.5, 0, 1000, no, 0},
+		{"no cap", 1, 0, 1000, yes, 0},
+		{"cap unset", 0, 0, 1000, yes, 0},
+		{"within the lag bound", 0.5, 1000, 1000, yes, 100 * time.Millisecond},
+		{"past the lag bound", 0.5, 1000, 1001, yes, 0},
+		{"far behind, no lag bound", 0.5, 0, 1 << 40, yes, 100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ix := newIndex(nil, nil, Options{MaxBusy: tc.maxBusy, Contended: tc.contended})
-			if got := ix.pause(100 * time.Millisecond); got != tc.want {
-				t.Errorf("pause after a 100ms pass = %v, want %v", got, tc.want)
+			ix := newIndex(nil, nil, Options{MaxBusy: tc.maxBusy, MaxLag: tc.maxLag, Contended: tc.contended})
+			if got := ix.pause(100*time.Millisecond, tc.behind); got != tc.want {
+				t.Errorf("pause after a 100ms pass, %d leaves behind = %v, want %v", tc.behind, got, tc.want)
 			}
 		})
 	}
@@ -77,5 +82,28 @@ func TestRestEndsWithTheLoad(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("rest still pausing 10s after its context ended")
+	}
+}
+
+// TestRunKeepsWithinMaxLag: under appends that never stop (Contended
+// always true) and a cap that would rest ten thousand times each pass,
+// Run still indexes a log far behind it without resting, until it is
+// within MaxLag of the log's end.
+func TestRunKeepsWithinMaxLag(t *testing.T) {
+	const size, maxLag = 2048, 300
+	src := &synthSource{g: synth{tenants: 2}}
+	always := func() bool { return true }
+	ix := openIndex(t, src, Options{PassSize: 256, PollInterval: 10 * time.Millisecond, MaxBusy: 0.0001, MaxLag: maxLag, Contended: always})
+	src.setSize(size) // the log grows after Open (which catches up unpaced)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for ix.Watermark() < size-maxLag {
+		if time.Now().After(deadline) {
+			t.Fatalf("index at %d of %d after 30s: it rested while more than MaxLag (%d) behind", ix.Watermark(), size, maxLag)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
