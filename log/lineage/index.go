@@ -30,10 +30,11 @@ type Options struct {
 	PassSize int
 	// MaxBusy, in (0, 1], caps the share of wall time Run spends indexing
 	// while it is behind the log: after a pass that took d, Run pauses
-	// d*(1-MaxBusy)/MaxBusy. It keeps indexing from starving appends on a
-	// small machine, at the price of lag under sustained load; the index
-	// catches up when appends slow down. 0 or 1 means no cap. CatchUp and
-	// Rebuild are never paced.
+	// d*(1-MaxBusy)/MaxBusy, or less if appends stop meanwhile
+	// (Contended), and not at all when it is more than MaxLag behind. It
+	// keeps indexing from starving appends on a small machine, at the
+	// price of lag under sustained load; the index catches up when appends
+	// slow down. 0 or 1 means no cap. CatchUp and Rebuild are never paced.
 	MaxBusy float64
 	// MaxLag bounds how far behind the log pacing may leave the index: a
 	// pass that ends more than MaxLag leaves behind the log's size is not
