@@ -323,13 +323,15 @@ func (ix *Index) catchUp(ctx context.Context, paced bool) error {
 }
 
 // restCheck is how often a pause looks again at whether appends still
-// compete (Options.Contended).
+// compete (Options.Contended) and how far behind the log the index is
+// (Options.MaxLag).
 const restCheck = 100 * time.Millisecond
 
 // rest waits out a pause of d, or less: it ends once nothing competes any
-// more, so that a long pause decided under load (at a small MaxBusy, 99
-// times the pass) does not outlast the load and leave the index idle
-// behind an idle log.
+// more, or once the log has run more than MaxLag ahead, so that a long
+// pause decided under load (at a small MaxBusy, 99 times the pass) neither
+// outlasts the load, leaving the index idle behind an idle log, nor lets
+// a load that goes on leave the index further behind than MaxLag.
 func (ix *Index) rest(ctx context.Context, d time.Duration) error {
 	end := time.Now().Add(d)
 	for {
@@ -344,6 +346,15 @@ func (ix *Index) rest(ctx context.Context, d time.Duration) error {
 		}
 		if ix.opts.Contended != nil && !ix.opts.Contended() {
 			return nil
+		}
+		if ix.opts.MaxLag > 0 {
+			size, err := ix.src.IntegratedSize(ctx)
+			if err != nil {
+				return fmt.Errorf("reading the log's size: %w", err)
+			}
+			if size > ix.Watermark()+ix.opts.MaxLag {
+				return nil
+			}
 		}
 	}
 }

@@ -88,22 +88,39 @@ func TestRestEndsWithTheLoad(t *testing.T) {
 // TestRunKeepsWithinMaxLag: under appends that never stop (Contended
 // always true) and a cap that would rest ten thousand times each pass,
 // Run still indexes a log far behind it without resting, until it is
-// within MaxLag of the log's end.
+// within MaxLag of the log's end; and a pause it began close to the end
+// ends once the log runs more than MaxLag ahead.
 func TestRunKeepsWithinMaxLag(t *testing.T) {
-	const size, maxLag = 2048, 300
+	const maxLag = 300
 	src := &synthSource{g: synth{tenants: 2}}
 	always := func() bool { return true }
 	ix := openIndex(t, src, Options{PassSize: 256, PollInterval: 10 * time.Millisecond, MaxBusy: 0.0001, MaxLag: maxLag, Contended: always})
-	src.setSize(size) // the log grows after Open (which catches up unpaced)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- ix.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(30 * time.Second)
-	for ix.Watermark() < size-maxLag {
-		if time.Now().After(deadline) {
-			t.Fatalf("index at %d of %d after 30s: it rested while more than MaxLag (%d) behind", ix.Watermark(), size, maxLag)
+	reach := func(want uint64, why string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for ix.Watermark() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("index at %d, want %d after 30s: %s", ix.Watermark(), want, why)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	// The log grows after Open (which catches up unpaced): 2048 leaves,
+	// far more than MaxLag behind.
+	src.setSize(2048)
+	reach(2048-maxLag, "it rested while more than MaxLag behind")
+	// Within MaxLag of the end it rests, for ten thousand times a pass:
+	// the watermark stops short of 2048. Then the log runs far ahead.
+	for last := uint64(0); last != ix.Watermark(); time.Sleep(3 * restCheck) {
+		last = ix.Watermark()
+	}
+	if wm := ix.Watermark(); wm == 2048 {
+		t.Fatalf("index at the log's end (%d), want it resting within MaxLag of it", wm)
+	}
+	src.setSize(4096)
+	reach(4096-maxLag, "a pause begun within MaxLag went on after the log ran further ahead")
 }
