@@ -38,9 +38,10 @@ type Options struct {
 	MaxBusy float64
 	// MaxLag bounds how far behind the log pacing may leave the index: a
 	// pass that ends more than MaxLag leaves behind the log's size is not
-	// followed by a pause, whatever MaxBusy says, so under a load that
-	// never stops the index falls at most about MaxLag behind. 0 means no
-	// bound.
+	// followed by a pause, whatever MaxBusy says, and a pause ends when
+	// the log runs that far ahead. Under a load that never stops the index
+	// then stays about MaxLag behind, as long as indexing at full speed
+	// keeps up with the appends. 0 means no bound.
 	MaxLag uint64
 	// Contended, when set, reports whether appends are competing with the
 	// indexer for the machine: Run then paces itself (MaxBusy) only while
