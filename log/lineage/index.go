@@ -310,12 +310,12 @@ func (ix *Index) catchUp(ctx context.Context, paced bool) error {
 		}
 		// The log has grown during the pass: how far behind it the index
 		// is now decides whether it may rest (MaxLag).
-		now, err := ix.src.IntegratedSize(ctx)
+		behind, err := ix.lag(ctx)
 		if err != nil {
-			return fmt.Errorf("reading the log's size: %w", err)
+			return err
 		}
 		// Pause outside passMu, so CatchUp and Rebuild never wait on it.
-		if d := ix.pause(took, now-min(now, ix.Watermark())); d > 0 {
+		if d := ix.pause(took, behind); d > 0 {
 			if err := ix.rest(ctx, d); err != nil {
 				return err
 			}
@@ -345,19 +345,33 @@ func (ix *Index) rest(ctx context.Context, d time.Duration) error {
 			return ctx.Err()
 		case <-time.After(min(left, restCheck)):
 		}
-		if ix.opts.Contended != nil && !ix.opts.Contended() {
+		behind, err := ix.lag(ctx)
+		if err != nil {
+			return err
+		}
+		if !ix.mayRest(behind) {
 			return nil
 		}
-		if ix.opts.MaxLag > 0 {
-			size, err := ix.src.IntegratedSize(ctx)
-			if err != nil {
-				return fmt.Errorf("reading the log's size: %w", err)
-			}
-			if size > ix.Watermark()+ix.opts.MaxLag {
-				return nil
-			}
-		}
 	}
+}
+
+// lag is how many leaves the log is ahead of the index; only MaxLag needs
+// it, so without one it is 0 and costs no read.
+func (ix *Index) lag(ctx context.Context) (uint64, error) {
+	if ix.opts.MaxLag == 0 {
+		return 0, nil
+	}
+	size, err := ix.src.IntegratedSize(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the log's size: %w", err)
+	}
+	return size - min(size, ix.Watermark()), nil
+}
+
+// mayRest reports whether the index, behind leaves behind the log, may
+// rest at all: only while appends compete (Contended) and within MaxLag.
+func (ix *Index) mayRest(behind uint64) bool {
+	return (ix.opts.MaxLag == 0 || behind <= ix.opts.MaxLag) && (ix.opts.Contended == nil || ix.opts.Contended())
 }
 
 // pause is how long Run rests after a pass that took took and left the
@@ -366,7 +380,7 @@ func (ix *Index) rest(ctx context.Context, d time.Duration) error {
 // behind.
 func (ix *Index) pause(took time.Duration, behind uint64) time.Duration {
 	f := ix.opts.MaxBusy
-	if f <= 0 || f >= 1 || (ix.opts.MaxLag > 0 && behind > ix.opts.MaxLag) || (ix.opts.Contended != nil && !ix.opts.Contended()) {
+	if f <= 0 || f >= 1 || !ix.mayRest(behind) {
 		return 0
 	}
 	return time.Duration(float64(took) * (1 - f) / f)
